@@ -1,0 +1,25 @@
+//! Generates `include/uptake.h` from the C ABI in `src/ffi` with cbindgen. The header is
+//! committed; it is rewritten only when its contents change, and CI fails when the committed
+//! copy differs from what this produces.
+
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo:rerun-if-changed=src/ffi");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+    let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
+        .expect("cbindgen.toml is readable and valid");
+    let header = cbindgen::Builder::new()
+        .with_crate(&crate_dir)
+        .with_config(config)
+        .generate();
+    match header {
+        Ok(bindings) => {
+            let out = crate_dir.join("include").join("uptake.h");
+            // write_to_file leaves the file untouched when the contents are the same.
+            bindings.write_to_file(out);
+        }
+        Err(e) => panic!("cbindgen could not generate include/uptake.h: {e}"),
+    }
+}

@@ -1,0 +1,111 @@
+//! The analyzer: configuration, model and compute device, reused across studies (DESIGN S0).
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+/// Where inference and the heavy stages run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Device {
+    /// CUDA when a usable device exists, else the CPU (with a log line saying why).
+    #[default]
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+/// Largest accepted worker-thread count; more is a caller error, not a wish.
+pub const MAX_THREADS: usize = 1024;
+
+/// Everything an analyzer is built from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AnalyzerConfig {
+    pub device: Device,
+    /// Worker threads for the CPU path; 0 = one per core.
+    pub threads: usize,
+    /// Model file; `None` = the model embedded in the library.
+    pub model_path: Option<PathBuf>,
+}
+
+impl AnalyzerConfig {
+    /// Checks every field without loading anything.
+    pub fn validate(&self) -> Result<()> {
+        if self.threads > MAX_THREADS {
+            return Err(Error::InvalidArgument(format!(
+                "threads = {}, at most {MAX_THREADS}",
+                self.threads
+            )));
+        }
+        if let Some(path) = self.model_path.as_ref().filter(|p| !p.is_file()) {
+            return Err(Error::InvalidArgument(format!(
+                "model file {} does not exist or is not a file",
+                path.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Holds the configuration (and, as the pipeline grows, the model and device) for many studies.
+#[derive(Debug)]
+pub struct Analyzer {
+    config: AnalyzerConfig,
+    device: Device,
+}
+
+impl Analyzer {
+    /// Validates the configuration and resolves the device.
+    pub fn new(config: AnalyzerConfig) -> Result<Self> {
+        config.validate()?;
+        let device = match config.device {
+            Device::Cpu => Device::Cpu,
+            Device::Auto => {
+                log::info!("device auto: using the CPU (this build has no CUDA backend yet)");
+                Device::Cpu
+            }
+            Device::Cuda => {
+                return Err(Error::Device(
+                    "device = cuda was requested, but this build has no CUDA backend yet".into(),
+                ));
+            }
+        };
+        Ok(Self { config, device })
+    }
+
+    pub fn config(&self) -> &AnalyzerConfig {
+        &self.config
+    }
+
+    /// The device actually in use (never `Auto`).
+    pub fn device(&self) -> Device {
+        self.device
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_threads_and_model_path() {
+        assert!(Analyzer::new(AnalyzerConfig::default()).is_ok());
+        let too_many = AnalyzerConfig {
+            threads: MAX_THREADS + 1,
+            ..Default::default()
+        };
+        assert!(matches!(
+            Analyzer::new(too_many),
+            Err(Error::InvalidArgument(_))
+        ));
+        let missing = AnalyzerConfig {
+            model_path: Some("/nonexistent/model.safetensors".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Analyzer::new(missing),
+            Err(Error::InvalidArgument(_))
+        ));
+        let auto = Analyzer::new(AnalyzerConfig::default()).unwrap();
+        assert_eq!(auto.device(), Device::Cpu);
+    }
+}

@@ -1,0 +1,23 @@
+//! uptake: whole-body PET/CT uptake detection, classification and PROMISE miTNM staging.
+//!
+//! One module per pipeline stage (DESIGN S14); the C ABI lives in [`ffi`].
+#![deny(unsafe_code)]
+
+pub mod error;
+pub mod grid;
+pub mod model;
+pub mod mpr;
+pub mod phantom;
+pub mod regions;
+pub mod suv;
+pub mod volume;
+
+pub mod analyzer;
+#[allow(unsafe_code)]
+pub mod ffi;
+
+pub use error::{Error, Result};
+pub use volume::{Geometry, Volume, VolumeError};
+
+/// Library version, as in `Cargo.toml`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,62 @@
+//! `uptake` command line: analysis, the demo, and one command per pipeline stage for researchers.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "uptake",
+    version,
+    about = "Whole-body PET/CT uptake detection, classification and PROMISE miTNM staging"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a NIfTI volume's dims, spacing, orientation and value range.
+    Info(cli::info::Args),
+    /// Generate synthetic PET/CT studies with ground truth.
+    Phantom(cli::phantom::Args),
+    /// Resample a NIfTI volume onto the common 3 mm LPS grid.
+    Resample(cli::resample::Args),
+    /// Write the 26-plane network input for a point as a PNG contact sheet.
+    Mpr(cli::mpr::Args),
+    /// Segment uptake regions (45 % of SUVmax) in a PET volume.
+    Regions(cli::regions::Args),
+    /// Analyze a PET/CT study: findings, miTNM staging and burden.
+    Analyze(cli::not_yet::Args),
+    /// Generate a phantom study and analyze it.
+    Demo(cli::not_yet::Args),
+    /// Train the network.
+    Train(cli::not_yet::Args),
+    /// Evaluate a model on a cohort.
+    Evaluate(cli::not_yet::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info(a) => cli::info::run(a),
+        Command::Phantom(a) => cli::phantom::run(a),
+        Command::Resample(a) => cli::resample::run(a),
+        Command::Mpr(a) => cli::mpr::run(a),
+        Command::Regions(a) => cli::regions::run(a),
+        Command::Analyze(a) => cli::not_yet::run("analyze", a),
+        Command::Demo(a) => cli::not_yet::run("demo", a),
+        Command::Train(a) => cli::not_yet::run("train", a),
+        Command::Evaluate(a) => cli::not_yet::run("evaluate", a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("uptake: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
