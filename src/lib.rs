@@ -3,12 +3,16 @@
 //! One module per pipeline stage (DESIGN S14); the C ABI lives in [`ffi`].
 #![deny(unsafe_code)]
 
+pub mod dicom;
 pub mod error;
 pub mod grid;
 pub mod model;
 pub mod mpr;
 pub mod phantom;
+pub mod picture;
 pub mod regions;
+pub mod report;
+pub mod staging;
 pub mod suv;
 pub mod volume;
 

@@ -23,6 +23,8 @@ enum Command {
     Info(cli::info::Args),
     /// Generate synthetic PET/CT studies with ground truth.
     Phantom(cli::phantom::Args),
+    /// Compute the SUVbw factor of a PET DICOM series and write the PET in SUV as NIfTI.
+    Suv(cli::suv::Args),
     /// Resample a NIfTI volume onto the common 3 mm LPS grid.
     Resample(cli::resample::Args),
     /// Write the 26-plane network input for a point as a PNG contact sheet.
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info(a) => cli::info::run(a),
         Command::Phantom(a) => cli::phantom::run(a),
+        Command::Suv(a) => cli::suv::run(a),
         Command::Resample(a) => cli::resample::run(a),
         Command::Mpr(a) => cli::mpr::run(a),
         Command::Regions(a) => cli::regions::run(a),

@@ -6,6 +6,7 @@ pub mod not_yet;
 pub mod phantom;
 pub mod regions;
 pub mod resample;
+pub mod suv;
 
 /// What every subcommand returns; the message is printed after "uptake: ".
 pub type CliResult = Result<(), Box<dyn std::error::Error>>;

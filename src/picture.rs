@@ -1,0 +1,1 @@
+//! Pictures for people: MIPs, slices and contact sheets as PNG.

@@ -1,0 +1,1 @@
+//! The analysis report (DESIGN S9).

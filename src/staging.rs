@@ -1,0 +1,1 @@
+//! PROMISE miTNM staging and tumour burden (DESIGN S8).
