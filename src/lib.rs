@@ -3,6 +3,7 @@
 //! One module per pipeline stage (DESIGN S14); the C ABI lives in [`ffi`].
 #![deny(unsafe_code)]
 
+pub mod classes;
 pub mod dicom;
 pub mod error;
 pub mod grid;
@@ -14,6 +15,7 @@ pub mod regions;
 pub mod report;
 pub mod staging;
 pub mod suv;
+pub mod tracer;
 pub mod volume;
 
 pub mod analyzer;
@@ -21,6 +23,7 @@ pub mod analyzer;
 pub mod ffi;
 
 pub use error::{Error, Result};
+pub use tracer::Tracer;
 pub use volume::{Geometry, Volume, VolumeError};
 
 /// Library version, as in `Cargo.toml`.
