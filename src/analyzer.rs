@@ -69,6 +69,14 @@ impl Analyzer {
                 ));
             }
         };
+        log::info!(
+            "analyzer ready: device {device:?}, threads {}",
+            if config.threads == 0 {
+                "all cores".to_string()
+            } else {
+                config.threads.to_string()
+            }
+        );
         Ok(Self { config, device })
     }
 

@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Print a NIfTI volume's dims, spacing, orientation and value range.
     Info(cli::info::Args),
+    /// Rewrite one frame of a NIfTI file as float32 NIfTI-1 (as uptake reads it).
+    Convert(cli::convert::Args),
     /// Generate synthetic PET/CT studies with ground truth.
     Phantom(cli::phantom::Args),
     /// Compute the SUVbw factor of a PET DICOM series and write the PET in SUV as NIfTI.
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(a) => cli::info::run(a),
+        Command::Convert(a) => cli::convert::run(a),
         Command::Phantom(a) => cli::phantom::run(a),
         Command::Suv(a) => cli::suv::run(a),
         Command::Resample(a) => cli::resample::run(a),

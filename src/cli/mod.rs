@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+pub mod convert;
 pub mod info;
 pub mod mpr;
 pub mod not_yet;

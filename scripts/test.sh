@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, the committed C header, Rust unit and integration tests,
+# the C ABI test under AddressSanitizer, and the Python suite (ctypes binding and the independent
+# oracles: nibabel, scipy, cc3d, SimpleITK, onnxruntime, scikit-learn, pydicom).
+# Installs what it needs: a Python venv (.venv) with the pinned versions of requirements-test.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "Python venv with pinned oracles"
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+export UPTAKE_PYTHON="$PWD/.venv/bin/python"
+# libnvrtc from the nvidia-cuda-nvrtc wheel, for compiling CUDA kernels without a toolkit.
+NVRTC_DIR="$(.venv/bin/python -c 'import nvidia.cuda_nvrtc, os; print(os.path.join(list(nvidia.cuda_nvrtc.__path__)[0], "lib"))' 2>/dev/null || true)"
+if [ -n "$NVRTC_DIR" ]; then
+    export LD_LIBRARY_PATH="$NVRTC_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+
+step "rustfmt and clippy"
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+
+step "build (debug for the dlopen test, release for C and Python)"
+cargo build
+cargo build --release
+
+step "include/uptake.h equals what cbindgen generates"
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    git diff --exit-code -- include/uptake.h || {
+        echo "include/uptake.h differs from the generated header: commit the regenerated file" >&2
+        exit 1
+    }
+fi
+
+step "exported symbols: only uptake_*"
+others="$(nm -D --defined-only target/release/libuptake.so | awk '{print $3}' | grep -v '^uptake_' || true)"
+if [ -n "$others" ]; then
+    echo "unexpected exported symbols:" >&2
+    echo "$others" >&2
+    exit 1
+fi
+
+step "Rust tests"
+cargo test
+
+step "C ABI test (-std=c11 -Wall -Wextra -Werror, AddressSanitizer + UBSan, leak check)"
+mkdir -p target/c-tests
+cc -std=c11 -Wall -Wextra -Werror -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+    -Iinclude tests/c/test_abi.c -Ltarget/release -luptake -Wl,-rpath,"$PWD/target/release" -lm \
+    -o target/c-tests/test_abi
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1 target/c-tests/test_abi
+
+step "Python tests (ctypes binding and oracles)"
+.venv/bin/python -m pytest tests/python -q
+
+printf '\nall test stages passed\n'

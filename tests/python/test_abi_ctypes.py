@@ -1,0 +1,80 @@
+"""The shipped ctypes binding (python/uptake) against the release library."""
+
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "python"))
+
+
+@pytest.fixture(scope="module")
+def uptake(uptake_lib):
+    import os
+
+    os.environ["UPTAKE_LIB"] = str(uptake_lib)
+    import uptake as module
+
+    return module
+
+
+def test_versions(uptake):
+    assert uptake.abi_version() == uptake.ABI_VERSION
+    import tomllib
+
+    cargo = tomllib.loads((ROOT / "Cargo.toml").read_text())
+    assert uptake.version() == cargo["package"]["version"]
+
+
+def test_analyzer_lifecycle_and_errors(uptake):
+    with uptake.Analyzer(device="cpu", threads=1) as a:
+        assert a.device == "cpu"
+    with pytest.raises(ValueError):
+        a.device  # closed
+    a.close()  # second close is a no-op
+    with pytest.raises(uptake.UptakeError) as e:
+        uptake.Analyzer(model_path="/nonexistent/model.safetensors")
+    assert e.value.status == uptake.ERR_INVALID_ARGUMENT
+    assert "model file" in e.value.message
+    with pytest.raises(uptake.UptakeError) as e:
+        uptake.Analyzer(device="cuda")
+    assert e.value.status == uptake.ERR_DEVICE
+    with pytest.raises(uptake.UptakeError) as e:
+        uptake.Analyzer(threads=100000)
+    assert e.value.status == uptake.ERR_INVALID_ARGUMENT
+
+
+def test_check_volume(uptake):
+    data = np.arange(24, dtype=np.float32).reshape(4, 3, 2)
+    before = data.copy()
+    uptake.check_volume(data, spacing_mm=(4, 4, 3))
+    assert np.array_equal(data, before)
+    rejected = [
+        (dict(data=data, spacing_mm=(4, 0, 3)), "spacing"),
+        (dict(data=data, spacing_mm=(4, 4, 3), origin_mm=(0, np.nan, 0)), "origin"),
+        (dict(data=data, spacing_mm=(4, 4, 3), direction=[[1, 0.2, 0], [0, 1, 0], [0, 0, 1]]), "orthonormal"),
+        (dict(data=np.zeros((0, 3, 2), np.float32), spacing_mm=(1, 1, 1)), "zero"),
+    ]
+    for kwargs, needle in rejected:
+        with pytest.raises(uptake.UptakeError) as e:
+            uptake.check_volume(**kwargs)
+        assert e.value.status == uptake.ERR_INVALID_ARGUMENT
+        assert needle in e.value.message
+    bad = data.copy()
+    bad[1, 2, 1] = np.inf
+    with pytest.raises(uptake.UptakeError) as e:
+        uptake.check_volume(bad, spacing_mm=(1, 1, 1))
+    assert "non-finite" in e.value.message
+
+
+def test_log_callback(uptake):
+    lines = []
+    uptake.set_log_callback(lambda level, msg: lines.append((level, msg)), level="info")
+    uptake.Analyzer(device="cpu").close()
+    uptake.set_log_callback(None)
+    assert any("analyzer ready" in m for _, m in lines)
+    count = len(lines)
+    uptake.Analyzer(device="cpu").close()
+    assert len(lines) == count
