@@ -100,7 +100,7 @@ fn vendor_hook_drives_the_library_through_the_plugin_table() {
         (plugin.analyzer_free)(analyzer);
         (plugin.analyzer_free)(std::ptr::null_mut());
 
-        let data = vec![0.5f32; 8];
+        let data = [0.5f32; 8];
         let mut volume = UptakeVolume::default();
         assert_eq!((plugin.volume_init)(&mut volume), UPTAKE_OK);
         volume.dims = [2, 2, 2];
