@@ -112,6 +112,31 @@ pub fn guard<T>(
     }
 }
 
+/// Resolves the configured device (`device = auto | cpu | cuda`): `Ok(None)` means the CPU path.
+/// `cpu` never touches CUDA; `cuda` is an error when the device cannot be opened; `auto` opens it
+/// when it can and otherwise logs why and returns the CPU.
+pub fn open_for(
+    device: crate::analyzer::Device,
+    ordinal: usize,
+) -> Result<Option<CudaBackend>, GpuError> {
+    use crate::analyzer::Device;
+    match device {
+        Device::Cpu => Ok(None),
+        Device::Cuda => CudaBackend::open(ordinal).map(Some),
+        Device::Auto => match CudaBackend::open(ordinal) {
+            Ok(backend) => Ok(Some(backend)),
+            Err(e) if e.is_unavailable() => {
+                log::info!("device auto: using the CPU ({e})");
+                Ok(None)
+            }
+            Err(e) => {
+                log::warn!("device auto: CUDA device {ordinal} failed, using the CPU ({e})");
+                Ok(None)
+            }
+        },
+    }
+}
+
 /// Facts about the opened device, for logs, the report and the benchmark table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceInfo {
@@ -270,6 +295,13 @@ impl CudaBackend {
 
     pub fn info(&self) -> &DeviceInfo {
         &self.info
+    }
+
+    /// Runs the convolutions on the scalar kernel even where tensor cores exist (parity checks
+    /// of one kernel against the other; [`CONV_ENV`] does the same at open).
+    pub fn without_tensor_cores(mut self) -> Self {
+        self.info.tensor_cores = false;
+        self
     }
 
     /// Serialises the operations of threads sharing this backend.

@@ -238,6 +238,44 @@ impl CudaBackend {
         })
     }
 
+    /// Puts reformations made on the host (`regions` tensors of `region_len` floats) on the
+    /// device as the network's fp16 input.
+    pub fn upload_tensor(
+        &self,
+        values: &[f32],
+        regions: usize,
+        region_len: usize,
+    ) -> Result<DeviceTensor<u16>, GpuError> {
+        guard("upload tensor", || {
+            if regions.checked_mul(region_len) != Some(values.len()) {
+                return Err(GpuError::Invalid {
+                    kernel: KERNEL,
+                    reason: format!(
+                        "{} values for {regions} regions of {region_len}",
+                        values.len()
+                    ),
+                });
+            }
+            let halves: Vec<u16> = values
+                .iter()
+                .map(|&v| half::f16::from_f32(v).to_bits())
+                .collect();
+            let _lock = self.lock()?;
+            // An empty batch still gets a (one-element) buffer: CUDA has no zero-size allocation.
+            let data = if halves.is_empty() {
+                self.stream.alloc_zeros::<u16>(1)
+            } else {
+                self.stream.clone_htod(&halves)
+            }
+            .map_err(driver("copying reformations to the device"))?;
+            Ok(DeviceTensor {
+                data,
+                regions,
+                region_len,
+            })
+        })
+    }
+
     /// Copies reformations back (tests, training tools).
     pub fn download_tensor<T: DeviceRepr + Copy>(
         &self,
