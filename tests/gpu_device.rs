@@ -43,7 +43,10 @@ fn run_child_with_fake_driver(source: &str, defines: &[&str], test: &str) -> boo
     let dir = std::env::temp_dir().join(format!("uptake-fake-cuda-{}-{test}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let lib = dir.join("libcuda.so.1");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(source);
+    // At run time first: scripts/gpu_check.sh runs this binary from another checkout.
+    let root =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let src = Path::new(&root).join(source);
     let cc = Command::new("cc")
         .args(["-shared", "-fPIC", "-o"])
         .arg(&lib)
