@@ -109,6 +109,12 @@ pub fn resample_counting(
     let map = IndexMap::between(target, src.geometry());
     let [nx, ny, _] = target.dims();
     let mut volume = Volume::filled(*target, outside);
+    let separable = map.is_diagonal();
+    // Along x the source position depends on the target x alone whenever the map is diagonal
+    // (both grids axis-aligned up to flips): split it once per column, not once per voxel.
+    let columns: Vec<Option<(usize, f32)>> = (0..nx)
+        .map(|x| sampler.axes[0].locate(map.apply([x as f64, 0.0, 0.0])[0]))
+        .collect();
     let inside: usize = volume
         .data_mut()
         .par_chunks_mut(nx * ny)
@@ -117,7 +123,11 @@ pub fn resample_counting(
             let mut inside = 0;
             for (y, row) in slice.chunks_exact_mut(nx).enumerate() {
                 let start = map.apply([0.0, y as f64, z as f64]);
-                inside += sampler.row(start, map.col(0), outside, row);
+                inside += if separable {
+                    sampler.row_separable(start, &columns, outside, row)
+                } else {
+                    sampler.row(start, map.col(0), outside, row)
+                };
             }
             inside
         })
@@ -184,6 +194,12 @@ impl IndexMap {
         Self { m, t }
     }
 
+    /// True when each output index depends on the same input index alone (exact zeros off the
+    /// diagonal, as for two axis-aligned grids with any flips).
+    pub(crate) fn is_diagonal(&self) -> bool {
+        (0..3).all(|r| (0..3).all(|c| r == c || self.m[r][c] == 0.0))
+    }
+
     #[inline]
     pub(crate) fn apply(&self, i: [f64; 3]) -> [f64; 3] {
         std::array::from_fn(|r| {
@@ -234,6 +250,12 @@ impl Axis {
         // c ≥ 0, so the cast truncates towards the floor.
         let lower = (c as usize).min(self.max_lower);
         (lower, (c - lower as f64) as f32)
+    }
+
+    /// `split` for an index inside, `None` outside.
+    #[inline(always)]
+    fn locate(&self, f: f64) -> Option<(usize, f32)> {
+        self.contains(f).then(|| self.split(f))
     }
 
     #[inline(always)]
@@ -305,13 +327,56 @@ impl<'a> Trilinear<'a> {
     }
 
     /// The value at continuous index `f`, or `None` outside.
-    #[inline(always)]
-    pub(crate) fn sample(&self, f: [f64; 3]) -> Option<f32> {
+    #[cfg(test)]
+    fn sample(&self, f: [f64; 3]) -> Option<f32> {
         self.locate(f).map(|cell| self.interpolate(self.data, cell))
     }
 
-    /// Samples `out.len()` points `start + k·step` (continuous indices) into `out`, `outside`
-    /// where a point falls outside; returns how many fell inside.
+    /// Visits the points `start + k·step` (continuous indices), k = 0..n, calling `visit(k, cell)`
+    /// with the located cell, or `None` outside. When the row runs along x only (the common case:
+    /// axis-aligned grids, coronal planes without rotation) y and z are split once for the row.
+    #[inline(always)]
+    pub(crate) fn walk_row(
+        &self,
+        start: [f64; 3],
+        step: [f64; 3],
+        n: usize,
+        mut visit: impl FnMut(usize, Option<Cell>),
+    ) {
+        if step[1] == 0.0 && step[2] == 0.0 {
+            let [ax, ay, az] = &self.axes;
+            let (Some((y0, wy)), Some((z0, wz))) = (ay.locate(start[1]), az.locate(start[2]))
+            else {
+                (0..n).for_each(|k| visit(k, None));
+                return;
+            };
+            let base_yz = y0 * self.stride[1] + z0 * self.stride[2];
+            for k in 0..n {
+                let cell = ax
+                    .locate(start[0] + k as f64 * step[0])
+                    .map(|(x0, wx)| Cell {
+                        base: base_yz + x0,
+                        weights: [wx, wy, wz],
+                    });
+                visit(k, cell);
+            }
+        } else {
+            for k in 0..n {
+                let kf = k as f64;
+                visit(
+                    k,
+                    self.locate([
+                        start[0] + kf * step[0],
+                        start[1] + kf * step[1],
+                        start[2] + kf * step[2],
+                    ]),
+                );
+            }
+        }
+    }
+
+    /// Samples `out.len()` points `start + k·step` into `out`, `outside` where a point falls
+    /// outside; returns how many fell inside.
     #[inline]
     pub(crate) fn row(
         &self,
@@ -321,20 +386,51 @@ impl<'a> Trilinear<'a> {
         out: &mut [f32],
     ) -> usize {
         let mut inside = 0;
-        for (k, o) in out.iter_mut().enumerate() {
-            let kf = k as f64;
-            let f = [
-                start[0] + kf * step[0],
-                start[1] + kf * step[1],
-                start[2] + kf * step[2],
-            ];
-            match self.sample(f) {
-                Some(v) => {
-                    *o = v;
+        let n = out.len();
+        self.walk_row(start, step, n, |k, cell| {
+            out[k] = match cell {
+                Some(c) => {
                     inside += 1;
+                    self.interpolate(self.data, c)
                 }
-                None => *o = outside,
+                None => outside,
             }
+        });
+        inside
+    }
+
+    /// [`Trilinear::row`] for a diagonal index map: y and z come from `start`, x from the
+    /// per-column splits `columns` (`None` outside).
+    #[inline]
+    fn row_separable(
+        &self,
+        start: [f64; 3],
+        columns: &[Option<(usize, f32)>],
+        outside: f32,
+        out: &mut [f32],
+    ) -> usize {
+        let (Some((y0, wy)), Some((z0, wz))) =
+            (self.axes[1].locate(start[1]), self.axes[2].locate(start[2]))
+        else {
+            out.fill(outside);
+            return 0;
+        };
+        let base_yz = y0 * self.stride[1] + z0 * self.stride[2];
+        let mut inside = 0;
+        for (o, column) in out.iter_mut().zip(columns) {
+            *o = match *column {
+                Some((x0, wx)) => {
+                    inside += 1;
+                    self.interpolate(
+                        self.data,
+                        Cell {
+                            base: base_yz + x0,
+                            weights: [wx, wy, wz],
+                        },
+                    )
+                }
+                None => outside,
+            };
         }
         inside
     }

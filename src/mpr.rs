@@ -365,28 +365,21 @@ impl<'a> Reformatter<'a> {
     /// One row of pixels in both modalities: the cell is located once and read twice.
     #[inline]
     fn row(&self, start: [f64; 3], step: [f64; 3], pet_row: &mut [f32], ct_row: &mut [f32]) {
-        for (k, (pet, ct)) in pet_row.iter_mut().zip(ct_row.iter_mut()).enumerate() {
-            let kf = k as f64;
-            let f = [
-                start[0] + kf * step[0],
-                start[1] + kf * step[1],
-                start[2] + kf * step[2],
-            ];
-            match self.sampler.locate(f) {
+        self.sampler
+            .walk_row(start, step, pet_row.len(), |k, cell| match cell {
                 Some(cell) => {
-                    *pet = self
+                    pet_row[k] = self
                         .pet_window
                         .apply(self.sampler.interpolate(self.pet, cell));
-                    *ct = self
+                    ct_row[k] = self
                         .ct_window
                         .apply(self.sampler.interpolate(self.ct, cell));
                 }
                 None => {
-                    *pet = self.pet_outside;
-                    *ct = self.ct_outside;
+                    pet_row[k] = self.pet_outside;
+                    ct_row[k] = self.ct_outside;
                 }
-            }
-        }
+            });
     }
 }
 

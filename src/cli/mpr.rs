@@ -14,10 +14,10 @@ use super::CliResult;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// PET volume in SUV (.nii or .nii.gz).
-    #[arg(long)]
-    pet: PathBuf,
-    /// CT volume in HU; without it the CT planes are air (-1000 HU).
+    /// PET volume in SUV (.nii or .nii.gz); without it the PET planes are 0 SUV on the CT's grid.
+    #[arg(long, required_unless_present = "ct")]
+    pet: Option<PathBuf>,
+    /// CT volume in HU; without it the CT planes are air (-1000 HU) on the PET's grid.
     #[arg(long)]
     ct: Option<PathBuf>,
     /// Region centre "x,y,z" in patient LPS mm (repeatable).
@@ -91,10 +91,18 @@ pub fn run(args: Args) -> CliResult {
     if centres.is_empty() {
         return Err("give at least one --centre x,y,z or a --centres file".into());
     }
-    let pet = nifti::read_volume(&args.pet)?;
-    let ct = match &args.ct {
-        Some(p) => nifti::read_volume(p)?,
-        None => Volume::filled(*pet.geometry(), -1000.0),
+    let (pet, ct) = match (&args.pet, &args.ct) {
+        (Some(p), Some(c)) => (nifti::read_volume(p)?, nifti::read_volume(c)?),
+        (Some(p), None) => {
+            let pet = nifti::read_volume(p)?;
+            let ct = Volume::filled(*pet.geometry(), -1000.0);
+            (pet, ct)
+        }
+        (None, Some(c)) => {
+            let ct = nifti::read_volume(c)?;
+            (Volume::filled(*ct.geometry(), 0.0), ct)
+        }
+        (None, None) => return Err("give --pet, --ct or both".into()),
     };
     let t = Instant::now();
     let (pet3, ct3) = if args.on_grid {

@@ -58,8 +58,10 @@ def random_rotation(rng):
     return q
 
 
-def oblique_volume(rng, path, shape, spacing):
-    affine = from_matvec(random_rotation(rng) @ np.diag(spacing), rng.uniform(-40, 40, 3))
+def oblique_volume(rng, path, shape, spacing, rotation=None, origin=None):
+    rotation = random_rotation(rng) if rotation is None else rotation
+    origin = rng.uniform(-40, 40, 3) if origin is None else origin
+    affine = from_matvec(rotation @ np.diag(spacing), origin)
     data = rng.uniform(-1000, 3000, shape).astype(np.float32)
     img = nib.Nifti1Image(data, affine)
     img.set_sform(affine, 1)
@@ -68,29 +70,37 @@ def oblique_volume(rng, path, shape, spacing):
     return img
 
 
-@pytest.mark.parametrize("target", ["common", "oblique"])
+@pytest.mark.parametrize("target", ["common", "oblique", "axis_aligned"])
 def test_against_simpleitk(tmp_path, run_uptake, target):
+    """Oblique source onto the common grid and onto another oblique grid (general path), and a
+    RAS axis-aligned source onto the LPS common grid (the per-axis path of both aligned grids)."""
     sitk = pytest.importorskip("SimpleITK")
-    rng = np.random.default_rng(3 if target == "common" else 4)
+    rng = np.random.default_rng({"common": 3, "oblique": 4, "axis_aligned": 5}[target])
     src_path = tmp_path / "src.nii"
-    oblique_volume(rng, src_path, (23, 19, 17), [1.3, 0.9, 2.1])
+    rotation = np.eye(3) if target == "axis_aligned" else None
+    src = oblique_volume(rng, src_path, (23, 19, 17), [1.3, 0.9, 2.1], rotation)
     out = tmp_path / "ours.nii"
     if target == "common":
         run_uptake("resample", src_path, out, "--outside", "-7", "--spacing", "1.7")
     else:
         ref = tmp_path / "ref.nii"
-        oblique_volume(rng, ref, (20, 22, 15), [1.1, 1.6, 1.4])
+        # For "axis_aligned" the reference is LPS-like (x flipped against the RAS source).
+        if target == "axis_aligned":
+            oblique_volume(rng, ref, (20, 22, 15), [1.1, 1.6, 1.4], np.diag([-1.0, 1.0, 1.0]),
+                           src.affine[:3, 3] + [15.0, -5.0, 4.0])
+        else:
+            oblique_volume(rng, ref, (20, 22, 15), [1.1, 1.6, 1.4])
         run_uptake("resample", src_path, out, "--outside", "-7", "--like", ref)
     ours = nib.load(out)
 
-    src = sitk.ReadImage(str(src_path), sitk.sitkFloat32)
+    src_img = sitk.ReadImage(str(src_path), sitk.sitkFloat32)
     grid = sitk.ReadImage(str(out), sitk.sitkFloat32)
     f = sitk.ResampleImageFilter()
     f.SetReferenceImage(grid)
     f.SetInterpolator(sitk.sitkLinear)
     f.SetDefaultPixelValue(-7.0)
     f.SetOutputPixelType(sitk.sitkFloat32)
-    expected = sitk.GetArrayFromImage(f.Execute(src)).transpose(2, 1, 0)
+    expected = sitk.GetArrayFromImage(f.Execute(src_img)).transpose(2, 1, 0)
     got = np.asarray(ours.dataobj)
     assert got.shape == expected.shape
     inside = expected != -7.0

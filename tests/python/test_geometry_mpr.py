@@ -42,11 +42,14 @@ def oracle(pet, ct, affine_ras, centre, **aug):
     return np.concatenate([p, c]), inside
 
 
-@pytest.fixture
-def oblique_pair(tmp_path):
+@pytest.fixture(params=["oblique", "aligned"])
+def oblique_pair(tmp_path, request):
+    """PET and CT on one grid: oblique (the general sampling path) or RAS axis-aligned, like the
+    common grid (rows of a coronal plane then run along x only: the per-row path)."""
     rng = np.random.default_rng(11)
     shape = (70, 60, 90)
-    rot = Rotation.from_euler("xyz", [8, -5, 12], degrees=True).as_matrix()
+    angles = [8, -5, 12] if request.param == "oblique" else [0, 0, 0]
+    rot = Rotation.from_euler("xyz", angles, degrees=True).as_matrix()
     affine = from_matvec(rot @ np.diag([3.0, 3.0, 3.0]), [-100.0, 80.0, -130.0])
     # Smooth-ish fields so that interpolation errors would show, plus noise.
     x, y, z = np.meshgrid(*[np.linspace(0, 1, n) for n in shape], indexing="ij")
