@@ -130,6 +130,43 @@ typedef struct UptakePluginV1 {
     uint32_t (*volume_check)(const struct UptakeVolume*);
 } UptakePluginV1;
 
+// The DICOM attributes of a PET series that the SUVbw factor depends on. Caller-owned; the
+// library only reads it during the call. Strings are NUL-terminated DICOM values as stored
+// (trailing spaces allowed); NULL or "" means absent. Numbers ≤ 0 are rejected where the
+// factor needs them (never replaced by a default).
+typedef struct UptakeSuvMetadata {
+    // `sizeof(UptakeSuvMetadata)` as compiled by the caller.
+    uint32_t struct_size;
+    // PatientWeight (0010,1030) in kg.
+    double patient_weight_kg;
+    // RadionuclideTotalDose (0018,1074) in Bq.
+    double radionuclide_total_dose_bq;
+    // RadionuclideHalfLife (0018,1075) in s.
+    double radionuclide_half_life_s;
+    // Philips private SUV scale factor (7053,1000); 0 = absent.
+    double philips_suv_scale_factor;
+    // Philips private activity concentration scale factor (7053,1009); 0 = absent.
+    double philips_activity_concentration_scale_factor;
+    // Units (0054,1001): "BQML", "CNTS" or "GML".
+    const char *units;
+    // DecayCorrection (0054,1102): "START" or "ADMIN".
+    const char *decay_correction;
+    // CorrectedImage (0028,0051) as one string, values separated by '\\' (e.g. "ATTN\\DECY").
+    const char *corrected_image;
+    // RadiopharmaceuticalStartDateTime (0018,1078), DT; preferred over the start time.
+    const char *radiopharmaceutical_start_datetime;
+    // RadiopharmaceuticalStartTime (0018,1072), TM, taken on the series date.
+    const char *radiopharmaceutical_start_time;
+    // SeriesDate (0008,0021), DA.
+    const char *series_date;
+    // SeriesTime (0008,0031), TM.
+    const char *series_time;
+    // AcquisitionDate (0008,0022) of the earliest acquisition of the series, DA.
+    const char *acquisition_date;
+    // AcquisitionTime (0008,0032) of the earliest acquisition of the series, TM.
+    const char *acquisition_time;
+} UptakeSuvMetadata;
+
 
 
 #ifdef __cplusplus
@@ -196,6 +233,25 @@ uint32_t uptake_set_log_callback(UptakeLogCallback callback, void *user_data, ui
 
 // The plugin's function table; never NULL, static, never freed.
 const struct UptakePluginV1 *uptake_plugin_v1(void);
+
+// Fills `*metadata` with an empty struct: `struct_size` set, numbers 0, strings NULL.
+//
+// # Safety
+// `metadata` must be NULL or point to a writable `UptakeSuvMetadata`.
+uint32_t uptake_suv_metadata_init(struct UptakeSuvMetadata *metadata);
+
+// Computes the body-weight SUV factor (g/mL per Bq/mL) by the QIBA vendor-neutral rules:
+// SUV = (stored value × RescaleSlope + RescaleIntercept) × `*out_factor`.
+//
+// Returns `UPTAKE_ERR_INVALID_ARGUMENT` (message in `uptake_last_error`) for a missing or
+// non-positive weight, dose or half-life, unknown units or decay correction, an image not
+// corrected for attenuation and decay, or an injection after the scan; `*out_factor` is then
+// left unchanged.
+//
+// # Safety
+// `metadata` must be NULL or point to at least `metadata->struct_size` readable bytes whose
+// string fields are NULL or NUL-terminated; `out_factor` must be NULL or writable.
+uint32_t uptake_suv_factor(const struct UptakeSuvMetadata *metadata, double *out_factor);
 
 // Fills `*volume` with an empty descriptor: `struct_size` set, identity direction, no data.
 //

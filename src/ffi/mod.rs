@@ -13,6 +13,7 @@ pub mod last_error;
 pub mod logging;
 pub mod plugin;
 pub mod status;
+pub mod suv;
 pub mod volume;
 
 use std::any::Any;
