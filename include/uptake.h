@@ -8,9 +8,6 @@
 #include <stdint.h>
 #include <stddef.h>
 
-// Number of location classes in model v1.
-#define V1_CLASS_COUNT 23
-
 // Version of the C ABI described by `include/uptake.h`; bumped on any incompatible change.
 #define UPTAKE_ABI_VERSION 1
 
@@ -37,6 +34,56 @@
 #define UPTAKE_LOG_DEBUG 4
 
 #define UPTAKE_LOG_TRACE 5
+
+// `UptakeFinding.role`: the staging role of a suspicious finding.
+#define UPTAKE_ROLE_NONE 0
+
+#define UPTAKE_ROLE_T 1
+
+#define UPTAKE_ROLE_N 2
+
+#define UPTAKE_ROLE_M1A 3
+
+#define UPTAKE_ROLE_M1B 4
+
+#define UPTAKE_ROLE_M1C 5
+
+// `UptakeStaging.mi_t`.
+#define UPTAKE_MIT_T0 0
+
+#define UPTAKE_MIT_TPLUS 1
+
+// `UptakeStaging.mi_n`.
+#define UPTAKE_MIN_N0 0
+
+#define UPTAKE_MIN_N1 1
+
+#define UPTAKE_MIN_N2 2
+
+// `UptakeStaging.mi_m`.
+#define UPTAKE_MIM_M0 0
+
+#define UPTAKE_MIM_M1A 1
+
+#define UPTAKE_MIM_M1B 2
+
+#define UPTAKE_MIM_M1C 3
+
+// `UptakeStaging.bone_pattern`.
+#define UPTAKE_BONE_NONE 0
+
+#define UPTAKE_BONE_UNIFOCAL 1
+
+#define UPTAKE_BONE_OLIGOMETASTATIC 2
+
+#define UPTAKE_BONE_DISSEMINATED 3
+
+// `UptakeFinding.expression_score` of a finding that is not suspicious.
+#define UPTAKE_EXPRESSION_SCORE_NONE 4294967295
+
+// Version of the report JSON schema (`schema_version` in `uptake_report_json`); a literal so
+// that cbindgen can write it, checked against the report module by a test.
+#define UPTAKE_REPORT_SCHEMA_VERSION 1
 
 // Success.
 #define UPTAKE_OK 0
@@ -71,6 +118,9 @@ typedef struct KernelSource KernelSource;
 // Opaque analyzer: holds the model and device, reused across studies. Create with
 // `uptake_analyzer_create`, free with `uptake_analyzer_free`.
 typedef struct UptakeAnalyzer UptakeAnalyzer;
+
+// Opaque analysis report. Produced by the library, freed with `uptake_report_free`.
+typedef struct UptakeReport UptakeReport;
 
 // Options for `uptake_analyzer_create`. Initialise with `uptake_analyzer_options_init`, which
 // sets `struct_size` and every default; then change what you need.
@@ -135,6 +185,118 @@ typedef struct UptakePluginV1 {
     uint32_t (*volume_init)(struct UptakeVolume*);
     uint32_t (*volume_check)(const struct UptakeVolume*);
 } UptakePluginV1;
+
+// One finding (uptake region) of a report. SUV values are body-weight SUV (g/mL).
+typedef struct UptakeFinding {
+    // Label of the region in the label map (≥ 1).
+    uint32_t region_id;
+    // 1 when `p_suspicious ≥` the operating point, else 0.
+    uint32_t suspicious;
+    uint64_t voxel_count;
+    double volume_ml;
+    double suv_max;
+    double suv_mean;
+    // Mean SUV in a 1 mL sphere centred on the SUVmax voxel.
+    double suv_peak;
+    // SUVmean × volume, SUV·mL.
+    double total_uptake;
+    // Patient LPS position (mm) of the SUVmax voxel centre.
+    double max_lps[3];
+    float p_suspicious;
+    // Most probable location class id (model table).
+    uint32_t location_id;
+    float location_prob;
+    // The three most probable class ids, most probable first.
+    uint32_t top3_ids[3];
+    float top3_probs[3];
+    // `UPTAKE_ROLE_*`; `UPTAKE_ROLE_NONE` when not suspicious.
+    uint32_t role;
+    // miPSMA expression score 0–3; `UPTAKE_EXPRESSION_SCORE_NONE` when not suspicious.
+    uint32_t expression_score;
+    // Name of the location class, NUL-terminated UTF-8, owned by the report.
+    const char *location_name;
+} UptakeFinding;
+
+// miTNM stage, burden and reference values of a report. Finding ids are region ids,
+// ascending; each array is owned by the report and NULL when its count is 0.
+typedef struct UptakeStaging {
+    // `UPTAKE_MIT_*`.
+    uint32_t mi_t;
+    // `UPTAKE_MIN_*`.
+    uint32_t mi_n;
+    // `UPTAKE_MIM_*`: the highest present category; each present one has a non-zero count.
+    uint32_t mi_m;
+    // `UPTAKE_BONE_*`: bone pattern, set exactly when M1b is present.
+    uint32_t bone_pattern;
+    // 1 for diffuse marrow involvement, else 0.
+    uint32_t dmi;
+    // Number of suspicious findings (= the sum of the five counts below).
+    uint32_t suspicious_count;
+    // Local (T) findings.
+    const uint32_t *t_ids;
+    size_t t_count;
+    // Regional node (N) findings.
+    const uint32_t *n_ids;
+    size_t n_count;
+    // Extrapelvic node (M1a) findings.
+    const uint32_t *m1a_ids;
+    size_t m1a_count;
+    // Bone (M1b) findings.
+    const uint32_t *m1b_ids;
+    size_t m1b_count;
+    // Other organ (M1c) findings.
+    const uint32_t *m1c_ids;
+    size_t m1c_count;
+    // Total suspicious volume, mL (PSMA-TV).
+    double tumour_volume_ml;
+    // Sum of SUVmean × mL over suspicious findings (TL-PSMA).
+    double total_lesion_uptake;
+    double suspicious_bone_volume_ml;
+    // CT > 200 HU volume the dmi rule compared against, mL.
+    double skeleton_volume_ml;
+    // Reference SUVmean values of the expression score; liver and parotid are NaN when the
+    // study had no such reference region.
+    double blood_pool_suv;
+    double liver_suv;
+    double parotid_suv;
+} UptakeStaging;
+
+// The DICOM attributes of a PET series that the SUVbw factor depends on. Caller-owned; the
+// library only reads it during the call. Strings are NUL-terminated DICOM values as stored
+// (trailing spaces allowed); NULL or "" means absent. Numbers ≤ 0 are rejected where the
+// factor needs them (never replaced by a default).
+typedef struct UptakeSuvMetadata {
+    // `sizeof(UptakeSuvMetadata)` as compiled by the caller.
+    uint32_t struct_size;
+    // PatientWeight (0010,1030) in kg.
+    double patient_weight_kg;
+    // RadionuclideTotalDose (0018,1074) in Bq.
+    double radionuclide_total_dose_bq;
+    // RadionuclideHalfLife (0018,1075) in s.
+    double radionuclide_half_life_s;
+    // Philips private SUV scale factor (7053,1000); 0 = absent.
+    double philips_suv_scale_factor;
+    // Philips private activity concentration scale factor (7053,1009); 0 = absent.
+    double philips_activity_concentration_scale_factor;
+    // Units (0054,1001): "BQML", "CNTS" or "GML".
+    const char *units;
+    // DecayCorrection (0054,1102): "START" or "ADMIN".
+    const char *decay_correction;
+    // CorrectedImage (0028,0051) as one string, values separated by '\\' (e.g. "ATTN\\DECY").
+    const char *corrected_image;
+    // RadiopharmaceuticalStartDateTime (0018,1078), DT; preferred over the start time.
+    const char *radiopharmaceutical_start_datetime;
+    // RadiopharmaceuticalStartTime (0018,1072), TM, taken on the series date.
+    const char *radiopharmaceutical_start_time;
+    // SeriesDate (0008,0021), DA.
+    const char *series_date;
+    // SeriesTime (0008,0031), TM.
+    const char *series_time;
+    // AcquisitionDate (0008,0022) of the earliest acquisition of the series, DA.
+    const char *acquisition_date;
+    // AcquisitionTime (0008,0032) of the earliest acquisition of the series, TM.
+    const char *acquisition_time;
+} UptakeSuvMetadata;
 
 
 
@@ -205,6 +367,75 @@ uint32_t uptake_set_log_callback(UptakeLogCallback callback, void *user_data, ui
 
 // The plugin's function table; never NULL, static, never freed.
 const struct UptakePluginV1 *uptake_plugin_v1(void);
+
+// Writes the number of findings (all uptake regions, suspicious or not) to `*out_count`.
+//
+// # Safety
+// `report` must be NULL or a live report; `out_count` NULL or writable.
+uint32_t uptake_report_finding_count(const struct UptakeReport *report, size_t *out_count);
+
+// Points `*out_findings` at the report's `*out_count` findings, sorted by `p_suspicious`
+// descending (ties: lower region id first). With no findings, `*out_findings` is NULL and
+// `*out_count` 0. The array is owned by the report and valid until `uptake_report_free`.
+//
+// # Safety
+// `report` must be NULL or a live report; `out_findings` and `out_count` NULL or writable.
+uint32_t uptake_report_findings(const struct UptakeReport *report,
+                                const struct UptakeFinding **out_findings,
+                                size_t *out_count);
+
+// Points `*out_staging` at the report's miTNM stage, burden and reference values. Owned by
+// the report (as are the id arrays it points to) and valid until `uptake_report_free`.
+//
+// # Safety
+// `report` must be NULL or a live report; `out_staging` NULL or writable.
+uint32_t uptake_report_staging(const struct UptakeReport *report,
+                               const struct UptakeStaging **out_staging);
+
+// Points `*out_json` at the whole report as NUL-terminated UTF-8 JSON (schema
+// `UPTAKE_REPORT_SCHEMA_VERSION`, without the label map). Owned by the report and valid until
+// `uptake_report_free`.
+//
+// # Safety
+// `report` must be NULL or a live report; `out_json` NULL or writable.
+uint32_t uptake_report_json(const struct UptakeReport *report, const char **out_json);
+
+// Points `*out_data` at the region label map: `dims[0]·dims[1]·dims[2]` labels on the PET grid
+// the study was given in (x fastest); 0 is background, any other value is the `region_id` of
+// a finding. Writes the dims to `out_dims[0..3]`. Owned by the report and valid until
+// `uptake_report_free`. Fails with `UPTAKE_ERR_INVALID_ARGUMENT` for a report without one.
+//
+// # Safety
+// `report` must be NULL or a live report; `out_data` NULL or writable; `out_dims` NULL or
+// three writable `uint32_t`.
+uint32_t uptake_report_label_map(const struct UptakeReport *report,
+                                 const uint32_t **out_data,
+                                 uint32_t *out_dims);
+
+// Frees a report and everything its accessors handed out. NULL is a no-op.
+//
+// # Safety
+// `report` must be NULL or a report not yet freed.
+void uptake_report_free(struct UptakeReport *report);
+
+// Fills `*metadata` with an empty struct: `struct_size` set, numbers 0, strings NULL.
+//
+// # Safety
+// `metadata` must be NULL or point to a writable `UptakeSuvMetadata`.
+uint32_t uptake_suv_metadata_init(struct UptakeSuvMetadata *metadata);
+
+// Computes the body-weight SUV factor (g/mL per Bq/mL) by the QIBA vendor-neutral rules:
+// SUV = (stored value × RescaleSlope + RescaleIntercept) × `*out_factor`.
+//
+// Returns `UPTAKE_ERR_INVALID_ARGUMENT` (message in `uptake_last_error`) for a missing or
+// non-positive weight, dose or half-life, unknown units or decay correction, an image not
+// corrected for attenuation and decay, or an injection after the scan; `*out_factor` is then
+// left unchanged.
+//
+// # Safety
+// `metadata` must be NULL or point to at least `metadata->struct_size` readable bytes whose
+// string fields are NULL or NUL-terminated; `out_factor` must be NULL or writable.
+uint32_t uptake_suv_factor(const struct UptakeSuvMetadata *metadata, double *out_factor);
 
 // Fills `*volume` with an empty descriptor: `struct_size` set, identity direction, no data.
 //

@@ -14,6 +14,8 @@ pub enum Error {
     #[error(transparent)]
     Suv(#[from] crate::suv::SuvError),
     #[error(transparent)]
+    Dicom(#[from] crate::dicom::DicomError),
+    #[error(transparent)]
     Grid(#[from] crate::grid::GridError),
     #[error(transparent)]
     Regions(#[from] crate::regions::RegionsError),
@@ -23,6 +25,8 @@ pub enum Error {
     Model(#[from] crate::model::ModelError),
     #[error(transparent)]
     Phantom(#[from] crate::phantom::PhantomError),
+    #[error(transparent)]
+    Staging(#[from] crate::staging::StagingError),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error("device error: {0}")]
@@ -43,8 +47,9 @@ impl Error {
             | Error::Regions(_)
             | Error::Mpr(_)
             | Error::Phantom(_)
+            | Error::Staging(_)
             | Error::InvalidArgument(_) => Status::InvalidArgument,
-            Error::Nifti(_) => Status::Io,
+            Error::Nifti(_) | Error::Dicom(_) => Status::Io,
             Error::Model(_) => Status::Model,
             Error::Device(_) => Status::Device,
             Error::Cancelled => Status::Cancelled,

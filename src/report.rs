@@ -1,1 +1,230 @@
-//! The analysis report (DESIGN S9).
+//! The analysis report (DESIGN S9): findings, miTNM staging, burden, reference values, the label
+//! map and how the analysis ran. Serialised as versioned JSON (docs/report-schema.md) for the CLI;
+//! the C ABI exposes it as flat structs (`crate::ffi::report`).
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::classes::Role;
+use crate::staging::{Burden, MiTnm, References, Staging, StagingConfig, role_name};
+use crate::tracer::Tracer;
+use crate::volume::Volume;
+
+/// Statistics of one uptake region on the native PET grid (DESIGN S4); field names follow
+/// `regions::Region`. SUV values are body-weight SUV (g/mL).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegionStats {
+    /// Label of the region in the label map (≥ 1; 0 is background).
+    pub id: u32,
+    pub voxel_count: usize,
+    pub volume_ml: f64,
+    pub suv_max: f64,
+    /// Voxel (x, y, z) of the SUVmax.
+    pub max_voxel: [usize; 3],
+    /// Patient LPS position (mm) of the SUVmax voxel centre.
+    pub max_lps: [f64; 3],
+    pub suv_mean: f64,
+    /// Mean SUV in a 1 mL sphere centred on the SUVmax voxel.
+    pub suv_peak: f64,
+    /// SUVmean × volume (SUV·mL).
+    pub total_uptake: f64,
+    /// Inclusive voxel bounding box.
+    pub bbox_min: [usize; 3],
+    pub bbox_max: [usize; 3],
+}
+
+/// One location class with the network's probability for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LocationPrediction {
+    /// Class id in the model's table (DESIGN S6).
+    pub id: u32,
+    pub name: String,
+    pub probability: f32,
+}
+
+/// One uptake region with its classification and what it means for staging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub region: RegionStats,
+    pub p_suspicious: f32,
+    /// `p_suspicious ≥ threshold`.
+    pub suspicious: bool,
+    /// The most probable location (equal to `top3[0]`).
+    pub location: LocationPrediction,
+    /// The three most probable locations, most probable first (ties: lower id first).
+    pub top3: [LocationPrediction; 3],
+    /// The staging role this finding contributes to; `None` when it is not suspicious.
+    pub role: Option<Role>,
+    /// miPSMA expression score 0–3; `None` when it is not suspicious.
+    pub expression_score: Option<u8>,
+}
+
+/// The model that classified the findings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub id: String,
+    /// False for a model with untrained (e.g. random) weights: its output means nothing.
+    pub trained: bool,
+}
+
+/// Wall time of one pipeline stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageTiming {
+    pub stage: String,
+    pub ms: f64,
+}
+
+/// How the analysis ran: everything in the report that does not come from staging.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInfo {
+    pub tracer: Tracer,
+    pub model: ModelInfo,
+    /// The device the heavy stages ran on ("cpu" or "cuda").
+    pub device: String,
+    pub timings: Vec<StageTiming>,
+}
+
+/// The report of one study.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Version of the JSON schema (docs/report-schema.md) the report follows.
+    pub schema_version: u32,
+    pub tracer: Tracer,
+    pub model: ModelInfo,
+    pub device: String,
+    /// The staging settings the findings were read with.
+    pub staging_config: StagingConfig,
+    /// Sorted by `p_suspicious` descending (ties: lower region id first).
+    pub findings: Vec<Finding>,
+    pub staging: MiTnm,
+    pub burden: Burden,
+    pub references: References,
+    pub timings: Vec<StageTiming>,
+    /// Region labels (u32 per voxel, 0 = none) on the native PET grid; finding `region.id`s are
+    /// its labels. Not part of the JSON (the CLI writes it as NIfTI), so `None` for a report
+    /// read back from JSON.
+    #[serde(skip)]
+    pub label_map: Option<Volume<u32>>,
+}
+
+/// Version of the JSON schema in docs/report-schema.md; bumped on any incompatible change.
+/// The C header carries it as `UPTAKE_REPORT_SCHEMA_VERSION`.
+pub(crate) const SCHEMA_VERSION: u32 = 1;
+
+impl Report {
+    /// Assembles the report from the staging result, the region label map and the run details.
+    pub fn new(staging: Staging, label_map: Volume<u32>, run: RunInfo) -> Self {
+        let mut findings = staging.findings;
+        findings.sort_by(|a, b| {
+            b.p_suspicious
+                .total_cmp(&a.p_suspicious)
+                .then(a.region.id.cmp(&b.region.id))
+        });
+        Self {
+            schema_version: SCHEMA_VERSION,
+            tracer: run.tracer,
+            model: run.model,
+            device: run.device,
+            staging_config: staging.config,
+            findings,
+            staging: staging.tnm,
+            burden: staging.burden,
+            references: staging.references,
+            timings: run.timings,
+            label_map: Some(label_map),
+        }
+    }
+
+    /// The report as pretty-printed JSON (docs/report-schema.md).
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string_pretty(self)
+    }
+
+    /// A human-readable summary for a terminal: run details, the miTNM line, burden, reference
+    /// values and one row per finding.
+    pub fn summary_table(&self) -> String {
+        let mut s = String::new();
+        let trained = if self.model.trained {
+            "trained"
+        } else {
+            "UNTRAINED: results are not meaningful"
+        };
+        let _ = writeln!(
+            s,
+            "tracer {}, model {} ({trained}), device {}",
+            self.tracer.name(),
+            self.model.id,
+            self.device
+        );
+        let _ = writeln!(s, "{}", self.staging.line());
+        let b = &self.burden;
+        let _ = writeln!(
+            s,
+            "burden: {} suspicious (T {}, N {}, M1a {}, M1b {}, M1c {}); tumour volume {:.2} mL; \
+             total lesion uptake {:.2} SUV·mL",
+            b.suspicious_count,
+            b.role_counts.t,
+            b.role_counts.n,
+            b.role_counts.m1a,
+            b.role_counts.m1b,
+            b.role_counts.m1c,
+            b.tumour_volume_ml,
+            b.total_lesion_uptake
+        );
+        let r = &self.references;
+        let reference = |v: Option<f64>| v.map_or("not found".to_string(), |v| format!("{v:.2}"));
+        let _ = writeln!(
+            s,
+            "references (SUVmean): blood pool {:.2} (configured), liver {}, parotid {}",
+            r.blood_pool_suv,
+            reference(r.liver_suv),
+            reference(r.parotid_suv)
+        );
+        if !self.timings.is_empty() {
+            let t: Vec<String> = self
+                .timings
+                .iter()
+                .map(|t| format!("{} {:.1} ms", t.stage, t.ms))
+                .collect();
+            let _ = writeln!(s, "timings: {}", t.join(", "));
+        }
+        let _ = writeln!(
+            s,
+            "{:>6} {:>6} {:>4} {:<22} {:>5} {:>4} {:>7} {:>7} {:>7} {:>9} {:>6}",
+            "region",
+            "p",
+            "susp",
+            "location",
+            "prob",
+            "role",
+            "SUVmax",
+            "SUVmean",
+            "SUVpeak",
+            "volume_mL",
+            "miPSMA"
+        );
+        for f in &self.findings {
+            let role = f.role.map_or("-", role_name);
+            let score = f
+                .expression_score
+                .map_or("-".to_string(), |v| v.to_string());
+            let _ = writeln!(
+                s,
+                "{:>6} {:>6.3} {:>4} {:<22} {:>5.2} {:>4} {:>7.2} {:>7.2} {:>7.2} {:>9.2} {:>6}",
+                f.region.id,
+                f.p_suspicious,
+                if f.suspicious { "yes" } else { "no" },
+                f.location.name,
+                f.location.probability,
+                role,
+                f.region.suv_max,
+                f.region.suv_mean,
+                f.region.suv_peak,
+                f.region.volume_ml,
+                score
+            );
+        }
+        s
+    }
+}

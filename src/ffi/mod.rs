@@ -12,7 +12,9 @@ pub mod analyzer;
 pub mod last_error;
 pub mod logging;
 pub mod plugin;
+pub mod report;
 pub mod status;
+pub mod suv;
 pub mod volume;
 
 use std::any::Any;
