@@ -35,7 +35,18 @@ pub struct ReformatSpec<'a> {
     pub ct_window_hu: [f64; 2],
 }
 
-impl ReformatSpec<'_> {
+impl<'a> ReformatSpec<'a> {
+    /// The device view of the CPU stage's spec.
+    pub fn from_spec(spec: &'a crate::mpr::MprSpec) -> Self {
+        Self {
+            plane_offsets_mm: &spec.plane_offsets_mm,
+            plane_size: spec.plane_size,
+            pixel_mm: spec.pixel_mm,
+            pet_window_suv: spec.pet_window_suv,
+            ct_window_hu: spec.ct_window_hu,
+        }
+    }
+
     /// Floats per region: 2 · planes · size².
     pub fn tensor_len(&self) -> usize {
         2 * self.plane_offsets_mm.len() * self.plane_size * self.plane_size
