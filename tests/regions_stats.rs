@@ -3,7 +3,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use uptake::regions::{Connectivity, RegionParams, SUV_PEAK_RADIUS_MM, Segmentation, segment};
+use uptake::regions::{Connectivity, Region, RegionParams, Segmentation, segment};
 use uptake::volume::{Geometry, Volume};
 
 /// Smooth random uptake: white noise averaged over 3 × 3 × 3 boxes, twice, scaled so that a
@@ -94,7 +94,7 @@ fn check_statistics(pet: &Volume<f32>, s: &Segmentation) {
         for (v, &suv) in data.iter().enumerate() {
             let p = g.voxel_to_patient(g.coords(v).map(|c| c as f64));
             let d2: f64 = (0..3).map(|k| (p[k] - lps[k]).powi(2)).sum();
-            if d2 <= SUV_PEAK_RADIUS_MM * SUV_PEAK_RADIUS_MM {
+            if d2 <= Region::SUV_PEAK_RADIUS_MM * Region::SUV_PEAK_RADIUS_MM {
                 sum += suv as f64;
                 n += 1;
             }

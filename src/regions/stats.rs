@@ -2,8 +2,8 @@
 
 use rayon::prelude::*;
 
+use super::Region;
 use super::sweep::{Swept, VISITED_BACKGROUND, unpack};
-use super::{Region, SUV_PEAK_RADIUS_MM};
 use crate::volume::{Geometry, Volume};
 
 /// What one pass over a region's voxels collects.
@@ -105,11 +105,11 @@ impl PeakSphere {
         let spacing = geometry.spacing_mm();
         let dims = geometry.dims();
         let reach: [isize; 3] = std::array::from_fn(|axis| {
-            let r = (SUV_PEAK_RADIUS_MM * 1.01 / spacing[axis]).ceil() as usize + 1;
+            let r = (Region::SUV_PEAK_RADIUS_MM * 1.01 / spacing[axis]).ceil() as usize + 1;
             r.min(dims[axis] - 1) as isize
         });
         let origin = geometry.voxel_to_patient([0.0; 3]);
-        let radius_squared = SUV_PEAK_RADIUS_MM * SUV_PEAK_RADIUS_MM;
+        let radius_squared = Region::SUV_PEAK_RADIUS_MM * Region::SUV_PEAK_RADIUS_MM;
         let mut offsets = Vec::new();
         for dz in -reach[2]..=reach[2] {
             for dy in -reach[1]..=reach[1] {
