@@ -211,7 +211,7 @@ pub fn segment(pet: &Volume<f32>, params: &RegionParams) -> Result<Segmentation,
     let threshold = params.candidate_threshold()?;
     let order = sweep::visiting_order(pet, threshold)?;
     let sweep = sweep::sweep(pet, &order, params);
-    let (labels, regions) = stats::label_and_measure(pet, &order, sweep);
+    let (labels, regions) = stats::label_and_measure(pet, order, sweep);
     Ok(Segmentation {
         labels: Volume::new(*pet.geometry(), labels)?,
         regions,

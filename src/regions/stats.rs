@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use super::Region;
-use super::sweep::{Swept, VISITED_BACKGROUND, unpack};
+use super::sweep::{Swept, VISITED_BACKGROUND, sort_by_index, unpack};
 use crate::volume::{Geometry, Volume};
 
 /// What one pass over a region's voxels collects.
@@ -28,21 +28,22 @@ impl Accumulator {
     };
 }
 
-/// Turns the sweep's labels into region ids and measures every region. Voxels are taken in
-/// visiting order, so the first voxel of a region is its maximum (lowest index among equal
-/// maxima) and the SUV sums are formed in an order independent of the thread count.
+/// Turns the sweep's labels into region ids and measures every region. `order` (the visiting
+/// order) is put back into index order first, so the label map and the PET are read in memory
+/// order; sums are therefore formed in an order independent of the thread count.
 pub(super) fn label_and_measure(
     pet: &Volume<f32>,
-    order: &[u64],
+    mut order: Vec<u64>,
     swept: Swept,
 ) -> (Vec<u32>, Vec<Region>) {
     let Swept { mut labels, forest } = swept;
     let (region_of_node, region_count) = forest.into_region_ids();
+    sort_by_index(&mut order);
     let geometry = pet.geometry();
     let [nx, ny, _] = geometry.dims();
 
     let mut accumulators = vec![Accumulator::EMPTY; region_count as usize];
-    for &key in order {
+    for &key in &order {
         let (suv, index) = unpack(key);
         let label = labels[index];
         if label == VISITED_BACKGROUND {
@@ -53,7 +54,8 @@ pub(super) fn label_and_measure(
         labels[index] = id;
         let voxel = [index % nx, (index / nx) % ny, index / (nx * ny)];
         let a = &mut accumulators[id as usize - 1];
-        if a.count == 0 {
+        // Strictly greater: among equal maxima the lowest index stays.
+        if a.count == 0 || suv > a.suv_max {
             a.suv_max = suv;
             a.max_voxel = voxel;
         }
@@ -65,13 +67,38 @@ pub(super) fn label_and_measure(
         }
     }
     drop(region_of_node);
+    drop(order);
 
+    // SUVpeak reads the PET around each maximum: visit the maxima in memory order, so that
+    // neighbouring spheres share cache lines, then put the results back in id order.
     let sphere = PeakSphere::new(geometry);
-    let voxel_ml = geometry.voxel_volume_ml();
-    let regions = accumulators
-        .par_iter()
+    let mut by_position: Vec<(usize, usize)> = accumulators
+        .iter()
         .enumerate()
         .map(|(i, a)| {
+            (
+                geometry.index(a.max_voxel[0], a.max_voxel[1], a.max_voxel[2]),
+                i,
+            )
+        })
+        .collect();
+    by_position.sort_unstable();
+    let peaks: Vec<(usize, f64)> = by_position
+        .par_iter()
+        .map(|&(_, i)| (i, sphere.mean_around(pet, accumulators[i].max_voxel)))
+        .collect();
+    drop(by_position);
+    let mut suv_peak = vec![0.0; accumulators.len()];
+    for (i, peak) in peaks {
+        suv_peak[i] = peak;
+    }
+
+    let voxel_ml = geometry.voxel_volume_ml();
+    let regions = accumulators
+        .iter()
+        .zip(suv_peak)
+        .enumerate()
+        .map(|(i, (a, suv_peak))| {
             let volume_ml = a.count as f64 * voxel_ml;
             let suv_mean = a.sum / a.count as f64;
             Region {
@@ -82,7 +109,7 @@ pub(super) fn label_and_measure(
                 max_voxel: a.max_voxel,
                 max_lps: geometry.voxel_to_patient(a.max_voxel.map(|c| c as f64)),
                 suv_mean,
-                suv_peak: sphere.mean_around(pet, a.max_voxel),
+                suv_peak,
                 total_uptake: suv_mean * volume_ml,
                 bbox_min: a.bbox_min,
                 bbox_max: a.bbox_max,
@@ -95,6 +122,11 @@ pub(super) fn label_and_measure(
 /// Voxel offsets whose centres lie within the 1 mL SUVpeak sphere around a voxel's centre.
 struct PeakSphere {
     offsets: Vec<[isize; 3]>,
+    /// The same offsets as flat index steps.
+    flat: Vec<isize>,
+    /// Largest |offset| along each axis: a centre this far from every face has its whole
+    /// sphere inside the volume.
+    reach: [usize; 3],
 }
 
 impl PeakSphere {
@@ -104,16 +136,16 @@ impl PeakSphere {
     fn new(geometry: &Geometry) -> Self {
         let spacing = geometry.spacing_mm();
         let dims = geometry.dims();
-        let reach: [isize; 3] = std::array::from_fn(|axis| {
+        let search: [isize; 3] = std::array::from_fn(|axis| {
             let r = (Region::SUV_PEAK_RADIUS_MM * 1.01 / spacing[axis]).ceil() as usize + 1;
             r.min(dims[axis] - 1) as isize
         });
         let origin = geometry.voxel_to_patient([0.0; 3]);
         let radius_squared = Region::SUV_PEAK_RADIUS_MM * Region::SUV_PEAK_RADIUS_MM;
         let mut offsets = Vec::new();
-        for dz in -reach[2]..=reach[2] {
-            for dy in -reach[1]..=reach[1] {
-                for dx in -reach[0]..=reach[0] {
+        for dz in -search[2]..=search[2] {
+            for dy in -search[1]..=search[1] {
+                for dx in -search[0]..=search[0] {
                     let p = geometry.voxel_to_patient([dx as f64, dy as f64, dz as f64]);
                     let d2 = (0..3).map(|k| (p[k] - origin[k]).powi(2)).sum::<f64>();
                     if d2 <= radius_squared {
@@ -122,7 +154,23 @@ impl PeakSphere {
                 }
             }
         }
-        Self { offsets }
+        let [nx, ny, _] = dims;
+        let flat = offsets
+            .iter()
+            .map(|&[dx, dy, dz]| dx + (dy + dz * ny as isize) * nx as isize)
+            .collect();
+        let reach = std::array::from_fn(|axis| {
+            offsets
+                .iter()
+                .map(|o| o[axis].unsigned_abs())
+                .max()
+                .unwrap_or(0)
+        });
+        Self {
+            offsets,
+            flat,
+            reach,
+        }
     }
 
     /// Mean SUV of the sphere's voxels that lie inside the volume.
@@ -130,6 +178,18 @@ impl PeakSphere {
         let geometry = pet.geometry();
         let dims = geometry.dims();
         let data = pet.data();
+        let inside = (0..3).all(|axis| {
+            centre[axis] >= self.reach[axis] && centre[axis] + self.reach[axis] < dims[axis]
+        });
+        if inside {
+            let c = geometry.index(centre[0], centre[1], centre[2]);
+            let sum: f64 = self
+                .flat
+                .iter()
+                .map(|&step| f64::from(data[c.wrapping_add_signed(step)]))
+                .sum();
+            return sum / self.flat.len() as f64;
+        }
         let mut sum = 0.0;
         let mut count = 0u64;
         for &offset in &self.offsets {

@@ -18,8 +18,13 @@ pub(super) const VISITED_BACKGROUND: u32 = u32::MAX;
 /// the number of threads.
 const SCAN_CHUNK: usize = 1 << 16;
 
+/// How many candidates ahead the sweep loads the neighbourhood rows. Visiting order jumps
+/// around the volume, so nearly every neighbourhood misses the cache; loading it early lets
+/// those misses overlap instead of stalling one after another.
+const LOOKAHEAD: usize = 16;
+
 /// Below this many candidates a comparison sort beats the radix sort's fixed cost.
-const RADIX_MIN: usize = 1 << 10;
+const RADIX_MIN: usize = 1 << 8;
 
 /// A candidate as a sort key: the high half is the complement of the SUV's bits (positive
 /// floats order like their bit patterns, so ascending keys mean descending SUV) and the low half
@@ -89,21 +94,32 @@ pub(super) fn visiting_order(pet: &Volume<f32>, threshold: f32) -> Result<Vec<u6
     if keys.len() < RADIX_MIN {
         keys.sort_unstable();
     } else {
-        radix_sort_high_half(&mut keys);
+        radix_sort_half(&mut keys, 32);
     }
     Ok(keys)
 }
 
-/// Stable LSD radix sort of `keys` by their high 32 bits, 11 + 11 + 10 bits per pass; a pass
-/// whose digit is the same for every key (common: the SUVs share sign and most exponent bits)
-/// is skipped.
-fn radix_sort_high_half(keys: &mut Vec<u64>) {
-    const SHIFTS: [u32; 3] = [32, 43, 54];
+/// Puts keys from visiting order back into linear index order (the indices are distinct).
+pub(super) fn sort_by_index(keys: &mut Vec<u64>) {
+    if keys.len() < RADIX_MIN {
+        keys.sort_unstable_by_key(|&key| key & 0xFFFF_FFFF);
+    } else {
+        radix_sort_half(keys, 0);
+    }
+}
+
+/// Stable LSD radix sort of `keys` by the 32 bits starting at `low_bit` (0 or 32), 11 + 11 + 10
+/// bits per pass; a pass whose digit is the same for every key (common: the SUVs share sign and
+/// most exponent bits) is skipped.
+fn radix_sort_half(keys: &mut Vec<u64>, low_bit: u32) {
+    const SHIFTS: [u32; 3] = [0, 11, 22];
     const BUCKETS: usize = 1 << 11;
+    let digit =
+        |key: u64, shift: u32| (((key >> low_bit) as u32 >> shift) as usize) & (BUCKETS - 1);
     let mut histograms = vec![[0usize; BUCKETS]; SHIFTS.len()];
     for &key in keys.iter() {
         for (histogram, &shift) in histograms.iter_mut().zip(&SHIFTS) {
-            histogram[((key >> shift) as usize) & (BUCKETS - 1)] += 1;
+            histogram[digit(key, shift)] += 1;
         }
     }
     let mut scratch = vec![0u64; keys.len()];
@@ -118,7 +134,7 @@ fn radix_sort_high_half(keys: &mut Vec<u64>) {
             next += count;
         }
         for &key in keys.iter() {
-            let slot = &mut histogram[((key >> shift) as usize) & (BUCKETS - 1)];
+            let slot = &mut histogram[digit(key, shift)];
             scratch[*slot] = key;
             *slot += 1;
         }
@@ -197,46 +213,66 @@ pub(super) fn sweep(pet: &Volume<f32>, order: &[u64], params: &RegionParams) -> 
         parent: Vec::new(),
         peak: Vec::new(),
     };
+    // Flat offsets of the rows (x - 1 ..= x + 1) that hold the neighbours, for the lookahead.
+    let mut rows: Vec<isize> = steps
+        .iter()
+        .map(|&[_, dy, dz]| dy * nx as isize + dz * plane as isize)
+        .collect();
+    rows.sort_unstable();
+    rows.dedup();
+    let mut touched = 0u32;
+    let mut neighbour_labels = [0u32; 26];
     // Distinct roots of the visited neighbours (the set R of S4).
     let mut roots = [0u32; 26];
 
-    for &key in order {
+    for (k, &key) in order.iter().enumerate() {
+        if let Some(&ahead) = order.get(k + LOOKAHEAD) {
+            let (_, ahead) = unpack(ahead);
+            for &row in &rows {
+                if let Some(&label) = labels.get(ahead.wrapping_add_signed(row)) {
+                    touched |= label;
+                }
+            }
+        }
         let (suv, index) = unpack(key);
-        let x = index % nx;
-        let y = (index / nx) % ny;
-        let z = index / plane;
-        let mut any_visited = false;
+        // u32 division: indices are below 2^31, and it is much cheaper than u64 division.
+        let (index32, nx32, ny32) = (index as u32, nx as u32, ny as u32);
+        let (x, yz) = ((index32 % nx32) as usize, index32 / nx32);
+        let (y, z) = ((yz % ny32) as usize, (yz / ny32) as usize);
+        // The labels of all neighbours first (independent loads that can overlap), 0 outside.
+        let neighbours = &mut neighbour_labels[..flat.len()];
+        if x > 0 && x + 1 < nx && y > 0 && y + 1 < ny && z > 0 && z + 1 < nz {
+            for (label, &offset) in neighbours.iter_mut().zip(&flat) {
+                *label = labels[index.wrapping_add_signed(offset)];
+            }
+        } else {
+            for (label, &[dx, dy, dz]) in neighbours.iter_mut().zip(&steps) {
+                let (xn, yn, zn) = (
+                    x.wrapping_add_signed(dx),
+                    y.wrapping_add_signed(dy),
+                    z.wrapping_add_signed(dz),
+                );
+                // A step below 0 wraps to a huge value and fails the test as well.
+                *label = if xn < nx && yn < ny && zn < nz {
+                    labels[xn + nx * yn + plane * zn]
+                } else {
+                    0
+                };
+            }
+        }
+        let any_visited = neighbours.iter().fold(0, |acc, &label| acc | label) != 0;
         let mut root_count = 0;
-        let mut note = |label: u32, forest: &mut Forest| {
-            if label == 0 {
-                return;
+        let mut previous = 0;
+        for &label in neighbours.iter() {
+            // Neighbours often share a label; 0 and VISITED_BACKGROUND belong to no region.
+            if label == previous || label == 0 || label == VISITED_BACKGROUND {
+                continue;
             }
-            any_visited = true;
-            if label == VISITED_BACKGROUND {
-                return;
-            }
+            previous = label;
             let root = forest.find(label - 1);
             if !roots[..root_count].contains(&root) {
                 roots[root_count] = root;
                 root_count += 1;
-            }
-        };
-        if x > 0 && x + 1 < nx && y > 0 && y + 1 < ny && z > 0 && z + 1 < nz {
-            for &offset in &flat {
-                note(labels[index.wrapping_add_signed(offset)], &mut forest);
-            }
-        } else {
-            for &[dx, dy, dz] in &steps {
-                let (Some(xn), Some(yn), Some(zn)) = (
-                    x.checked_add_signed(dx),
-                    y.checked_add_signed(dy),
-                    z.checked_add_signed(dz),
-                ) else {
-                    continue;
-                };
-                if xn < nx && yn < ny && zn < nz {
-                    note(labels[xn + nx * yn + plane * zn], &mut forest);
-                }
             }
         }
 
@@ -264,6 +300,7 @@ pub(super) fn sweep(pet: &Volume<f32>, order: &[u64], params: &RegionParams) -> 
             }
         };
     }
+    std::hint::black_box(touched);
     Swept { labels, forest }
 }
 
@@ -296,8 +333,14 @@ mod tests {
                 .collect();
             let mut expected = keys.clone();
             expected.sort_unstable();
-            radix_sort_high_half(&mut keys);
+            radix_sort_half(&mut keys, 32);
             assert_eq!(keys, expected, "len {len}, levels {levels}");
+            let mut by_index = expected.clone();
+            sort_by_index(&mut by_index);
+            assert!(
+                by_index.iter().map(|&k| unpack(k).1).eq(0..len),
+                "len {len}"
+            );
         }
     }
 }
