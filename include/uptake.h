@@ -8,6 +8,9 @@
 #include <stdint.h>
 #include <stddef.h>
 
+// Number of location classes in model v1.
+#define V1_CLASS_COUNT 23
+
 // Version of the C ABI described by `include/uptake.h`; bumped on any incompatible change.
 #define UPTAKE_ABI_VERSION 1
 

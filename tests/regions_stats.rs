@@ -3,8 +3,11 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use uptake::regions::{Connectivity, Region, RegionParams, Segmentation, segment};
+use uptake::regions::{Connectivity, RegionParams, Segmentation, segment};
 use uptake::volume::{Geometry, Volume};
+
+/// Radius of a 1 mL sphere, mm: (3 / (4π))^(1/3) · 10.
+const SUV_PEAK_RADIUS_MM: f64 = 6.2035;
 
 /// Smooth random uptake: white noise averaged over 3 × 3 × 3 boxes, twice, scaled so that a
 /// fair share of voxels exceeds 1 SUV.
@@ -94,7 +97,7 @@ fn check_statistics(pet: &Volume<f32>, s: &Segmentation) {
         for (v, &suv) in data.iter().enumerate() {
             let p = g.voxel_to_patient(g.coords(v).map(|c| c as f64));
             let d2: f64 = (0..3).map(|k| (p[k] - lps[k]).powi(2)).sum();
-            if d2 <= Region::SUV_PEAK_RADIUS_MM * Region::SUV_PEAK_RADIUS_MM {
+            if d2 <= SUV_PEAK_RADIUS_MM * SUV_PEAK_RADIUS_MM {
                 sum += suv as f64;
                 n += 1;
             }

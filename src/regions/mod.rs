@@ -182,19 +182,14 @@ pub struct Region {
     /// Patient LPS position of the maximum voxel's centre, mm.
     pub max_lps: [f64; 3],
     pub suv_mean: f64,
-    /// Mean SUV of all voxels (of any label) whose centres lie within
-    /// [`Region::SUV_PEAK_RADIUS_MM`] of the maximum voxel's centre.
+    /// Mean SUV of all voxels (of any label) whose centres lie within 6.2035 mm (the radius of
+    /// a 1 mL sphere) of the maximum voxel's centre.
     pub suv_peak: f64,
     /// suv_mean × volume_ml.
     pub total_uptake: f64,
     /// Inclusive voxel bounding box.
     pub bbox_min: [usize; 3],
     pub bbox_max: [usize; 3],
-}
-
-impl Region {
-    /// Radius of the 1 mL sphere used for SUVpeak: (3 / (4π))^(1/3) · 10 mm.
-    pub const SUV_PEAK_RADIUS_MM: f64 = 6.2035;
 }
 
 /// The label map (0 = no region, otherwise the region id) and the regions, ordered by id.

@@ -6,6 +6,10 @@ use super::Region;
 use super::sweep::{Swept, VISITED_BACKGROUND, sort_by_index, unpack};
 use crate::volume::{Geometry, Volume};
 
+/// Radius of the 1 mL sphere used for SUVpeak: (3 / (4π))^(1/3) · 10 mm. Not public: the C
+/// header generator would export it.
+const SUV_PEAK_RADIUS_MM: f64 = 6.2035;
+
 /// What one pass over a region's voxels collects.
 #[derive(Clone)]
 struct Accumulator {
@@ -137,11 +141,11 @@ impl PeakSphere {
         let spacing = geometry.spacing_mm();
         let dims = geometry.dims();
         let search: [isize; 3] = std::array::from_fn(|axis| {
-            let r = (Region::SUV_PEAK_RADIUS_MM * 1.01 / spacing[axis]).ceil() as usize + 1;
+            let r = (SUV_PEAK_RADIUS_MM * 1.01 / spacing[axis]).ceil() as usize + 1;
             r.min(dims[axis] - 1) as isize
         });
         let origin = geometry.voxel_to_patient([0.0; 3]);
-        let radius_squared = Region::SUV_PEAK_RADIUS_MM * Region::SUV_PEAK_RADIUS_MM;
+        let radius_squared = SUV_PEAK_RADIUS_MM * SUV_PEAK_RADIUS_MM;
         let mut offsets = Vec::new();
         for dz in -search[2]..=search[2] {
             for dy in -search[1]..=search[1] {
