@@ -468,7 +468,7 @@ impl Planner<'_> {
 /// A lesion *in* an autonomic ganglion is not a clinical finding; ganglia appear in every
 /// study as physiological PSMA uptake instead.
 const RARE_SITES: [(&str, Fit, (f64, f64)); 16] = [
-    ("muscle", Fit::Inside, (0.5, 8.0)),
+    ("muscle", Fit::Centre, (0.5, 8.0)),
     ("brain_grey_matter", Fit::Inside, (0.3, 6.0)),
     ("lacrimal_gland", Fit::Centre, (0.3, 1.0)),
     ("parotid_gland", Fit::Centre, (0.5, 4.0)),
@@ -499,7 +499,7 @@ pub fn plan(body: &Body, tracer: Tracer, rng: &mut ChaCha8Rng) -> DiseasePlan {
         Tracer::Psma => plan_psma(&mut p, &mut diffuse_marrow),
         Tracer::Fdg => plan_fdg(&mut p),
     };
-    if p.rng.random_bool(0.12) {
+    if p.rng.random_bool(0.2) {
         let &(name, fit, vol) = RARE_SITES.choose(p.rng).unwrap_or(&RARE_SITES[0]);
         let suv = match tracer {
             Tracer::Psma => (4.0, 30.0),

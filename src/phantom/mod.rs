@@ -95,7 +95,7 @@ impl Preset {
                 pet_matrix: 84,
                 ct_spacing_mm: [3.90625, 3.90625, 6.0],
                 ct_matrix: 128,
-                pet_fine: [2, 2, 2],
+                pet_fine: [3, 3, 2],
                 ct_z_samples: 3,
             },
             Preset::Clinical => GridConfig {
@@ -191,7 +191,10 @@ pub struct Physiological {
     pub pet_voxels: usize,
     pub suv_max: f64,
     pub suv_mean: f64,
-    /// Mean over voxels whose six neighbours carry the same label (away from partial volume).
+    /// Max and mean over voxels whose six neighbours carry the same label: away from the
+    /// borders, where blur from hot neighbours (kidneys next to liver and spleen) spills in.
+    /// This is what a reader's organ VOI measures.
+    pub suv_max_core: Option<f64>,
     pub suv_mean_core: Option<f64>,
     pub suv_max_noisy: f64,
     /// "suv_max" or "suv_mean" when the generator aimed at a drawn value, with that value and
@@ -242,16 +245,20 @@ pub fn geometries(preset: Preset, body: &Body) -> Result<(Geometry, Geometry), P
     let h = body.habitus.height_mm / 1750.0;
     let top = 15.0 * h;
     let bottom = (640.0 - 1750.0) * h;
+    // NIfTI stores spacing and origin as f32: grids use f32-exact values so that a study
+    // read back from its files has exactly the geometry it was generated on.
+    let f32_exact = |v: f64| v as f32 as f64;
     let make = |spacing: [f64; 3], matrix: usize| {
+        let spacing = spacing.map(f32_exact);
         let nz = ((top - bottom) / spacing[2]).ceil() as usize + 1;
         let half = (matrix as f64 - 1.0) / 2.0;
         Geometry::axis_aligned(
             [matrix, matrix, nz],
             spacing,
             [
-                -half * spacing[0],
-                -half * spacing[1],
-                top - (nz - 1) as f64 * spacing[2],
+                f32_exact(-half * spacing[0]),
+                f32_exact(-half * spacing[1]),
+                f32_exact(top - (nz - 1) as f64 * spacing[2]),
             ],
         )
     };
@@ -585,6 +592,7 @@ fn physiological_records(
     let mut sum = vec![0.0f64; n];
     let mut count = vec![0usize; n];
     let mut core_sum = vec![0.0f64; n];
+    let mut core_max = vec![0.0f32; n];
     let mut core_count = vec![0usize; n];
     let [nx, ny, nz] = dims;
     for z in 0..nz {
@@ -607,6 +615,7 @@ fn physiological_records(
                             .all(|&j| labels[j] as usize == s && lesions[j] == 0)
                     };
                 if interior {
+                    core_max[s] = core_max[s].max(phys[i]);
                     core_sum[s] += phys[i] as f64;
                     core_count[s] += 1;
                 }
@@ -627,6 +636,7 @@ fn physiological_records(
                 pet_voxels: count[s],
                 suv_max: max[s] as f64,
                 suv_mean: sum[s] / count[s] as f64,
+                suv_max_core: (core_count[s] > 0).then(|| core_max[s] as f64),
                 suv_mean_core: (core_count[s] > 0).then(|| core_sum[s] / core_count[s] as f64),
                 suv_max_noisy: noisy_max[s] as f64,
                 target: match u.target {
