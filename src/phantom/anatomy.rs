@@ -181,6 +181,11 @@ fn vertebral_levels() -> Vec<(String, f64, f64, f64, f64, f64)> {
     v
 }
 
+/// A name with the patient side (+x is the patient's left).
+fn sided(name: &str, side: f64) -> String {
+    format!("{name}_{}", if side > 0.0 { "left" } else { "right" })
+}
+
 /// Builds one patient from the anatomy random stream.
 pub fn build(rng: &mut ChaCha8Rng) -> Body {
     let height = gauss(rng, 1760.0, 70.0);
@@ -317,7 +322,10 @@ fn build_head_and_neck(b: &mut Builder) {
     b.ellipsoid(soft, [0.0, -42.0, 1578.0], [62.0, 58.0, 62.0]);
     let skull = b.structure("skull", Some("bone"), Tissue::CorticalBone);
     let skull_p = b.ellipsoid(skull, [0.0, 5.0, 1662.0], [75.0, 95.0, 87.0]);
-    b.body.sites.marrow.push((skull_p, 0.4));
+    b.body
+        .sites
+        .marrow
+        .push((skull_p, 0.4, "skull".to_string()));
     b.ellipsoid(skull, [0.0, 12.0, 1598.0], [55.0, 48.0, 9.0]);
     let mandible = b.structure("mandible", Some("bone"), Tissue::CorticalBone);
     for side in [1.0, -1.0] {
@@ -946,7 +954,10 @@ fn build_skeleton(b: &mut Builder) {
             2.6,
             5.0,
         );
-        b.body.sites.marrow.push((m, hx * hy * hz / 2000.0));
+        b.body
+            .sites
+            .marrow
+            .push((m, hx * hy * hz / 2000.0, name.clone()));
         // Neural arch, transverse and spinous processes.
         let yc = y + hy + 8.0;
         let arch_r = if name.starts_with('C') { 10.0 } else { 12.0 };
@@ -982,7 +993,10 @@ fn build_skeleton(b: &mut Builder) {
     ] {
         b.ellipsoid(cortex, c, r);
         let m = b.ellipsoid(marrow, c, [r[0] - 3.0, r[1] - 3.0, r[2] - 3.0]);
-        b.body.sites.marrow.push((m, r[0] * r[1] * r[2] / 2000.0));
+        b.body
+            .sites
+            .marrow
+            .push((m, r[0] * r[1] * r[2] / 2000.0, "sacrum".to_string()));
     }
     canal_path.push([0.0, 70.0, 985.0, 5.0]);
     b.tube(canal, &canal_path);
@@ -1017,7 +1031,10 @@ fn build_skeleton(b: &mut Builder) {
             let inner: Vec<[f64; 4]> = pts.iter().map(|p| [p[0], p[1], p[2], 2.5]).collect();
             let prims = b.tube(marrow, &inner);
             for p in prims {
-                b.body.sites.marrow.push((p, 0.15));
+                b.body
+                    .sites
+                    .marrow
+                    .push((p, 0.15, sided(&format!("rib_{rib}"), side)));
             }
             if rib <= 10 {
                 let last = pts[pts.len() - 1];
@@ -1043,7 +1060,7 @@ fn build_skeleton(b: &mut Builder) {
         let c = [0.0, cy - hy + 13.0, zc];
         b.superellipsoid(cortex, c, [hx, 7.0, hz], 2.5, 3.0);
         let m = b.superellipsoid(marrow, c, [hx - 2.5, 4.5, hz - 2.5], 2.5, 3.0);
-        b.body.sites.marrow.push((m, 0.5));
+        b.body.sites.marrow.push((m, 0.5, "sternum".to_string()));
     }
     for side in [1.0, -1.0] {
         let [_, cy, _, hy] = trunk_section(1435.0);
@@ -1059,7 +1076,7 @@ fn build_skeleton(b: &mut Builder) {
         let rot = rotation([0.0, 0.0, 1.0], side * 0.45);
         b.ellipsoid_rot(cortex, scap_c, [48.0, 6.0, 62.0], rot);
         let m = b.ellipsoid_rot(marrow, scap_c, [44.0, 3.0, 58.0], rot);
-        b.body.sites.marrow.push((m, 0.3));
+        b.body.sites.marrow.push((m, 0.3, sided("scapula", side)));
         let humerus = [
             [side * 168.0, 15.0, 1410.0],
             [side * 166.0, 20.0, 1580.0],
@@ -1068,7 +1085,7 @@ fn build_skeleton(b: &mut Builder) {
         b.ellipsoid(cortex, [side * 168.0, 15.0, 1412.0], [22.0, 22.0, 22.0]);
         b.tube(cortex, &humerus.map(|[x, y, z]| [x, y, z, 12.0]));
         let m = b.ellipsoid(marrow, [side * 168.0, 15.0, 1412.0], [19.0, 19.0, 19.0]);
-        b.body.sites.marrow.push((m, 0.4));
+        b.body.sites.marrow.push((m, 0.4, sided("humerus", side)));
         b.tube(shaft_marrow, &humerus.map(|[x, y, z]| [x, y, z, 6.0]));
     }
 
@@ -1078,11 +1095,14 @@ fn build_skeleton(b: &mut Builder) {
         let rot = rotation([0.0, 0.0, 1.0], -side * 0.6);
         b.ellipsoid_rot(cortex, wing_c, [52.0, 11.0, 48.0], rot);
         let m = b.ellipsoid_rot(marrow, wing_c, [48.0, 7.0, 44.0], rot);
-        b.body.sites.marrow.push((m, 2.0));
+        b.body.sites.marrow.push((m, 2.0, sided("ilium", side)));
         let ac = [side * 78.0, 5.0, 920.0];
         b.ellipsoid(cortex, ac, [28.0, 30.0, 34.0]);
         let m = b.ellipsoid(marrow, ac, [25.0, 27.0, 31.0]);
-        b.body.sites.marrow.push((m, 1.5));
+        b.body
+            .sites
+            .marrow
+            .push((m, 1.5, sided("acetabulum", side)));
         let rami = [
             [side * 72.0, -10.0, 910.0],
             [side * 18.0, -52.0, 884.0],
@@ -1093,17 +1113,20 @@ fn build_skeleton(b: &mut Builder) {
         b.tube(cortex, &rami.map(|[x, y, z]| [x, y, z, 10.0]));
         let prims = b.tube(marrow, &rami.map(|[x, y, z]| [x, y, z, 7.0]));
         for p in prims {
-            b.body.sites.marrow.push((p, 0.4));
+            b.body.sites.marrow.push((p, 0.4, sided("pubis", side)));
         }
         let ischium = [side * 68.0, 22.0, 888.0];
         b.ellipsoid(cortex, ischium, [15.0, 18.0, 30.0]);
         let m = b.ellipsoid(marrow, ischium, [12.0, 15.0, 27.0]);
-        b.body.sites.marrow.push((m, 0.6));
+        b.body.sites.marrow.push((m, 0.6, sided("ischium", side)));
 
         let head = [side * 90.0, 2.0, 915.0];
         b.ellipsoid(cortex, head, [23.0, 23.0, 23.0]);
         let m = b.ellipsoid(marrow, head, [21.0, 21.0, 21.0]);
-        b.body.sites.marrow.push((m, 1.0));
+        b.body
+            .sites
+            .marrow
+            .push((m, 1.0, sided("femoral_head", side)));
         let neck = [
             [head[0], head[1], head[2], 14.0],
             [side * 120.0, 10.0, 895.0, 15.0],
@@ -1111,12 +1134,18 @@ fn build_skeleton(b: &mut Builder) {
         b.tube(cortex, &neck);
         let prims = b.tube(marrow, &neck.map(|[x, y, z, r]| [x, y, z, r - 3.0]));
         for p in prims {
-            b.body.sites.marrow.push((p, 0.6));
+            b.body
+                .sites
+                .marrow
+                .push((p, 0.6, sided("femoral_neck", side)));
         }
         let troch = [side * 126.0, 14.0, 893.0];
         b.ellipsoid(cortex, troch, [14.0, 16.0, 20.0]);
         let m = b.ellipsoid(marrow, troch, [11.0, 13.0, 17.0]);
-        b.body.sites.marrow.push((m, 0.5));
+        b.body
+            .sites
+            .marrow
+            .push((m, 0.5, sided("greater_trochanter", side)));
         let shaft = [
             [side * 118.0, 8.0, 885.0],
             [side * 102.0, 2.0, 700.0],
@@ -1125,7 +1154,7 @@ fn build_skeleton(b: &mut Builder) {
         b.tube(cortex, &shaft.map(|[x, y, z]| [x, y, z, 14.0]));
         let prims = b.tube(shaft_marrow, &shaft.map(|[x, y, z]| [x, y, z, 8.0]));
         for p in prims {
-            b.body.sites.marrow.push((p, 0.5));
+            b.body.sites.marrow.push((p, 0.5, sided("femur", side)));
         }
     }
 }

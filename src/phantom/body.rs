@@ -110,8 +110,8 @@ pub struct Habitus {
 pub struct Sites {
     /// Lymph node stations: (station name, S6 class name, structure, centres of its normal nodes).
     pub node_stations: Vec<NodeStation>,
-    /// Marrow primitives and their relative weight (how much bone they hold).
-    pub marrow: Vec<(usize, f64)>,
+    /// Marrow primitives, their relative weight (how much bone they hold) and the bone's name.
+    pub marrow: Vec<(usize, f64, String)>,
     /// Primitives of each organ that can host a metastasis, by structure name.
     pub organ_primitives: Vec<(StructureId, usize)>,
     /// Ureter primitives (for nodes next to the ureter).

@@ -325,14 +325,16 @@ impl Planner<'_> {
             .and_then(|k| self.body.primitives.iter().find(|p| p.structure == k))
             .map(|p| [0, 1, 2].map(|i| 0.5 * (p.bounds.lo[i] + p.bounds.hi[i])));
         let total: f64 = marrow.iter().map(|m| m.1).sum();
-        let mut best: Option<(f64, usize, Vec3)> = None;
+        let mut best: Option<(f64, usize, Vec3, String)> = None;
         let tries = if near_kidney { 400 } else { 60 };
         for _ in 0..tries {
             let mut pick = self.rng.random_range(0.0..total);
             let mut prim = marrow[0].0;
-            for &(p, w) in marrow {
-                prim = p;
-                if pick < w {
+            let mut bone = &marrow[0].2;
+            for (p, w, name) in marrow {
+                prim = *p;
+                bone = name;
+                if pick < *w {
                     break;
                 }
                 pick -= w;
@@ -347,14 +349,14 @@ impl Planner<'_> {
                 (true, Some(k)) => (0..3).map(|i| (p[i] - k[i]).powi(2)).sum::<f64>(),
                 _ => 0.0,
             };
-            if best.is_none_or(|b| score < b.0) {
-                best = Some((score, prim, p));
+            if best.as_ref().is_none_or(|b| score < b.0) {
+                best = Some((score, prim, p, bone.clone()));
             }
             if !near_kidney {
                 break;
             }
         }
-        let Some((_, prim, c)) = best else {
+        let Some((_, prim, c, bone)) = best else {
             return;
         };
         let host = self.body.primitives[prim].structure;
@@ -374,15 +376,8 @@ impl Planner<'_> {
             Tracer::Psma => self.rng.random_range(350.0..900.0),
             Tracer::Fdg => self.rng.random_range(20.0..90.0),
         };
-        let z = c[2];
-        if let Some(l) = self.push(
-            "bone",
-            format!("bone_z{z:.0}"),
-            host,
-            (c, radii),
-            avidity,
-            hu,
-        ) && near_kidney
+        if let Some(l) = self.push("bone", bone, host, (c, radii), avidity, hu)
+            && near_kidney
         {
             l.next_to = Some("kidney");
         }
@@ -499,7 +494,13 @@ pub fn plan(body: &Body, tracer: Tracer, rng: &mut ChaCha8Rng) -> DiseasePlan {
         Tracer::Psma => plan_psma(&mut p, &mut diffuse_marrow),
         Tracer::Fdg => plan_fdg(&mut p),
     };
-    if p.rng.random_bool(0.2) {
+    // Extranodal lymphoma reaches almost any organ; prostate cancer rarely leaves its usual
+    // routes.
+    let rare = match tracer {
+        Tracer::Psma => 0.06,
+        Tracer::Fdg => 0.3,
+    };
+    if scenario != "no_disease" && p.rng.random_bool(rare) {
         let &(name, fit, vol) = RARE_SITES.choose(p.rng).unwrap_or(&RARE_SITES[0]);
         let suv = match tracer {
             Tracer::Psma => (4.0, 30.0),
@@ -684,6 +685,9 @@ fn plan_fdg(p: &mut Planner) -> &'static str {
                     (6.0, 20.0),
                     Fit::Inside,
                 );
+            }
+            if p.rng.random_bool(0.1) {
+                p.organ("muscle", "visceral", (0.5, 6.0), (4.0, 15.0), Fit::Centre);
             }
             "lung_cancer"
         }
