@@ -22,9 +22,6 @@ pub enum PictureError {
     BadSize { width: usize, height: usize },
 }
 
-/// Largest picture side accepted, in pixels.
-pub const MAX_SIDE: usize = 16384;
-
 /// A view direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
@@ -68,8 +65,10 @@ impl<T: Copy> Plane<T> {
 
     /// Nearest-neighbour resampling to square pixels of `mm` (labels stay labels).
     pub fn square_pixels(&self, mm: f64) -> Plane<T> {
-        let w = ((self.width as f64 * self.pixel_mm[0] / mm).round() as usize).clamp(1, MAX_SIDE);
-        let h = ((self.height as f64 * self.pixel_mm[1] / mm).round() as usize).clamp(1, MAX_SIDE);
+        let w = ((self.width as f64 * self.pixel_mm[0] / mm).round() as usize)
+            .clamp(1, Image::MAX_SIDE);
+        let h = ((self.height as f64 * self.pixel_mm[1] / mm).round() as usize)
+            .clamp(1, Image::MAX_SIDE);
         let mut data = Vec::with_capacity(w * h);
         for r in 0..h {
             let sr = (((r as f64 + 0.5) * mm / self.pixel_mm[1]) as usize).min(self.height - 1);
@@ -189,15 +188,13 @@ pub struct Image {
     pub pixels: Vec<[u8; 3]>,
 }
 
-pub const WHITE: [u8; 3] = [255, 255, 255];
-pub const BLACK: [u8; 3] = [0, 0, 0];
-pub const RED: [u8; 3] = [230, 30, 30];
-pub const YELLOW: [u8; 3] = [250, 210, 20];
-pub const CYAN: [u8; 3] = [20, 200, 230];
-
 impl Image {
+    /// Largest picture side accepted, in pixels (crate-visible: the C header generator leaves
+    /// it out).
+    pub(crate) const MAX_SIDE: usize = 16384;
+
     pub fn new(width: usize, height: usize, fill: [u8; 3]) -> Result<Image, PictureError> {
-        if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
+        if width == 0 || height == 0 || width > Image::MAX_SIDE || height > Image::MAX_SIDE {
             return Err(PictureError::BadSize { width, height });
         }
         Ok(Image {
@@ -396,6 +393,10 @@ fn glyph(ch: char) -> [u8; 7] {
 mod tests {
     use super::*;
     use crate::volume::Geometry;
+
+    const WHITE: [u8; 3] = [255, 255, 255];
+    const BLACK: [u8; 3] = [0, 0, 0];
+    const RED: [u8; 3] = [230, 30, 30];
 
     fn volume() -> Volume<f32> {
         // 3 × 4 × 5, value = x + 10 y + 100 z.

@@ -30,7 +30,7 @@ use crate::volume::{Geometry, Volume, VolumeError};
 use body::Body;
 use disease::{Avidity, DiseasePlan};
 use physiology::Target;
-use render::{Scene, Select, Window, rng, stream};
+use render::{Scene, Select, Stream, Window, rng};
 
 /// Why the phantom could not be generated or written.
 #[derive(Debug, thiserror::Error)]
@@ -228,8 +228,8 @@ pub struct Study {
 /// The anatomy and the disease plan of a spec, without rendering (fast: what a cohort's
 /// statistics need).
 pub fn plan(spec: &PhantomSpec) -> (Body, DiseasePlan) {
-    let body = anatomy::build(&mut rng(spec.seed, stream::ANATOMY));
-    let disease = disease::plan(&body, spec.tracer, &mut rng(spec.seed, stream::DISEASE));
+    let body = anatomy::build(&mut rng(spec.seed, Stream::ANATOMY));
+    let disease = disease::plan(&body, spec.tracer, &mut rng(spec.seed, Stream::DISEASE));
     (body, disease)
 }
 
@@ -289,8 +289,8 @@ fn place<T: Copy>(full: &mut [T], dims: [usize; 3], win: &Window, values: &[T]) 
 /// Generates one study.
 pub fn generate(spec: &PhantomSpec) -> Result<Study, PhantomError> {
     let (body, disease) = plan(spec);
-    let uptake = physiology::draw(&body, spec.tracer, &mut rng(spec.seed, stream::UPTAKE));
-    let hu = physiology::draw_hu(&body, &mut rng(spec.seed, stream::HU));
+    let uptake = physiology::draw(&body, spec.tracer, &mut rng(spec.seed, Stream::UPTAKE));
+    let hu = physiology::draw_hu(&body, &mut rng(spec.seed, Stream::HU));
     let n_labels = body.structures.len() + 1;
     if n_labels > i16::MAX as usize || disease.lesions.len() >= i16::MAX as usize {
         return Err(PhantomError::TooManyLabels(
@@ -303,7 +303,7 @@ pub fn generate(spec: &PhantomSpec) -> Result<Study, PhantomError> {
     let margin = margin_vox(&pet_g, fwhm);
 
     let mut scene = Scene::new(&body, &disease.lesions);
-    scene.texture_seed = rand::Rng::random(&mut rng(spec.seed, stream::TEXTURE));
+    scene.texture_seed = rand::Rng::random(&mut rng(spec.seed, Stream::TEXTURE));
     let mut concentration: Vec<f64> = uptake.iter().map(|u| u.concentration).collect();
     if disease.diffuse_marrow {
         for (s, st) in body.structures.iter().enumerate() {

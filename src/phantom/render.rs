@@ -14,17 +14,20 @@ use super::shape::{Bounds, Shape};
 use crate::volume::Geometry;
 
 /// Random streams (ChaCha stream numbers) of one study; each purpose has its own so that a
-/// change in one does not reshuffle the others.
-pub mod stream {
-    pub const ANATOMY: u64 = 1;
-    pub const DISEASE: u64 = 2;
-    pub const UPTAKE: u64 = 3;
-    pub const HU: u64 = 4;
+/// change in one does not reshuffle the others. (Associated constants, so that the C header
+/// generator does not mistake them for ABI constants.)
+pub(crate) struct Stream;
+
+impl Stream {
+    pub(crate) const ANATOMY: u64 = 1;
+    pub(crate) const DISEASE: u64 = 2;
+    pub(crate) const UPTAKE: u64 = 3;
+    pub(crate) const HU: u64 = 4;
+    pub(crate) const TEXTURE: u64 = 5;
     /// PET noise of slice k uses stream PET_NOISE + k.
-    pub const PET_NOISE: u64 = 1 << 32;
+    pub(crate) const PET_NOISE: u64 = 1 << 32;
     /// CT noise of slice k uses stream CT_NOISE + k.
-    pub const CT_NOISE: u64 = 2 << 32;
-    pub const TEXTURE: u64 = 5;
+    pub(crate) const CT_NOISE: u64 = 2 << 32;
 }
 
 /// A seeded generator for one stream.
@@ -378,7 +381,7 @@ pub fn pet_noise(
         .par_chunks_mut(plane_len)
         .enumerate()
         .for_each(|(k, p)| {
-            let mut r = rng(seed, stream::PET_NOISE + k as u64);
+            let mut r = rng(seed, Stream::PET_NOISE + k as u64);
             for v in p.iter_mut() {
                 *v = StandardNormal.sample(&mut r);
             }
@@ -487,7 +490,7 @@ pub fn render_ct(
             let inv = 1.0 / z_samples as f32;
             h.iter_mut().for_each(|v| *v *= inv);
             blur_plane(h, nx, ny, &psf[0], &psf[1]);
-            let mut r = rng(seed, stream::CT_NOISE + k as u64);
+            let mut r = rng(seed, Stream::CT_NOISE + k as u64);
             let mut noise: Vec<f32> = (0..plane_len)
                 .map(|_| StandardNormal.sample(&mut r))
                 .collect();
