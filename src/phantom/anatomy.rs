@@ -1343,7 +1343,13 @@ fn build_nodes(b: &mut Builder) {
                 let j = b.jitter(2.5);
                 let c = [side * c[0] + j[0], c[1] + j[1], c[2] + j[2]];
                 let r = b.rng.random_range(3.0..5.5);
-                b.ellipsoid(s, c, [r, r * 0.8, r * 1.3]);
+                let node = b.ellipsoid(s, c, [r, r * 0.8, r * 1.3]);
+                // Unspecific uptake differs from node to node; a few are clearly visible.
+                b.body.primitives[node].activity = if b.rng.random_bool(0.15) {
+                    b.rng.random_range(1.5..2.5)
+                } else {
+                    b.rng.random_range(0.4..1.0)
+                };
                 nodes.push(b.p(c[0], c[1], c[2]));
             }
         }
