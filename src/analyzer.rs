@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+use crate::model::{Engine, EngineConfig, Model};
 
 /// Where inference and the heavy stages run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -25,6 +26,8 @@ pub struct AnalyzerConfig {
     pub threads: usize,
     /// Model file; `None` = the model embedded in the library.
     pub model_path: Option<PathBuf>,
+    /// Regions per inference batch (bounds the working memory); 0 = the engine's default.
+    pub batch_size: usize,
 }
 
 impl AnalyzerConfig {
@@ -46,11 +49,13 @@ impl AnalyzerConfig {
     }
 }
 
-/// Holds the configuration (and, as the pipeline grows, the model and device) for many studies.
+/// Holds the configuration, the model and its engine, and the device, for many studies.
 #[derive(Debug)]
 pub struct Analyzer {
     config: AnalyzerConfig,
     device: Device,
+    model: Model,
+    engine: Engine,
 }
 
 impl Analyzer {
@@ -69,7 +74,37 @@ impl Analyzer {
                 ));
             }
         };
-        Ok(Self { config, device })
+        let model = match &config.model_path {
+            Some(path) => Model::load(path)?,
+            None => Model::embedded()?,
+        };
+        if !model.is_trained() {
+            log::warn!(
+                "model {} is untrained (random weights): its classifications mean nothing",
+                model.model_id()
+            );
+        }
+        let engine = model.engine(EngineConfig {
+            threads: config.threads,
+            batch_size: config.batch_size,
+            ..EngineConfig::default()
+        })?;
+        Ok(Self {
+            config,
+            device,
+            model,
+            engine,
+        })
+    }
+
+    /// The loaded model: class table, input spec, threshold, provenance.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The CPU inference engine for the model.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     pub fn config(&self) -> &AnalyzerConfig {
@@ -107,5 +142,7 @@ mod tests {
         ));
         let auto = Analyzer::new(AnalyzerConfig::default()).unwrap();
         assert_eq!(auto.device(), Device::Cpu);
+        assert_eq!(auto.model().classes().len(), 23);
+        assert!(!auto.model().is_trained());
     }
 }

@@ -1,0 +1,694 @@
+//! The fast CPU engine: im2col + gemm for convolutions, batched, multi-threaded.
+//!
+//! A batch of regions goes through the trunk layer by layer. Each convolution is cut into tiles
+//! of whole output rows (across regions: row r of the tile is row r mod H of region r div H);
+//! a tile's im2col matrix is sized to stay in the core's L2 cache, multiplied by the weights
+//! with `gemm` (single-threaded per tile), and the ReLU and max-pool that follow the
+//! convolution are applied to the tile before it is stored. Tiles run in parallel on the
+//! engine's own rayon pool (or on the caller's thread for a one-thread engine), so one region
+//! alone still uses every thread. The heads are small
+//! matrix products over the whole batch. Working memory is a fixed number of floats per region
+//! of the batch, independent of how many regions a call brings ([`Engine::infer_with`]
+//! streams them batch by batch).
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::graph::{Conv, Graph, Op};
+use super::matmul::{MatRef, matmul};
+use super::simd::{self, PackedWeights};
+use super::{Model, ModelError};
+
+/// Regions per batch unless configured.
+pub const DEFAULT_BATCH_SIZE: usize = 64;
+/// Largest batch accepted: bounds the working set (about 0.2 MB per region for v1).
+pub const MAX_BATCH_SIZE: usize = 4096;
+
+/// Floats of one im2col tile: 64 Ki floats = 256 KiB leaves room in a 1–2 MiB L2 for the
+/// weights and the product.
+const TILE_FLOATS: usize = 64 * 1024;
+
+/// Environment variable that forces the portable kernel (`gemm`) over the automatic choice,
+/// so that CI on an AVX-512 machine can exercise both.
+pub const KERNEL_ENV: &str = "UPTAKE_MODEL_KERNEL";
+
+/// Which convolution product an engine uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kernel {
+    /// AVX-512 when the CPU has it, else `gemm`; [`KERNEL_ENV`]`=gemm` forces `gemm`.
+    #[default]
+    Auto,
+    /// The `gemm` crate (runtime dispatch up to AVX2/FMA on stable Rust): portable.
+    Gemm,
+    /// Our AVX-512 micro-kernel; an error where the CPU lacks AVX-512F.
+    Avx512,
+}
+
+/// How an engine runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EngineConfig {
+    /// Worker threads; 0 = one per core.
+    pub threads: usize,
+    /// Regions per batch; 0 = [`DEFAULT_BATCH_SIZE`].
+    pub batch_size: usize,
+    pub kernel: Kernel,
+}
+
+impl Kernel {
+    /// The kernel actually used: never `Auto`.
+    fn resolve(self) -> Result<Self, ModelError> {
+        match self {
+            Kernel::Auto => {
+                let forced =
+                    std::env::var(KERNEL_ENV).is_ok_and(|v| v.eq_ignore_ascii_case("gemm"));
+                Ok(if simd::available() && !forced {
+                    Kernel::Avx512
+                } else {
+                    Kernel::Gemm
+                })
+            }
+            Kernel::Avx512 if !simd::available() => Err(ModelError::Engine(
+                "the AVX-512 kernel was requested, but this CPU lacks AVX-512F".into(),
+            )),
+            k => Ok(k),
+        }
+    }
+}
+
+/// One region's network output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    pub suspicious_logit: f32,
+    /// sigmoid(suspicious_logit).
+    pub p_suspicious: f32,
+    /// One logit per location class of the model's class table.
+    pub location_logits: Vec<f32>,
+    /// softmax(location_logits).
+    pub location_probs: Vec<f32>,
+}
+
+impl Prediction {
+    /// Probabilities from raw logits.
+    pub fn from_logits(suspicious_logit: f32, location_logits: Vec<f32>) -> Self {
+        Self {
+            suspicious_logit,
+            p_suspicious: sigmoid(suspicious_logit),
+            location_probs: softmax(&location_logits),
+            location_logits,
+        }
+    }
+
+    /// The most probable location class id.
+    pub fn location(&self) -> usize {
+        let mut best = 0;
+        for (i, &p) in self.location_probs.iter().enumerate() {
+            if p > self.location_probs[best] {
+                best = i;
+            }
+        }
+        best
+    }
+}
+
+/// Logistic function, written so that neither branch overflows.
+pub fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// Softmax, shifted by the maximum so that exp never overflows.
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = logits.iter().map(|&l| (l - max).exp()).collect();
+    let sum: f32 = exps.iter().sum();
+    exps.into_iter().map(|e| e / sum).collect()
+}
+
+/// A trunk step: a convolution with the ReLU / max-pool after it fused in, or a lone op.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Conv { op: usize, relu: bool, pool: usize },
+    Relu,
+    MaxPool { op: usize },
+    Flatten,
+}
+
+/// Runs a model's graph on the CPU. `Sync`: one engine serves concurrent callers.
+#[derive(Debug)]
+pub struct Engine {
+    graph: Arc<Graph>,
+    steps: Vec<Step>,
+    kernel: Kernel,
+    /// Per trunk op: the packed weights of a convolution when the kernel is AVX-512.
+    packed: Vec<Option<PackedWeights>>,
+    /// Worker threads when more than one is configured; one thread runs on the caller's, so a
+    /// single-threaded engine never waits for a worker to wake up.
+    pool: Option<rayon::ThreadPool>,
+    threads: usize,
+    batch_size: usize,
+}
+
+impl Engine {
+    pub fn new(model: &Model, config: EngineConfig) -> Result<Self, ModelError> {
+        let threads = match config.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let batch_size = match config.batch_size {
+            0 => DEFAULT_BATCH_SIZE,
+            n if n > MAX_BATCH_SIZE => {
+                return Err(ModelError::Engine(format!(
+                    "batch size {n} exceeds {MAX_BATCH_SIZE}"
+                )));
+            }
+            n => n,
+        };
+        let pool = if threads > 1 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("uptake-model-{i}"))
+                .build()
+                .map_err(|e| ModelError::Engine(format!("cannot start {threads} threads: {e}")))?;
+            Some(pool)
+        } else {
+            None
+        };
+        let graph = model.graph_arc();
+        let kernel = config.kernel.resolve()?;
+        let packed = graph
+            .trunk
+            .iter()
+            .map(|op| match op {
+                Op::Conv(c) if kernel == Kernel::Avx512 => Some(PackedWeights::pack(
+                    &c.weight,
+                    c.out_channels,
+                    c.patch_len(),
+                )),
+                _ => None,
+            })
+            .collect();
+        Ok(Self {
+            steps: plan(&graph.trunk),
+            graph,
+            kernel,
+            packed,
+            pool,
+            threads,
+            batch_size,
+        })
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// The convolution kernel in use (never `Auto`).
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Floats per region of raw output: the suspicious logit, then one logit per class.
+    pub fn output_len(&self) -> usize {
+        1 + self.graph.classes
+    }
+
+    /// Runs `inputs` ([N, C, H, W], f32, region-major) with one tracer bit per region
+    /// (0 = PSMA, 1 = FDG), in batches of the configured size.
+    pub fn infer(
+        &self,
+        inputs: &[f32],
+        tracer_bits: &[f32],
+    ) -> Result<Vec<Prediction>, ModelError> {
+        let mut logits = vec![0.0; tracer_bits.len() * self.output_len()];
+        self.infer_logits(inputs, tracer_bits, &mut logits)?;
+        Ok(self.predictions(&logits))
+    }
+
+    /// Like [`Self::infer`], writing raw logits ([N, 1 + classes]) into `out`.
+    pub fn infer_logits(
+        &self,
+        inputs: &[f32],
+        tracer_bits: &[f32],
+        out: &mut [f32],
+    ) -> Result<(), ModelError> {
+        let n = tracer_bits.len();
+        let per_region = self.graph.input_len();
+        if Some(inputs.len()) != n.checked_mul(per_region) {
+            return Err(ModelError::Input(format!(
+                "{} input floats for {n} regions; each region needs {per_region} ({:?})",
+                inputs.len(),
+                self.graph.input
+            )));
+        }
+        if Some(out.len()) != n.checked_mul(self.output_len()) {
+            return Err(ModelError::Input(format!(
+                "output buffer holds {} floats; {n} regions need {}",
+                out.len(),
+                n * self.output_len()
+            )));
+        }
+        let batches = inputs
+            .chunks(self.batch_size * per_region)
+            .zip(tracer_bits.chunks(self.batch_size))
+            .zip(out.chunks_mut(self.batch_size * self.output_len()));
+        for (first, ((x, bits), out)) in batches.enumerate() {
+            self.run_batch(x, bits, first * self.batch_size, out)?;
+        }
+        Ok(())
+    }
+
+    /// Streams `n` regions through the network without holding all their inputs: `fill(first,
+    /// inputs, tracer_bits)` writes regions `first..first + tracer_bits.len()` into the buffers
+    /// (a batch at a time; the buffers are reused).
+    pub fn infer_with(
+        &self,
+        n: usize,
+        mut fill: impl FnMut(usize, &mut [f32], &mut [f32]) -> Result<(), ModelError>,
+    ) -> Result<Vec<Prediction>, ModelError> {
+        let per_region = self.graph.input_len();
+        let mut inputs = vec![0.0; self.batch_size.min(n) * per_region];
+        let mut bits = vec![0.0; self.batch_size.min(n)];
+        let mut logits = vec![0.0; self.batch_size.min(n) * self.output_len()];
+        let mut predictions = Vec::with_capacity(n);
+        for first in (0..n).step_by(self.batch_size) {
+            let count = self.batch_size.min(n - first);
+            let (x, b) = (&mut inputs[..count * per_region], &mut bits[..count]);
+            fill(first, x, b)?;
+            let out = &mut logits[..count * self.output_len()];
+            self.run_batch(x, b, first, out)?;
+            predictions.extend(self.predictions(out));
+        }
+        Ok(predictions)
+    }
+
+    fn predictions(&self, logits: &[f32]) -> Vec<Prediction> {
+        logits
+            .chunks_exact(self.output_len())
+            .map(|row| Prediction::from_logits(row[0], row[1..].to_vec()))
+            .collect()
+    }
+
+    /// One batch: checks the values, then trunk and heads. `first` numbers regions in errors.
+    fn run_batch(
+        &self,
+        inputs: &[f32],
+        tracer_bits: &[f32],
+        first: usize,
+        out: &mut [f32],
+    ) -> Result<(), ModelError> {
+        let per_region = self.graph.input_len();
+        if let Some(i) = inputs.iter().position(|v| !v.is_finite()) {
+            return Err(ModelError::Input(format!(
+                "region {} holds a non-finite value at element {}",
+                first + i / per_region,
+                i % per_region
+            )));
+        }
+        if let Some(i) = tracer_bits.iter().position(|b| !b.is_finite()) {
+            return Err(ModelError::Input(format!(
+                "tracer bit of region {} is {}",
+                first + i,
+                tracer_bits[i]
+            )));
+        }
+        let mut run = || {
+            let features = self.trunk(inputs, tracer_bits.len())?;
+            let suspicious = self.head(&self.graph.suspicious, features.clone(), tracer_bits)?;
+            let location = self.head(&self.graph.location, features, tracer_bits)?;
+            let classes = self.graph.classes;
+            for (i, row) in out.chunks_exact_mut(1 + classes).enumerate() {
+                row[0] = suspicious[i];
+                row[1..].copy_from_slice(&location[i * classes..(i + 1) * classes]);
+            }
+            Ok(())
+        };
+        match &self.pool {
+            Some(pool) => pool.install(run),
+            None => run(),
+        }
+    }
+
+    /// The trunk over `count` regions: [count, C, H, W] → [count, features].
+    fn trunk(&self, inputs: &[f32], count: usize) -> Result<Vec<f32>, ModelError> {
+        let mut current: Option<Vec<f32>> = None;
+        for step in &self.steps {
+            let x = current.as_deref().unwrap_or(inputs);
+            let next = match *step {
+                Step::Conv { op, relu, pool } => {
+                    let Op::Conv(conv) = &self.graph.trunk[op] else {
+                        return Err(internal("conv step without conv op"));
+                    };
+                    let product = match &self.packed[op] {
+                        Some(packed) => Product::Packed(packed),
+                        None => Product::Gemm,
+                    };
+                    let parallel = self.pool.is_some();
+                    conv_layer(conv, product, x, count, relu, pool, parallel)?
+                }
+                Step::Relu => x.iter().map(|v| v.max(0.0)).collect(),
+                Step::MaxPool { op } => {
+                    let Op::MaxPool {
+                        size,
+                        channels,
+                        in_h,
+                        in_w,
+                    } = self.graph.trunk[op]
+                    else {
+                        return Err(internal("pool step without pool op"));
+                    };
+                    max_pool(x, count * channels, in_h, in_w, size)
+                }
+                Step::Flatten => continue,
+            };
+            current = Some(next);
+        }
+        Ok(current.unwrap_or_else(|| inputs.to_vec()))
+    }
+
+    /// A head over the batch's features ([count, F]).
+    fn head(
+        &self,
+        ops: &[Op],
+        mut x: Vec<f32>,
+        tracer_bits: &[f32],
+    ) -> Result<Vec<f32>, ModelError> {
+        let count = tracer_bits.len();
+        for op in ops {
+            x = match op {
+                Op::Relu => {
+                    x.iter_mut().for_each(|v| *v = v.max(0.0));
+                    x
+                }
+                Op::ConcatTracer => {
+                    let width = x.len() / count.max(1);
+                    let mut wider = Vec::with_capacity(x.len() + count);
+                    for (row, &bit) in x.chunks_exact(width.max(1)).zip(tracer_bits) {
+                        wider.extend_from_slice(row);
+                        wider.push(bit);
+                    }
+                    wider
+                }
+                Op::Linear(l) => {
+                    let mut y = vec![0.0; count * l.out_features];
+                    matmul(
+                        &mut y,
+                        MatRef::row_major(&x, count, l.in_features),
+                        MatRef::transposed(&l.weight, l.in_features, l.out_features),
+                        self.threads,
+                    )?;
+                    for row in y.chunks_exact_mut(l.out_features) {
+                        row.iter_mut().zip(&l.bias).for_each(|(v, b)| *v += b);
+                    }
+                    y
+                }
+                Op::Conv(_) | Op::MaxPool { .. } | Op::Flatten => {
+                    return Err(internal("map layer in a head"));
+                }
+            };
+        }
+        Ok(x)
+    }
+}
+
+fn internal(what: &str) -> ModelError {
+    ModelError::Engine(format!("internal: {what}"))
+}
+
+/// Fuses each convolution with the ReLU and max-pool right after it (in either order: ReLU
+/// and max commute, and so do max and adding a per-channel bias).
+fn plan(trunk: &[Op]) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut i = 0;
+    while i < trunk.len() {
+        match &trunk[i] {
+            Op::Conv(_) => {
+                let (mut relu, mut pool) = (false, 1);
+                let mut j = i + 1;
+                loop {
+                    match trunk.get(j) {
+                        Some(Op::Relu) => relu = true,
+                        Some(Op::MaxPool { size, .. }) if pool == 1 => pool = *size,
+                        _ => break,
+                    }
+                    j += 1;
+                }
+                steps.push(Step::Conv { op: i, relu, pool });
+                i = j;
+                continue;
+            }
+            Op::Relu => steps.push(Step::Relu),
+            Op::MaxPool { .. } => steps.push(Step::MaxPool { op: i }),
+            Op::Flatten | Op::ConcatTracer | Op::Linear(_) => steps.push(Step::Flatten),
+        }
+        i += 1;
+    }
+    steps
+}
+
+/// How a convolution tile's product is computed.
+#[derive(Clone, Copy)]
+enum Product<'a> {
+    Gemm,
+    Packed(&'a PackedWeights),
+}
+
+/// Convolution (+ bias, optional ReLU, max-pool `pool`) of `count` regions in tiles of whole
+/// output rows; returns [count, out_channels, out_h / pool, out_w / pool].
+fn conv_layer(
+    conv: &Conv,
+    product_kind: Product<'_>,
+    x: &[f32],
+    count: usize,
+    relu: bool,
+    pool: usize,
+    parallel: bool,
+) -> Result<Vec<f32>, ModelError> {
+    let (oh, ow) = (conv.out_h, conv.out_w);
+    let (ph, pw) = (oh / pool, ow / pool);
+    let k = conv.patch_len();
+    let pooled_len = conv.out_channels * ph * pw;
+    // Rows per tile: a multiple of `unit` (the pool size, and for the AVX-512 kernel enough
+    // rows for whole NR-column blocks) of about TILE_FLOATS / k columns.
+    let unit = match product_kind {
+        Product::Gemm => pool,
+        Product::Packed(_) => lcm(pool, simd::NR / gcd(ow, simd::NR)),
+    };
+    let rows_per_tile = ((TILE_FLOATS / k / ow) / unit).max(1) * unit;
+    let total_rows = count * oh;
+    let tiles: Vec<usize> = (0..total_rows).step_by(rows_per_tile).collect();
+    let run_tile = |(col, product): &mut (Vec<f32>, Vec<f32>), r0: usize| {
+        let rows = rows_per_tile.min(total_rows - r0);
+        let cols = rows * ow;
+        let stride = match product_kind {
+            Product::Gemm => cols,
+            Product::Packed(_) => cols.next_multiple_of(simd::NR),
+        };
+        col.resize(k * stride, 0.0);
+        im2col(conv, x, r0, rows, col, stride);
+        match product_kind {
+            Product::Gemm => {
+                product.resize(conv.out_channels * stride, 0.0);
+                matmul(
+                    product,
+                    MatRef::row_major(&conv.weight, conv.out_channels, k),
+                    MatRef::row_major(col, k, cols),
+                    1,
+                )?;
+            }
+            Product::Packed(w) => {
+                product.resize(w.padded_rows() * stride, 0.0);
+                simd::matmul_packed(product, w, col, stride)?;
+            }
+        }
+        Ok(pool_tile(conv, product, rows, stride, relu, pool))
+    };
+    let results: Vec<Vec<f32>> = if parallel {
+        tiles
+            .par_iter()
+            .map_init(
+                || (Vec::new(), Vec::new()),
+                |scratch, &r0| run_tile(scratch, r0),
+            )
+            .collect::<Result<_, ModelError>>()?
+    } else {
+        let mut scratch = (Vec::new(), Vec::new());
+        tiles
+            .iter()
+            .map(|&r0| run_tile(&mut scratch, r0))
+            .collect::<Result<_, ModelError>>()?
+    };
+    // Scatter each tile's pooled rows [out_channels, rows / pool, pw] into the regions' maps.
+    let mut out = vec![0.0; count * pooled_len];
+    for (&r0, tile) in tiles.iter().zip(&results) {
+        let tile_rows = tile.len() / (conv.out_channels * pw);
+        for o in 0..conv.out_channels {
+            for t in 0..tile_rows {
+                let pooled_row = r0 / pool + t;
+                let (region, py) = (pooled_row / ph, pooled_row % ph);
+                let dst = region * pooled_len + (o * ph + py) * pw;
+                let src = (o * tile_rows + t) * pw;
+                out[dst..dst + pw].copy_from_slice(&tile[src..src + pw]);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+fn lcm(a: usize, b: usize) -> usize {
+    a / gcd(a, b) * b
+}
+
+/// Writes the im2col matrix of output rows `r0..r0 + rows` (counted across regions) into
+/// `col` ([patch_len, stride], the first rows · out_w columns used, the rest zero): row
+/// (i, ky, kx) holds input channel i shifted by the kernel tap, zero where the tap falls in
+/// the padding.
+fn im2col(conv: &Conv, x: &[f32], r0: usize, rows: usize, col: &mut [f32], stride: usize) {
+    let (k, pad, ow) = (conv.kernel, conv.padding, conv.out_w);
+    let (ih, iw) = (conv.in_h, conv.in_w);
+    let cols = rows * ow;
+    let region_len = conv.in_channels * ih * iw;
+    for i in 0..conv.in_channels {
+        for ky in 0..k {
+            // Output rows y with input row y + ky - pad inside the map.
+            let y_lo = pad.saturating_sub(ky).min(conv.out_h);
+            let y_hi = (ih + pad).saturating_sub(ky).min(conv.out_h).max(y_lo);
+            for kx in 0..k {
+                let row = &mut col[((i * k + ky) * k + kx) * stride..][..stride];
+                row[cols..].fill(0.0);
+                let mut t = 0;
+                while t < rows {
+                    // A run of tile rows inside one region: [t, end).
+                    let (region, y) = ((r0 + t) / conv.out_h, (r0 + t) % conv.out_h);
+                    let end = rows.min(t + conv.out_h - y);
+                    let valid = (t + y_lo.saturating_sub(y)).min(end)
+                        ..(t + y_hi.saturating_sub(y)).min(end);
+                    row[t * ow..valid.start * ow].fill(0.0);
+                    row[valid.end * ow..end * ow].fill(0.0);
+                    if !valid.is_empty() {
+                        let iy = (y + valid.start - t + ky) - pad;
+                        let src = &x[region * region_len + i * ih * iw..][..ih * iw];
+                        shifted_rows(
+                            src,
+                            iy,
+                            &mut row[valid.start * ow..valid.end * ow],
+                            ow,
+                            iw,
+                            kx,
+                            pad,
+                        );
+                    }
+                    t = end;
+                }
+            }
+        }
+    }
+}
+
+/// Fills `dst` (whole rows of `ow` columns) with input rows `iy0, iy0 + 1, …` of the map
+/// `src` (rows of `iw`), output column xo taking input column xo + kx − pad, zero outside.
+fn shifted_rows(
+    src: &[f32],
+    iy0: usize,
+    dst: &mut [f32],
+    ow: usize,
+    iw: usize,
+    kx: usize,
+    pad: usize,
+) {
+    // Columns whose input lies inside the map: [x_lo, x_hi).
+    let x_lo = pad.saturating_sub(kx).min(ow);
+    let x_hi = (iw + pad).saturating_sub(kx).min(ow).max(x_lo);
+    if ow == iw && x_lo < x_hi {
+        // "Same" convolution: the rows are contiguous in both, so one shifted copy does the
+        // run and only the x_lo / ow − x_hi edge columns of each row need zeroing after it.
+        let n = dst.len();
+        let start = iy0 * iw + x_lo + kx - pad;
+        let (a, b) = (x_lo, n - (ow - x_hi));
+        dst[a..b].copy_from_slice(&src[start..start + (b - a)]);
+        for line in dst.chunks_exact_mut(ow) {
+            line[..x_lo].fill(0.0);
+            line[x_hi..].fill(0.0);
+        }
+        return;
+    }
+    for (t, line) in dst.chunks_exact_mut(ow).enumerate() {
+        let s = &src[(iy0 + t) * iw..][..iw];
+        line[..x_lo].fill(0.0);
+        line[x_lo..x_hi].copy_from_slice(&s[x_lo + kx - pad..x_hi + kx - pad]);
+        line[x_hi..].fill(0.0);
+    }
+}
+
+/// Max-pools a tile's product ([out_channels, stride], the first rows · out_w columns used),
+/// then adds the bias and applies the ReLU (both commute with max):
+/// [out_channels, rows / pool, out_w / pool].
+fn pool_tile(
+    conv: &Conv,
+    product: &[f32],
+    rows: usize,
+    stride: usize,
+    relu: bool,
+    pool: usize,
+) -> Vec<f32> {
+    let ow = conv.out_w;
+    let (prow, pw) = (rows / pool, ow / pool);
+    let mut out = Vec::with_capacity(conv.out_channels * prow * pw);
+    for (o, &bias) in conv.bias.iter().enumerate() {
+        let plane = &product[o * stride..(o + 1) * stride];
+        if pool == 2 {
+            // The v1 case, written out so that it compiles to straight-line code.
+            for pair in plane[..rows * ow].chunks_exact(2 * ow) {
+                let (upper, lower) = pair.split_at(ow);
+                for (u, l) in upper.chunks_exact(2).zip(lower.chunks_exact(2)) {
+                    let v = u[0].max(u[1]).max(l[0].max(l[1])) + bias;
+                    out.push(if relu { v.max(0.0) } else { v });
+                }
+            }
+            continue;
+        }
+        for py in 0..prow {
+            for px in 0..pw {
+                let mut m = f32::NEG_INFINITY;
+                for dy in 0..pool {
+                    let line = &plane[(py * pool + dy) * ow + px * pool..][..pool];
+                    m = line.iter().fold(m, |a, &b| a.max(b));
+                }
+                let v = m + bias;
+                out.push(if relu { v.max(0.0) } else { v });
+            }
+        }
+    }
+    out
+}
+
+/// Max-pool of `maps` stacked h × w maps.
+fn max_pool(x: &[f32], maps: usize, h: usize, w: usize, size: usize) -> Vec<f32> {
+    let (oh, ow) = (h / size, w / size);
+    let mut out = vec![f32::NEG_INFINITY; maps * oh * ow];
+    for m in 0..maps {
+        for y in 0..h {
+            for xi in 0..w {
+                let o = &mut out[(m * oh + y / size) * ow + xi / size];
+                *o = o.max(x[(m * h + y) * w + xi]);
+            }
+        }
+    }
+    out
+}
