@@ -5,10 +5,7 @@
 
 use std::process::ExitCode;
 
-use uptake::model::init::{he_normal, untrained_v1_metadata};
-
-/// The seed of the committed `models/default.safetensors`.
-const DEFAULT_SEED: u64 = 20_260_701;
+use uptake::model::init::{DEFAULT_MODEL_SEED, he_normal, untrained_v1_metadata};
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -17,7 +14,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let seed = match args.next().map(|s| s.parse::<u64>()) {
-        None => DEFAULT_SEED,
+        None => DEFAULT_MODEL_SEED,
         Some(Ok(seed)) => seed,
         Some(Err(e)) => {
             eprintln!("seed: {e}");

@@ -35,7 +35,7 @@ pub const KEY_TRAINING: &str = "training";
 pub const KEY_THRESHOLD: &str = "threshold";
 
 /// Largest model file accepted (the v1 model is about 1.5 MB).
-pub const MAX_MODEL_BYTES: u64 = 256 << 20;
+pub const MAX_MODEL_BYTES: u64 = 64 << 20;
 /// Largest safetensors JSON header accepted (the v1 header is a few kB).
 pub const MAX_HEADER_BYTES: u64 = 1 << 20;
 
