@@ -217,7 +217,8 @@ fn unknown_layer_type_is_named() {
 
 #[test]
 fn inconsistent_architectures_are_refused() {
-    let edits: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let edits: Vec<(&str, Edit)> = vec![
         (
             "\"conv2\" takes 33 channels but receives 32",
             Box::new(|a| a["trunk"][3]["in_channels"] = json!(33)),
