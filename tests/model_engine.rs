@@ -93,8 +93,9 @@ fn configs() -> Vec<EngineConfig> {
     all
 }
 
-/// A small network of the same vocabulary, with a non-"same" convolution (5×5, padding 1) and
-/// a lone ReLU/pool order variant, so that many configurations stay fast.
+/// A small network of the same vocabulary covering every convolution path (implicit "same"
+/// 3×3, explicit 5×5 padding 1, 1×1) and the pool-before-ReLU order, so that many
+/// configurations stay fast.
 fn small_model(seed: u64) -> Model {
     let input = InputSpec {
         plane_offsets_mm: vec![-6.0, 0.0, 6.0],
@@ -116,7 +117,9 @@ fn small_model(seed: u64) -> Model {
     };
     let architecture = Architecture {
         trunk: vec![
-            conv("c1", 6, 8, 5, 1), // 18 → 16
+            conv("c0", 6, 7, 3, 1), // "same" and wide: the implicit product
+            Layer::Relu,
+            conv("c1", 7, 8, 5, 1), // 18 → 16: explicit im2col
             Layer::MaxPool2d { size: 2 },
             Layer::Relu, // 8 × 8
             conv("c2", 8, 12, 3, 1),

@@ -11,7 +11,8 @@
 //! of the batch, independent of how many regions a call brings ([`Engine::infer_with`]
 //! streams them batch by batch).
 
-use std::sync::Arc;
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
@@ -129,6 +130,31 @@ pub fn softmax(logits: &[f32]) -> Vec<f32> {
     exps.into_iter().map(|e| e / sum).collect()
 }
 
+thread_local! {
+    /// A tile's im2col matrix, product and B-row offsets, kept per thread between tiles and
+    /// calls: at most a few hundred kB, and no allocation (or page faults) per tile.
+    static TILE_SCRATCH: RefCell<TileScratch> = const {
+        RefCell::new(TileScratch { col: Vec::new(), product: Vec::new(), offsets: Vec::new() })
+    };
+}
+
+struct TileScratch {
+    col: Vec<f32>,
+    product: Vec<f32>,
+    offsets: Vec<usize>,
+}
+
+/// A batch's activation buffers, reused by later batches and calls.
+#[derive(Debug, Default)]
+struct Workspace {
+    /// Ping-pong activation maps [count, C, H, W].
+    maps: [Vec<f32>; 2],
+    /// Pooled convolution output, one fixed-size slot per tile.
+    tiles: Vec<f32>,
+    /// A convolution's input with its zero padding, for the implicit (copy-free) im2col.
+    padded: Vec<f32>,
+}
+
 /// A trunk step: a convolution with the ReLU / max-pool after it fused in, or a lone op.
 #[derive(Debug, Clone, Copy)]
 enum Step {
@@ -151,6 +177,8 @@ pub struct Engine {
     pool: Option<rayon::ThreadPool>,
     threads: usize,
     batch_size: usize,
+    /// Idle workspaces; one per call in flight at most.
+    workspaces: Mutex<Vec<Workspace>>,
 }
 
 impl Engine {
@@ -200,6 +228,7 @@ impl Engine {
             pool,
             threads,
             batch_size,
+            workspaces: Mutex::new(Vec::new()),
         })
     }
 
@@ -310,7 +339,17 @@ impl Engine {
         out: &mut [f32],
     ) -> Result<(), ModelError> {
         let per_region = self.graph.input_len();
-        if let Some(i) = inputs.iter().position(|v| !v.is_finite()) {
+        // A branch-free pass per block vectorises; only a bad block is searched.
+        let bad_block = inputs
+            .chunks(4096)
+            .position(|block| !block.iter().fold(true, |ok, v| ok & v.is_finite()));
+        if let Some(i) = bad_block.and_then(|b| {
+            let start = b * 4096;
+            inputs[start..]
+                .iter()
+                .position(|v| !v.is_finite())
+                .map(|i| start + i)
+        }) {
             return Err(ModelError::Input(format!(
                 "region {} holds a non-finite value at element {}",
                 first + i / per_region,
@@ -324,8 +363,14 @@ impl Engine {
                 tracer_bits[i]
             )));
         }
+        let mut workspace = self
+            .workspaces
+            .lock()
+            .ok()
+            .and_then(|mut idle| idle.pop())
+            .unwrap_or_default();
         let mut run = || {
-            let features = self.trunk(inputs, tracer_bits.len())?;
+            let features = self.trunk(inputs, tracer_bits.len(), &mut workspace)?;
             let suspicious = self.head(&self.graph.suspicious, features.clone(), tracer_bits)?;
             let location = self.head(&self.graph.location, features, tracer_bits)?;
             let classes = self.graph.classes;
@@ -335,18 +380,39 @@ impl Engine {
             }
             Ok(())
         };
-        match &self.pool {
+        let result = match &self.pool {
             Some(pool) => pool.install(run),
             None => run(),
+        };
+        if let Ok(mut idle) = self.workspaces.lock() {
+            idle.push(workspace);
         }
+        result
     }
 
     /// The trunk over `count` regions: [count, C, H, W] → [count, features].
-    fn trunk(&self, inputs: &[f32], count: usize) -> Result<Vec<f32>, ModelError> {
-        let mut current: Option<Vec<f32>> = None;
+    fn trunk(
+        &self,
+        inputs: &[f32],
+        count: usize,
+        workspace: &mut Workspace,
+    ) -> Result<Vec<f32>, ModelError> {
+        let Workspace {
+            maps: [a, b],
+            tiles,
+            padded,
+        } = workspace;
+        // Where the current activation lives: the caller's input, or map a or b (its first
+        // `len` floats; the maps only grow, so a batch never zero-fills them again).
+        let mut current: Option<bool> = None;
+        let mut len = inputs.len();
         for step in &self.steps {
-            let x = current.as_deref().unwrap_or(inputs);
-            let next = match *step {
+            let (x, next): (&[f32], &mut Vec<f32>) = match current {
+                None => (inputs, a),
+                Some(false) => (&a[..len], b),
+                Some(true) => (&b[..len], a),
+            };
+            match *step {
                 Step::Conv { op, relu, pool } => {
                     let Op::Conv(conv) = &self.graph.trunk[op] else {
                         return Err(internal("conv step without conv op"));
@@ -355,10 +421,21 @@ impl Engine {
                         Some(packed) => Product::Packed(packed),
                         None => Product::Gemm,
                     };
-                    let parallel = self.pool.is_some();
-                    conv_layer(conv, product, x, count, relu, pool, parallel)?
+                    let layer = ConvLayer {
+                        conv,
+                        product,
+                        relu,
+                        pool,
+                        parallel: self.pool.is_some(),
+                    };
+                    len = count * conv.out_channels * (conv.out_h / pool) * (conv.out_w / pool);
+                    layer.run(x, count, tiles, padded, grown(next, len))?;
                 }
-                Step::Relu => x.iter().map(|v| v.max(0.0)).collect(),
+                Step::Relu => {
+                    for (o, v) in grown(next, len).iter_mut().zip(x) {
+                        *o = v.max(0.0);
+                    }
+                }
                 Step::MaxPool { op } => {
                     let Op::MaxPool {
                         size,
@@ -369,13 +446,18 @@ impl Engine {
                     else {
                         return Err(internal("pool step without pool op"));
                     };
-                    max_pool(x, count * channels, in_h, in_w, size)
+                    len = count * channels * (in_h / size) * (in_w / size);
+                    max_pool(x, count * channels, in_h, in_w, size, grown(next, len));
                 }
                 Step::Flatten => continue,
-            };
-            current = Some(next);
+            }
+            current = Some(current == Some(false));
         }
-        Ok(current.unwrap_or_else(|| inputs.to_vec()))
+        Ok(match current {
+            None => inputs.to_vec(),
+            Some(false) => a[..len].to_vec(),
+            Some(true) => b[..len].to_vec(),
+        })
     }
 
     /// A head over the batch's features ([count, F]).
@@ -423,6 +505,14 @@ impl Engine {
     }
 }
 
+/// The first `len` floats of `buf`, growing it (never shrinking) as needed.
+fn grown(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    &mut buf[..len]
+}
+
 fn internal(what: &str) -> ModelError {
     ModelError::Engine(format!("internal: {what}"))
 }
@@ -465,86 +555,217 @@ enum Product<'a> {
     Packed(&'a PackedWeights),
 }
 
-/// Convolution (+ bias, optional ReLU, max-pool `pool`) of `count` regions in tiles of whole
-/// output rows; returns [count, out_channels, out_h / pool, out_w / pool].
-fn conv_layer(
-    conv: &Conv,
-    product_kind: Product<'_>,
-    x: &[f32],
-    count: usize,
+/// A convolution with the bias, optional ReLU and max-pool `pool` fused after it.
+struct ConvLayer<'a> {
+    conv: &'a Conv,
+    product: Product<'a>,
     relu: bool,
     pool: usize,
     parallel: bool,
-) -> Result<Vec<f32>, ModelError> {
-    let (oh, ow) = (conv.out_h, conv.out_w);
-    let (ph, pw) = (oh / pool, ow / pool);
-    let k = conv.patch_len();
-    let pooled_len = conv.out_channels * ph * pw;
-    // Rows per tile: a multiple of `unit` (the pool size, and for the AVX-512 kernel enough
-    // rows for whole NR-column blocks) of about TILE_FLOATS / k columns.
-    let unit = match product_kind {
-        Product::Gemm => pool,
-        Product::Packed(_) => lcm(pool, simd::NR / gcd(ow, simd::NR)),
-    };
-    let rows_per_tile = ((TILE_FLOATS / k / ow) / unit).max(1) * unit;
-    let total_rows = count * oh;
-    let tiles: Vec<usize> = (0..total_rows).step_by(rows_per_tile).collect();
-    let run_tile = |(col, product): &mut (Vec<f32>, Vec<f32>), r0: usize| {
-        let rows = rows_per_tile.min(total_rows - r0);
-        let cols = rows * ow;
-        let stride = match product_kind {
-            Product::Gemm => cols,
-            Product::Packed(_) => cols.next_multiple_of(simd::NR),
+}
+
+/// Columns per tile for the implicit product: enough to amortise a tile, few enough that the
+/// product stays in L2.
+const IMPLICIT_TILE_COLS: usize = 1152;
+
+impl ConvLayer<'_> {
+    /// Whether the product reads B straight from the zero-padded input instead of an im2col
+    /// copy. For a "same" convolution, output pixel (y, x) and tap (ky, kx) read padded pixel
+    /// (y + ky, x + kx), so with output rows computed at the padded width `w + 2·pad` each B
+    /// row is one contiguous run of the padded input; the 2·pad extra columns per row are
+    /// computed and dropped. Worth it while that waste stays small (wide maps).
+    fn implicit(&self) -> bool {
+        let c = self.conv;
+        matches!(self.product, Product::Packed(_))
+            && c.out_h == c.in_h
+            && c.out_w == c.in_w
+            && 2 * c.padding + 1 == c.kernel
+            && 16 * c.padding <= c.in_w
+    }
+
+    /// Runs `count` regions in tiles of whole output rows, writing
+    /// [count, out_channels, out_h / pool, out_w / pool] into `out`; `tiles` and `padded` are
+    /// scratch.
+    fn run(
+        &self,
+        x: &[f32],
+        count: usize,
+        tiles: &mut Vec<f32>,
+        padded: &mut Vec<f32>,
+        out: &mut [f32],
+    ) -> Result<(), ModelError> {
+        let (conv, pool) = (self.conv, self.pool);
+        let (oh, ow) = (conv.out_h, conv.out_w);
+        let (ph, pw) = (oh / pool, ow / pool);
+        let pooled_len = conv.out_channels * ph * pw;
+        // Tiles as (first output row, rows), rows counted across regions.
+        let implicit = self.implicit();
+        let tile_list: Vec<(usize, usize)> = if implicit {
+            pad_input(conv, x, count, padded);
+            let rows = implicit_tile_rows(oh, conv.in_w + 2 * conv.padding, pool);
+            (0..count)
+                .flat_map(|region| {
+                    (0..oh)
+                        .step_by(rows)
+                        .map(move |y| (region * oh + y, rows.min(oh - y)))
+                })
+                .collect()
+        } else {
+            // A multiple of `unit` (the pool size, and for the AVX-512 kernel enough rows for
+            // whole NR-column blocks) of about TILE_FLOATS / k columns.
+            let unit = match self.product {
+                Product::Gemm => pool,
+                Product::Packed(_) => lcm(pool, simd::NR / gcd(ow, simd::NR)),
+            };
+            let rows = ((TILE_FLOATS / conv.patch_len() / ow) / unit).max(1) * unit;
+            let total = count * oh;
+            (0..total)
+                .step_by(rows)
+                .map(|r0| (r0, rows.min(total - r0)))
+                .collect()
         };
-        col.resize(k * stride, 0.0);
-        im2col(conv, x, r0, rows, col, stride);
-        match product_kind {
+        let max_rows = tile_list.iter().map(|t| t.1).max().unwrap_or(0);
+        let slot = (conv.out_channels * (max_rows / pool) * pw).max(1);
+        let tiles = grown(tiles, tile_list.len() * slot);
+        let source: &[f32] = if implicit { padded } else { x };
+        let run_tile = |(&(r0, rows), slot): (&(usize, usize), &mut [f32])| {
+            TILE_SCRATCH.with_borrow_mut(|scratch| self.tile(source, r0, rows, scratch, slot))
+        };
+        if self.parallel {
+            tile_list
+                .par_iter()
+                .zip(tiles.par_chunks_mut(slot))
+                .try_for_each(run_tile)?;
+        } else {
+            tile_list
+                .iter()
+                .zip(tiles.chunks_mut(slot))
+                .try_for_each(run_tile)?;
+        }
+        // Scatter each tile's pooled rows [out_channels, rows / pool, pw] into the maps.
+        for (&(r0, rows), tile) in tile_list.iter().zip(tiles.chunks(slot)) {
+            let tile_rows = rows / pool;
+            for o in 0..conv.out_channels {
+                for t in 0..tile_rows {
+                    let pooled_row = r0 / pool + t;
+                    let (region, py) = (pooled_row / ph, pooled_row % ph);
+                    let dst = region * pooled_len + (o * ph + py) * pw;
+                    let src = (o * tile_rows + t) * pw;
+                    out[dst..dst + pw].copy_from_slice(&tile[src..src + pw]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Output rows `r0..r0 + rows` (across regions): B rows, product, then pool into `out`.
+    /// `source` is the input, or its padded copy for the implicit product.
+    fn tile(
+        &self,
+        source: &[f32],
+        r0: usize,
+        rows: usize,
+        scratch: &mut TileScratch,
+        out: &mut [f32],
+    ) -> Result<(), ModelError> {
+        let conv = self.conv;
+        let k = conv.patch_len();
+        let TileScratch {
+            col,
+            product,
+            offsets,
+        } = scratch;
+        match self.product {
             Product::Gemm => {
-                product.resize(conv.out_channels * stride, 0.0);
+                let cols = rows * conv.out_w;
+                let col = grown(col, k * cols);
+                im2col(conv, source, r0, rows, col, cols);
+                let product = grown(product, conv.out_channels * cols);
                 matmul(
                     product,
                     MatRef::row_major(&conv.weight, conv.out_channels, k),
                     MatRef::row_major(col, k, cols),
                     1,
                 )?;
+                pool_tile(
+                    conv, product, rows, cols, conv.out_w, self.relu, self.pool, out,
+                );
+            }
+            Product::Packed(w) if self.implicit() => {
+                let (wh, ww) = (conv.in_h + 2 * conv.padding, conv.in_w + 2 * conv.padding);
+                let (region, y0) = (r0 / conv.out_h, r0 % conv.out_h);
+                let base = (region * conv.in_channels * wh + y0) * ww;
+                let cols = (rows * ww).next_multiple_of(simd::NR);
+                offsets.clear();
+                for i in 0..conv.in_channels {
+                    for ky in 0..conv.kernel {
+                        let row = base + (i * wh + ky) * ww;
+                        offsets.extend((0..conv.kernel).map(|kx| row + kx));
+                    }
+                }
+                let product = grown(product, w.padded_rows() * cols);
+                simd::matmul_packed(product, w, source, offsets, cols)?;
+                pool_tile(conv, product, rows, cols, ww, self.relu, self.pool, out);
             }
             Product::Packed(w) => {
-                product.resize(w.padded_rows() * stride, 0.0);
-                simd::matmul_packed(product, w, col, stride)?;
+                let cols = (rows * conv.out_w).next_multiple_of(simd::NR);
+                let col = grown(col, k * cols);
+                im2col(conv, source, r0, rows, col, cols);
+                offsets.clear();
+                offsets.extend((0..k).map(|kk| kk * cols));
+                let product = grown(product, w.padded_rows() * cols);
+                simd::matmul_packed(product, w, col, offsets, cols)?;
+                pool_tile(
+                    conv, product, rows, cols, conv.out_w, self.relu, self.pool, out,
+                );
             }
         }
-        Ok(pool_tile(conv, product, rows, stride, relu, pool))
-    };
-    let results: Vec<Vec<f32>> = if parallel {
-        tiles
-            .par_iter()
-            .map_init(
-                || (Vec::new(), Vec::new()),
-                |scratch, &r0| run_tile(scratch, r0),
-            )
-            .collect::<Result<_, ModelError>>()?
-    } else {
-        let mut scratch = (Vec::new(), Vec::new());
-        tiles
-            .iter()
-            .map(|&r0| run_tile(&mut scratch, r0))
-            .collect::<Result<_, ModelError>>()?
-    };
-    // Scatter each tile's pooled rows [out_channels, rows / pool, pw] into the regions' maps.
-    let mut out = vec![0.0; count * pooled_len];
-    for (&r0, tile) in tiles.iter().zip(&results) {
-        let tile_rows = tile.len() / (conv.out_channels * pw);
-        for o in 0..conv.out_channels {
-            for t in 0..tile_rows {
-                let pooled_row = r0 / pool + t;
-                let (region, py) = (pooled_row / ph, pooled_row % ph);
-                let dst = region * pooled_len + (o * ph + py) * pw;
-                let src = (o * tile_rows + t) * pw;
-                out[dst..dst + pw].copy_from_slice(&tile[src..src + pw]);
-            }
+        Ok(())
+    }
+}
+
+/// Copies `count` regions of the convolution's input into `padded` with a zero border of
+/// `padding` on every side, plus a zero tail: the implicit product reads up to one block of
+/// columns past the last row it needs. Every float of the layout is written once (the buffer
+/// is shared by layers of different sizes, so nothing can be assumed zero).
+fn pad_input(conv: &Conv, x: &[f32], count: usize, padded: &mut Vec<f32>) {
+    let (ih, iw, p) = (conv.in_h, conv.in_w, conv.padding);
+    let (wh, ww) = (ih + 2 * p, iw + 2 * p);
+    let planes = count * conv.in_channels;
+    let body = planes * wh * ww;
+    let padded = grown(padded, body + 2 * p * ww + simd::NR);
+    for (src, dst) in x
+        .chunks_exact(ih * iw)
+        .zip(padded.chunks_exact_mut(wh * ww))
+        .take(planes)
+    {
+        let (top, rest) = dst.split_at_mut(p * ww);
+        let (middle, bottom) = rest.split_at_mut(ih * ww);
+        top.fill(0.0);
+        bottom.fill(0.0);
+        for (line, out) in src.chunks_exact(iw).zip(middle.chunks_exact_mut(ww)) {
+            out[..p].fill(0.0);
+            out[p..p + iw].copy_from_slice(line);
+            out[p + iw..].fill(0.0);
         }
     }
-    Ok(out)
+    padded[body..].fill(0.0);
+}
+
+/// Rows per implicit tile: a multiple of the pool size whose padded-width columns waste the
+/// least of the last NR-column block, at most [`IMPLICIT_TILE_COLS`] columns (larger on ties).
+fn implicit_tile_rows(out_h: usize, padded_w: usize, pool: usize) -> usize {
+    let waste = |rows: usize| {
+        let cols = rows * padded_w;
+        (cols.next_multiple_of(simd::NR) - cols) as f64 / cols as f64
+    };
+    let mut best = pool;
+    for rows in (pool..=out_h).step_by(pool) {
+        if rows * padded_w <= IMPLICIT_TILE_COLS && waste(rows) <= waste(best) {
+            best = rows;
+        }
+    }
+    best
 }
 
 fn gcd(a: usize, b: usize) -> usize {
@@ -636,29 +857,34 @@ fn shifted_rows(
     }
 }
 
-/// Max-pools a tile's product ([out_channels, stride], the first rows · out_w columns used),
-/// then adds the bias and applies the ReLU (both commute with max):
+/// Max-pools a tile's product ([out_channels, stride]; output pixel (t, x) of the tile at
+/// column t · pitch + x), then adds the bias and applies the ReLU (both commute with max):
 /// [out_channels, rows / pool, out_w / pool].
+#[allow(clippy::too_many_arguments)]
 fn pool_tile(
     conv: &Conv,
     product: &[f32],
     rows: usize,
     stride: usize,
+    pitch: usize,
     relu: bool,
     pool: usize,
-) -> Vec<f32> {
+    out: &mut [f32],
+) {
     let ow = conv.out_w;
     let (prow, pw) = (rows / pool, ow / pool);
-    let mut out = Vec::with_capacity(conv.out_channels * prow * pw);
+    let mut n = 0;
     for (o, &bias) in conv.bias.iter().enumerate() {
         let plane = &product[o * stride..(o + 1) * stride];
         if pool == 2 {
             // The v1 case, written out so that it compiles to straight-line code.
-            for pair in plane[..rows * ow].chunks_exact(2 * ow) {
-                let (upper, lower) = pair.split_at(ow);
+            for py in 0..prow {
+                let upper = &plane[2 * py * pitch..][..ow];
+                let lower = &plane[(2 * py + 1) * pitch..][..ow];
                 for (u, l) in upper.chunks_exact(2).zip(lower.chunks_exact(2)) {
                     let v = u[0].max(u[1]).max(l[0].max(l[1])) + bias;
-                    out.push(if relu { v.max(0.0) } else { v });
+                    out[n] = if relu { v.max(0.0) } else { v };
+                    n += 1;
                 }
             }
             continue;
@@ -667,21 +893,21 @@ fn pool_tile(
             for px in 0..pw {
                 let mut m = f32::NEG_INFINITY;
                 for dy in 0..pool {
-                    let line = &plane[(py * pool + dy) * ow + px * pool..][..pool];
+                    let line = &plane[(py * pool + dy) * pitch + px * pool..][..pool];
                     m = line.iter().fold(m, |a, &b| a.max(b));
                 }
                 let v = m + bias;
-                out.push(if relu { v.max(0.0) } else { v });
+                out[n] = if relu { v.max(0.0) } else { v };
+                n += 1;
             }
         }
     }
-    out
 }
 
 /// Max-pool of `maps` stacked h × w maps.
-fn max_pool(x: &[f32], maps: usize, h: usize, w: usize, size: usize) -> Vec<f32> {
+fn max_pool(x: &[f32], maps: usize, h: usize, w: usize, size: usize, out: &mut [f32]) {
     let (oh, ow) = (h / size, w / size);
-    let mut out = vec![f32::NEG_INFINITY; maps * oh * ow];
+    out.fill(f32::NEG_INFINITY);
     for m in 0..maps {
         for y in 0..h {
             for xi in 0..w {
@@ -690,5 +916,4 @@ fn max_pool(x: &[f32], maps: usize, h: usize, w: usize, size: usize) -> Vec<f32>
             }
         }
     }
-    out
 }

@@ -57,19 +57,24 @@ pub fn available() -> bool {
     }
 }
 
-/// `dst[padded_rows, cols] = W · col[k, cols]`, both row-major with row stride `cols`, which
-/// must be a multiple of [`NR`]. Only valid when [`available`] is true.
+/// `dst[padded_rows, cols] = W · B` where row kk of B is `b[offsets[kk]..offsets[kk] + cols]`
+/// (an im2col matrix, or for an implicit convolution the shifted input itself); `dst` is
+/// row-major with row stride `cols`, a multiple of [`NR`]. Only valid when [`available`].
 pub fn matmul_packed(
     dst: &mut [f32],
     w: &PackedWeights,
-    col: &[f32],
+    b: &[f32],
+    offsets: &[usize],
     cols: usize,
 ) -> Result<(), ModelError> {
     let rows = w.padded_rows();
     let ok = available()
         && cols.is_multiple_of(NR)
         && dst.len() >= rows * cols
-        && col.len() >= w.k * cols
+        && offsets.len() == w.k
+        && offsets
+            .iter()
+            .all(|&o| o.checked_add(cols).is_some_and(|end| end <= b.len()))
         && w.data.len() == rows * w.k;
     if !ok {
         return Err(ModelError::Engine(format!(
@@ -81,15 +86,15 @@ pub fn matmul_packed(
     for p in 0..rows / MR {
         let panel = &w.data[p * w.k * MR..(p + 1) * w.k * MR];
         for j in (0..cols).step_by(NR) {
-            // SAFETY: AVX-512F is present (checked above). The panel holds k·MR floats; col
-            // rows 0..k hold columns j..j + NR since j + NR ≤ cols and col.len() ≥ k·cols;
-            // dst rows p·MR..p·MR + MR hold columns j..j + NR since dst.len() ≥ rows·cols.
+            // SAFETY: AVX-512F is present (checked above). The panel holds k·MR floats; every
+            // B row offsets[kk] + j .. + NR lies in b since j + NR ≤ cols and
+            // offsets[kk] + cols ≤ b.len(); dst rows p·MR..p·MR + MR hold columns j..j + NR
+            // since dst.len() ≥ rows·cols.
             unsafe {
                 kernel(
-                    w.k,
-                    panel.as_ptr(),
-                    col.as_ptr().add(j),
-                    cols,
+                    panel,
+                    b.as_ptr().add(j),
+                    offsets,
                     dst.as_mut_ptr().add(p * MR * cols + j),
                     cols,
                 );
@@ -99,37 +104,34 @@ pub fn matmul_packed(
     Ok(())
 }
 
-/// One MR × NR block: dst[r][c] = Σ_k panel[k][r] · col[k][c].
+/// One MR × NR block: dst[r][c] = Σ_kk panel[kk][r] · b[offsets[kk] + c].
 ///
 /// # Safety
-/// AVX-512F must be available; `panel` must hold k·MR floats, `col` rows 0..k (stride
-/// `col_stride`) and `dst` rows 0..MR (stride `dst_stride`) must hold NR floats each.
+/// AVX-512F must be available; `panel` must hold offsets.len()·MR floats, each
+/// `b + offsets[kk]` NR floats, and `dst` rows 0..MR (stride `dst_stride`) NR floats each.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn kernel(
-    k: usize,
-    panel: *const f32,
-    col: *const f32,
-    col_stride: usize,
+    panel: &[f32],
+    b: *const f32,
+    offsets: &[usize],
     dst: *mut f32,
     dst_stride: usize,
 ) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 3]; MR];
-    for kk in 0..k {
+    for (w, &offset) in panel.chunks_exact(MR).zip(offsets) {
         // SAFETY: in bounds by the function's contract.
-        let (b0, b1, b2, w) = unsafe {
-            let row = col.add(kk * col_stride);
+        let (b0, b1, b2) = unsafe {
+            let row = b.add(offset);
             (
                 _mm512_loadu_ps(row),
                 _mm512_loadu_ps(row.add(16)),
                 _mm512_loadu_ps(row.add(32)),
-                panel.add(kk * MR),
             )
         };
-        for (r, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: r < MR, inside the panel's k-th group.
-            let a = _mm512_set1_ps(unsafe { *w.add(r) });
+        for (acc, &weight) in acc.iter_mut().zip(w) {
+            let a = _mm512_set1_ps(weight);
             acc[0] = _mm512_fmadd_ps(a, b0, acc[0]);
             acc[1] = _mm512_fmadd_ps(a, b1, acc[1]);
             acc[2] = _mm512_fmadd_ps(a, b2, acc[2]);
