@@ -22,10 +22,13 @@
 #define MAX_BATCH_SIZE 4096
 
 // Largest model file accepted (the v1 model is about 1.5 MB).
-#define MAX_MODEL_BYTES (256 << 20)
+#define MAX_MODEL_BYTES (64 << 20)
 
 // Largest safetensors JSON header accepted (the v1 header is a few kB).
 #define MAX_HEADER_BYTES (1 << 20)
+
+// The seed of the embedded default model (`models/default.safetensors`).
+#define DEFAULT_MODEL_SEED 20260701
 
 // Rows (output channels) per micro-kernel block.
 #define MR 8

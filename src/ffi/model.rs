@@ -199,3 +199,130 @@ pub unsafe extern "C" fn uptake_model_infer(
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::analyzer::{uptake_analyzer_create, uptake_analyzer_free};
+    use crate::ffi::{UPTAKE_ERR_INVALID_ARGUMENT, UPTAKE_OK};
+
+    fn analyzer() -> *mut UptakeAnalyzer {
+        let mut a = std::ptr::null_mut();
+        // SAFETY: NULL options mean defaults; `a` is writable.
+        assert_eq!(
+            unsafe { uptake_analyzer_create(std::ptr::null(), &mut a) },
+            UPTAKE_OK
+        );
+        a
+    }
+
+    #[test]
+    fn model_info_respects_struct_size() {
+        let a = analyzer();
+        let mut info = UptakeModelInfo {
+            struct_size: MODEL_INFO_V1_SIZE as u32,
+            ..Default::default()
+        };
+        // SAFETY: live handle, writable struct of the stated size.
+        assert_eq!(
+            unsafe { uptake_analyzer_model_info(a, &mut info) },
+            UPTAKE_OK
+        );
+        assert_eq!(
+            (info.input_channels, info.plane_size, info.class_count),
+            (26, 64, 23)
+        );
+        assert_eq!((info.model_version, info.trained), (1, 0));
+        let mut small = UptakeModelInfo {
+            struct_size: 8,
+            ..Default::default()
+        };
+        // SAFETY: as above; the call must refuse before writing.
+        let st = unsafe { uptake_analyzer_model_info(a, &mut small) };
+        assert_eq!(st, UPTAKE_ERR_INVALID_ARGUMENT);
+        assert_eq!(small.class_count, 0);
+        // SAFETY: a NULL analyzer is reported, not dereferenced.
+        let st = unsafe { uptake_analyzer_model_info(std::ptr::null(), &mut info) };
+        assert_eq!(st, UPTAKE_ERR_INVALID_ARGUMENT);
+        // SAFETY: frees the handle created above.
+        unsafe { uptake_analyzer_free(a) };
+    }
+
+    #[test]
+    fn metadata_json_is_sized_then_copied_and_truncation_is_reported() {
+        let a = analyzer();
+        let mut len = 0usize;
+        // SAFETY: size query with a NULL buffer of length 0.
+        let st = unsafe { uptake_analyzer_model_metadata(a, std::ptr::null_mut(), 0, &mut len) };
+        assert_eq!(st, UPTAKE_ERR_INVALID_ARGUMENT);
+        let mut buf = vec![1 as c_char; len + 1];
+        // SAFETY: buf has len + 1 writable bytes.
+        let st =
+            unsafe { uptake_analyzer_model_metadata(a, buf.as_mut_ptr(), buf.len(), &mut len) };
+        assert_eq!(st, UPTAKE_OK);
+        // SAFETY: NUL-terminated by the call.
+        let text = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+            .to_str()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(json["classes"][13]["name"], "bladder");
+        assert_eq!(json["training"]["untrained"], true);
+        let mut short = [1 as c_char; 16];
+        // SAFETY: 16 writable bytes.
+        let st = unsafe {
+            uptake_analyzer_model_metadata(a, short.as_mut_ptr(), 16, std::ptr::null_mut())
+        };
+        assert_eq!(st, UPTAKE_ERR_INVALID_ARGUMENT);
+        assert_eq!(short[15], 0);
+        // SAFETY: frees the handle.
+        unsafe { uptake_analyzer_free(a) };
+    }
+
+    #[test]
+    fn infer_checks_lengths_and_pointers() {
+        let a = analyzer();
+        let x = vec![0.5f32; 26 * 64 * 64];
+        let bits = [1.0f32];
+        let mut out = [0f32; 24];
+        // SAFETY: buffers of the stated sizes.
+        let st =
+            unsafe { uptake_model_infer(a, x.as_ptr(), bits.as_ptr(), 1, out.as_mut_ptr(), 24) };
+        assert_eq!(st, UPTAKE_OK);
+        assert!(out.iter().all(|v| v.is_finite()));
+        // SAFETY: a wrong out_len is refused before any access.
+        let st =
+            unsafe { uptake_model_infer(a, x.as_ptr(), bits.as_ptr(), 1, out.as_mut_ptr(), 23) };
+        assert_eq!(st, UPTAKE_ERR_INVALID_ARGUMENT);
+        // SAFETY: NULL inputs are refused.
+        let st = unsafe {
+            uptake_model_infer(a, std::ptr::null(), bits.as_ptr(), 1, out.as_mut_ptr(), 24)
+        };
+        assert_eq!(st, UPTAKE_ERR_INVALID_ARGUMENT);
+        // SAFETY: n = 0 touches nothing.
+        let st = unsafe {
+            uptake_model_infer(
+                a,
+                std::ptr::null(),
+                std::ptr::null(),
+                0,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        assert_eq!(st, UPTAKE_OK);
+        // SAFETY: an n whose sizes overflow is refused before any access.
+        let st = unsafe {
+            uptake_model_infer(
+                a,
+                x.as_ptr(),
+                bits.as_ptr(),
+                usize::MAX / 8,
+                out.as_mut_ptr(),
+                24,
+            )
+        };
+        assert_eq!(st, UPTAKE_ERR_INVALID_ARGUMENT);
+        // SAFETY: frees the handle.
+        unsafe { uptake_analyzer_free(a) };
+    }
+}
