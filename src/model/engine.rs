@@ -601,7 +601,7 @@ impl ConvLayer<'_> {
         // Tiles as (first output row, rows), rows counted across regions.
         let implicit = self.implicit();
         let tile_list: Vec<(usize, usize)> = if implicit {
-            pad_input(conv, x, count, padded);
+            pad_input(conv, x, count, padded, self.parallel);
             let rows = implicit_tile_rows(oh, conv.in_w + 2 * conv.padding, pool);
             (0..count)
                 .flat_map(|region| {
@@ -642,18 +642,32 @@ impl ConvLayer<'_> {
                 .zip(tiles.chunks_mut(slot))
                 .try_for_each(run_tile)?;
         }
-        // Scatter each tile's pooled rows [out_channels, rows / pool, pw] into the maps.
-        for (&(r0, rows), tile) in tile_list.iter().zip(tiles.chunks(slot)) {
-            let tile_rows = rows / pool;
-            for o in 0..conv.out_channels {
-                for t in 0..tile_rows {
-                    let pooled_row = r0 / pool + t;
-                    let (region, py) = (pooled_row / ph, pooled_row % ph);
-                    let dst = region * pooled_len + (o * ph + py) * pw;
-                    let src = (o * tile_rows + t) * pw;
-                    out[dst..dst + pw].copy_from_slice(&tile[src..src + pw]);
+        // Scatter each tile's pooled rows [out_channels, rows / pool, pw] into the regions'
+        // maps, region by region (in parallel: each region's map is written by one task).
+        let tiles = &*tiles;
+        let scatter = |(region, map): (usize, &mut [f32])| {
+            let (first, last) = (region * ph, (region + 1) * ph);
+            // Tiles are in row order; skip those that end before this region.
+            let start = tile_list.partition_point(|&(r0, rows)| (r0 + rows) / pool <= first);
+            for (i, &(r0, rows)) in tile_list.iter().enumerate().skip(start) {
+                let (tile_first, tile_rows) = (r0 / pool, rows / pool);
+                if tile_first >= last {
+                    break;
+                }
+                let tile = &tiles[i * slot..];
+                let (from, to) = (tile_first.max(first), (tile_first + tile_rows).min(last));
+                for o in 0..conv.out_channels {
+                    let src = (o * tile_rows + from - tile_first) * pw;
+                    let dst = (o * ph + from - first) * pw;
+                    let n = (to - from) * pw;
+                    map[dst..dst + n].copy_from_slice(&tile[src..src + n]);
                 }
             }
+        };
+        if self.parallel {
+            out.par_chunks_mut(pooled_len).enumerate().for_each(scatter);
+        } else {
+            out.chunks_mut(pooled_len).enumerate().for_each(scatter);
         }
         Ok(())
     }
@@ -728,17 +742,12 @@ impl ConvLayer<'_> {
 /// `padding` on every side, plus a zero tail: the implicit product reads up to one block of
 /// columns past the last row it needs. Every float of the layout is written once (the buffer
 /// is shared by layers of different sizes, so nothing can be assumed zero).
-fn pad_input(conv: &Conv, x: &[f32], count: usize, padded: &mut Vec<f32>) {
+fn pad_input(conv: &Conv, x: &[f32], count: usize, padded: &mut Vec<f32>, parallel: bool) {
     let (ih, iw, p) = (conv.in_h, conv.in_w, conv.padding);
     let (wh, ww) = (ih + 2 * p, iw + 2 * p);
-    let planes = count * conv.in_channels;
-    let body = planes * wh * ww;
+    let body = count * conv.in_channels * wh * ww;
     let padded = grown(padded, body + 2 * p * ww + simd::NR);
-    for (src, dst) in x
-        .chunks_exact(ih * iw)
-        .zip(padded.chunks_exact_mut(wh * ww))
-        .take(planes)
-    {
+    let pad_plane = |(src, dst): (&[f32], &mut [f32])| {
         let (top, rest) = dst.split_at_mut(p * ww);
         let (middle, bottom) = rest.split_at_mut(ih * ww);
         top.fill(0.0);
@@ -748,8 +757,18 @@ fn pad_input(conv: &Conv, x: &[f32], count: usize, padded: &mut Vec<f32>) {
             out[p..p + iw].copy_from_slice(line);
             out[p + iw..].fill(0.0);
         }
+    };
+    let (planes_out, tail) = padded.split_at_mut(body);
+    if parallel {
+        x.par_chunks_exact(ih * iw)
+            .zip(planes_out.par_chunks_exact_mut(wh * ww))
+            .for_each(pad_plane);
+    } else {
+        x.chunks_exact(ih * iw)
+            .zip(planes_out.chunks_exact_mut(wh * ww))
+            .for_each(pad_plane);
     }
-    padded[body..].fill(0.0);
+    tail.fill(0.0);
 }
 
 /// Rows per implicit tile: a multiple of the pool size whose padded-width columns waste the
