@@ -18,8 +18,9 @@
 // Regions per batch unless configured.
 #define DEFAULT_BATCH_SIZE 64
 
-// Largest batch accepted: bounds the working set (about 0.2 MB per region for v1).
-#define MAX_BATCH_SIZE 4096
+// Largest batch accepted. The working set is about 0.8 MB per region of a batch for v1
+// (mostly conv1's padded input and output), so 50 MB at the default batch of 64.
+#define MAX_BATCH_SIZE 1024
 
 // Largest model file accepted (the v1 model is about 1.5 MB).
 #define MAX_MODEL_BYTES (64 << 20)

@@ -1,15 +1,15 @@
-//! The fast CPU engine: im2col + gemm for convolutions, batched, multi-threaded.
+//! The fast CPU engine: convolutions as matrix products, batched, multi-threaded.
 //!
 //! A batch of regions goes through the trunk layer by layer. Each convolution is cut into tiles
-//! of whole output rows (across regions: row r of the tile is row r mod H of region r div H);
-//! a tile's im2col matrix is sized to stay in the core's L2 cache, multiplied by the weights
-//! with `gemm` (single-threaded per tile), and the ReLU and max-pool that follow the
-//! convolution are applied to the tile before it is stored. Tiles run in parallel on the
-//! engine's own rayon pool (or on the caller's thread for a one-thread engine), so one region
-//! alone still uses every thread. The heads are small
-//! matrix products over the whole batch. Working memory is a fixed number of floats per region
-//! of the batch, independent of how many regions a call brings ([`Engine::infer_with`]
-//! streams them batch by batch).
+//! of whole output rows and computed as `W · B` with B the tile's im2col matrix: on CPUs with
+//! AVX-512 by our kernel ([`simd`]), which for wide "same" convolutions reads B straight from a
+//! zero-padded copy of the input (no im2col copy at all), elsewhere by the `gemm` crate on an
+//! im2col tile sized to stay in L2. The ReLU and max-pool after a convolution are applied to
+//! each tile's product before it is stored. Tiles run in parallel on the engine's own rayon
+//! pool (or on the caller's thread for a one-thread engine), so one region alone still uses
+//! every thread. The heads are small matrix products over the whole batch. Working memory is a
+//! fixed number of floats per region of the batch, reused across batches and calls and
+//! independent of how many regions a call brings ([`Engine::infer_with`] streams them).
 
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
@@ -23,8 +23,9 @@ use super::{Model, ModelError};
 
 /// Regions per batch unless configured.
 pub const DEFAULT_BATCH_SIZE: usize = 64;
-/// Largest batch accepted: bounds the working set (about 0.2 MB per region for v1).
-pub const MAX_BATCH_SIZE: usize = 4096;
+/// Largest batch accepted. The working set is about 0.8 MB per region of a batch for v1
+/// (mostly conv1's padded input and output), so 50 MB at the default batch of 64.
+pub const MAX_BATCH_SIZE: usize = 1024;
 
 /// Floats of one im2col tile: 64 Ki floats = 256 KiB leaves room in a 1–2 MiB L2 for the
 /// weights and the product.

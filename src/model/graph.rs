@@ -39,7 +39,8 @@ const MAX_KERNEL: usize = 15;
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Layer {
     /// Convolution, stride 1, zero padding, with bias; tensors `{name}.weight`
-    /// [out_channels, in_channels, kernel_size, kernel_size] and `{name}.bias` [out_channels].
+    /// `[out_channels, in_channels, kernel_size, kernel_size]` and `{name}.bias`
+    /// `[out_channels]`.
     Conv2d {
         name: String,
         in_channels: usize,
@@ -53,12 +54,12 @@ pub enum Layer {
     MaxPool2d {
         size: usize,
     },
-    /// [C, H, W] → [C·H·W] in (c, y, x) order.
+    /// `[C, H, W]` → `[C·H·W]` in (c, y, x) order.
     Flatten,
-    /// Appends the tracer bit (0 = PSMA, 1 = FDG) to a feature vector: [F] → [F + 1].
+    /// Appends the tracer bit (0 = PSMA, 1 = FDG) to a feature vector: `[F]` → `[F + 1]`.
     ConcatTracer,
-    /// y = W x + b; tensors `{name}.weight` [out_features, in_features], `{name}.bias`
-    /// [out_features].
+    /// y = W x + b; tensors `{name}.weight` `[out_features, in_features]`, `{name}.bias`
+    /// `[out_features]`.
     Linear {
         name: String,
         in_features: usize,

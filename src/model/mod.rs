@@ -1,9 +1,10 @@
 //! Model file and CPU inference engine (DESIGN S7).
 //!
 //! A model file is safetensors with fp16 weights and JSON metadata (`docs/model-format.md`):
-//! [`format`] reads, validates and writes it, [`graph`] turns the `architecture` metadata into a
-//! checked graph with f32 weights, [`engine`] runs that graph fast on the CPU (im2col + gemm,
-//! batched, multi-threaded) and [`reference`] runs it slowly in f64, the yardstick for the engine.
+//! [`mod@format`] reads, validates and writes it, [`graph`] turns the `architecture` metadata into a
+//! checked graph with f32 weights, [`engine`] runs that graph fast on the CPU (im2col + gemm or
+//! our AVX-512 kernel, batched, multi-threaded) and [`mod@reference`] runs it slowly in f64, the
+//! yardstick for the engine.
 
 pub mod engine;
 pub mod format;
