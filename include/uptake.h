@@ -11,32 +11,6 @@
 // Number of location classes in model v1.
 #define V1_CLASS_COUNT 23
 
-// The model file version this library reads (`uptake.model_version`); it names the layer
-// vocabulary, the metadata keys and their meaning.
-#define MODEL_VERSION 1
-
-// Regions per batch unless configured.
-#define DEFAULT_BATCH_SIZE 64
-
-// Largest batch accepted. The working set is about 0.8 MB per region of a batch for v1
-// (mostly conv1's padded input and output), so 50 MB at the default batch of 64.
-#define MAX_BATCH_SIZE 1024
-
-// Largest model file accepted (the v1 model is about 1.5 MB).
-#define MAX_MODEL_BYTES (64 << 20)
-
-// Largest safetensors JSON header accepted (the v1 header is a few kB).
-#define MAX_HEADER_BYTES (1 << 20)
-
-// The seed of the embedded default model (`models/default.safetensors`).
-#define DEFAULT_MODEL_SEED 20260701
-
-// Rows (output channels) per micro-kernel block.
-#define MR 8
-
-// Columns (output pixels) per micro-kernel block: 3 zmm of 16 floats.
-#define NR 48
-
 // Version of the C ABI described by `include/uptake.h`; bumped on any incompatible change.
 #define UPTAKE_ABI_VERSION 1
 

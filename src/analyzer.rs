@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+use crate::model::engine::MAX_BATCH_SIZE;
 use crate::model::{Engine, EngineConfig, Model};
 
 /// Where inference and the heavy stages run.
@@ -37,6 +38,12 @@ impl AnalyzerConfig {
             return Err(Error::InvalidArgument(format!(
                 "threads = {}, at most {MAX_THREADS}",
                 self.threads
+            )));
+        }
+        if self.batch_size > MAX_BATCH_SIZE {
+            return Err(Error::InvalidArgument(format!(
+                "batch_size = {}, at most {MAX_BATCH_SIZE}",
+                self.batch_size
             )));
         }
         if let Some(path) = self.model_path.as_ref().filter(|p| !p.is_file()) {
@@ -130,6 +137,14 @@ mod tests {
         };
         assert!(matches!(
             Analyzer::new(too_many),
+            Err(Error::InvalidArgument(_))
+        ));
+        let huge_batch = AnalyzerConfig {
+            batch_size: MAX_BATCH_SIZE + 1,
+            ..Default::default()
+        };
+        assert!(matches!(
+            Analyzer::new(huge_batch),
             Err(Error::InvalidArgument(_))
         ));
         let missing = AnalyzerConfig {

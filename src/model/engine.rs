@@ -22,9 +22,11 @@ use super::simd::{self, PackedWeights};
 use super::{Model, ModelError};
 
 /// Regions per batch unless configured.
+/// cbindgen:ignore
 pub const DEFAULT_BATCH_SIZE: usize = 64;
 /// Largest batch accepted. The working set is about 0.8 MB per region of a batch for v1
 /// (mostly conv1's padded input and output), so 50 MB at the default batch of 64.
+/// cbindgen:ignore
 pub const MAX_BATCH_SIZE: usize = 1024;
 
 /// Floats of one im2col tile: 64 Ki floats = 256 KiB leaves room in a 1–2 MiB L2 for the

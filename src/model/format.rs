@@ -35,8 +35,10 @@ pub const KEY_TRAINING: &str = "training";
 pub const KEY_THRESHOLD: &str = "threshold";
 
 /// Largest model file accepted (the v1 model is about 1.5 MB).
+/// cbindgen:ignore
 pub const MAX_MODEL_BYTES: u64 = 64 << 20;
 /// Largest safetensors JSON header accepted (the v1 header is a few kB).
+/// cbindgen:ignore
 pub const MAX_HEADER_BYTES: u64 = 1 << 20;
 
 /// A tensor of f32 values in row-major order (last index fastest).

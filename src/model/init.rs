@@ -9,6 +9,7 @@ use super::{InputSpec, MODEL_VERSION, ModelError, ModelMetadata, ModelWriter, Tr
 use crate::classes::v1_classes;
 
 /// The seed of the embedded default model (`models/default.safetensors`).
+/// cbindgen:ignore
 pub const DEFAULT_MODEL_SEED: u64 = 20_260_701;
 
 /// Standard deviation of the random biases: small, but non-zero so that tests see them.

@@ -33,6 +33,7 @@ pub use graph::{Architecture, Graph, Head, Layer};
 
 /// The model file version this library reads (`uptake.model_version`); it names the layer
 /// vocabulary, the metadata keys and their meaning.
+/// cbindgen:ignore
 pub const MODEL_VERSION: u32 = 1;
 
 /// The default model, embedded in the library (regenerate with

@@ -12,8 +12,10 @@
 use super::ModelError;
 
 /// Rows (output channels) per micro-kernel block.
+/// cbindgen:ignore
 pub const MR: usize = 8;
 /// Columns (output pixels) per micro-kernel block: 3 zmm of 16 floats.
+/// cbindgen:ignore
 pub const NR: usize = 48;
 
 /// Weights [rows, k] packed for the kernel: panel p holds rows p·MR … p·MR + MR − 1 as
