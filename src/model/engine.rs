@@ -6,8 +6,8 @@
 //! zero-padded copy of the input (no im2col copy at all), elsewhere by the `gemm` crate on an
 //! im2col tile sized to stay in L2. The ReLU and max-pool after a convolution are applied to
 //! each tile's product before it is stored. Tiles run in parallel on the engine's own rayon
-//! pool (or on the caller's thread for a one-thread engine), so one region alone still uses
-//! every thread. The heads are small matrix products over the whole batch. Working memory is a
+//! pool (or on the caller's thread for a one-thread engine or a batch smaller than the
+//! thread count). The heads are small matrix products over the whole batch. Working memory is a
 //! fixed number of floats per region of the batch, reused across batches and calls and
 //! independent of how many regions a call brings ([`Engine::infer_with`] streams them).
 
@@ -366,6 +366,14 @@ impl Engine {
                 tracer_bits[i]
             )));
         }
+        // Fork-join across tiles pays only when every thread gets whole regions: a batch smaller
+        // than the thread count runs on the caller's thread, where no worker has to wake up
+        // (on a busy machine waking them costs more than the work).
+        let threads = if tracer_bits.len() >= self.threads {
+            self.threads
+        } else {
+            1
+        };
         let mut workspace = self
             .workspaces
             .lock()
@@ -373,9 +381,14 @@ impl Engine {
             .and_then(|mut idle| idle.pop())
             .unwrap_or_default();
         let mut run = || {
-            let features = self.trunk(inputs, tracer_bits.len(), &mut workspace)?;
-            let suspicious = self.head(&self.graph.suspicious, features.clone(), tracer_bits)?;
-            let location = self.head(&self.graph.location, features, tracer_bits)?;
+            let features = self.trunk(inputs, tracer_bits.len(), &mut workspace, threads)?;
+            let suspicious = self.head(
+                &self.graph.suspicious,
+                features.clone(),
+                tracer_bits,
+                threads,
+            )?;
+            let location = self.head(&self.graph.location, features, tracer_bits, threads)?;
             let classes = self.graph.classes;
             for (i, row) in out.chunks_exact_mut(1 + classes).enumerate() {
                 row[0] = suspicious[i];
@@ -384,8 +397,8 @@ impl Engine {
             Ok(())
         };
         let result = match &self.pool {
-            Some(pool) => pool.install(run),
-            None => run(),
+            Some(pool) if threads > 1 => pool.install(run),
+            _ => run(),
         };
         if let Ok(mut idle) = self.workspaces.lock() {
             idle.push(workspace);
@@ -399,6 +412,7 @@ impl Engine {
         inputs: &[f32],
         count: usize,
         workspace: &mut Workspace,
+        threads: usize,
     ) -> Result<Vec<f32>, ModelError> {
         let Workspace {
             maps: [a, b],
@@ -429,7 +443,7 @@ impl Engine {
                         product,
                         relu,
                         pool,
-                        parallel: self.pool.is_some(),
+                        threads,
                     };
                     len = count * conv.out_channels * (conv.out_h / pool) * (conv.out_w / pool);
                     layer.run(x, count, tiles, padded, grown(next, len))?;
@@ -469,6 +483,7 @@ impl Engine {
         ops: &[Op],
         mut x: Vec<f32>,
         tracer_bits: &[f32],
+        threads: usize,
     ) -> Result<Vec<f32>, ModelError> {
         let count = tracer_bits.len();
         for op in ops {
@@ -492,7 +507,7 @@ impl Engine {
                         &mut y,
                         MatRef::row_major(&x, count, l.in_features),
                         MatRef::transposed(&l.weight, l.in_features, l.out_features),
-                        self.threads,
+                        threads,
                     )?;
                     for row in y.chunks_exact_mut(l.out_features) {
                         row.iter_mut().zip(&l.bias).for_each(|(v, b)| *v += b);
@@ -564,7 +579,8 @@ struct ConvLayer<'a> {
     product: Product<'a>,
     relu: bool,
     pool: usize,
-    parallel: bool,
+    /// Threads sharing the tiles (1: run on the caller's thread).
+    threads: usize,
 }
 
 /// Columns per tile for the implicit product: enough to amortise a tile, few enough that the
@@ -604,8 +620,11 @@ impl ConvLayer<'_> {
         // Tiles as (first output row, rows), rows counted across regions.
         let implicit = self.implicit();
         let tile_list: Vec<(usize, usize)> = if implicit {
-            pad_input(conv, x, count, padded, self.parallel);
-            let rows = implicit_tile_rows(oh, conv.in_w + 2 * conv.padding, pool);
+            pad_input(conv, x, count, padded, self.threads > 1 && count > 1);
+            // Small batches get smaller tiles, so that every thread has a few.
+            let padded_w = conv.in_w + 2 * conv.padding;
+            let max_cols = (count * oh * padded_w / (4 * self.threads)).min(IMPLICIT_TILE_COLS);
+            let rows = implicit_tile_rows(oh, padded_w, pool, max_cols);
             (0..count)
                 .flat_map(|region| {
                     (0..oh)
@@ -620,8 +639,9 @@ impl ConvLayer<'_> {
                 Product::Gemm => pool,
                 Product::Packed(_) => lcm(pool, simd::NR / gcd(ow, simd::NR)),
             };
-            let rows = ((TILE_FLOATS / conv.patch_len() / ow) / unit).max(1) * unit;
             let total = count * oh;
+            let target = (TILE_FLOATS / conv.patch_len() / ow).min(total / (4 * self.threads));
+            let rows = (target / unit).max(1) * unit;
             (0..total)
                 .step_by(rows)
                 .map(|r0| (r0, rows.min(total - r0)))
@@ -634,7 +654,7 @@ impl ConvLayer<'_> {
         let run_tile = |(&(r0, rows), slot): (&(usize, usize), &mut [f32])| {
             TILE_SCRATCH.with_borrow_mut(|scratch| self.tile(source, r0, rows, scratch, slot))
         };
-        if self.parallel {
+        if self.threads > 1 {
             tile_list
                 .par_iter()
                 .zip(tiles.par_chunks_mut(slot))
@@ -667,7 +687,7 @@ impl ConvLayer<'_> {
                 }
             }
         };
-        if self.parallel {
+        if self.threads > 1 && count > 1 {
             out.par_chunks_mut(pooled_len).enumerate().for_each(scatter);
         } else {
             out.chunks_mut(pooled_len).enumerate().for_each(scatter);
@@ -775,15 +795,15 @@ fn pad_input(conv: &Conv, x: &[f32], count: usize, padded: &mut Vec<f32>, parall
 }
 
 /// Rows per implicit tile: a multiple of the pool size whose padded-width columns waste the
-/// least of the last NR-column block, at most [`IMPLICIT_TILE_COLS`] columns (larger on ties).
-fn implicit_tile_rows(out_h: usize, padded_w: usize, pool: usize) -> usize {
+/// least of the last NR-column block, at most `max_cols` columns (larger on ties).
+fn implicit_tile_rows(out_h: usize, padded_w: usize, pool: usize, max_cols: usize) -> usize {
     let waste = |rows: usize| {
         let cols = rows * padded_w;
         (cols.next_multiple_of(simd::NR) - cols) as f64 / cols as f64
     };
     let mut best = pool;
     for rows in (pool..=out_h).step_by(pool) {
-        if rows * padded_w <= IMPLICIT_TILE_COLS && waste(rows) <= waste(best) {
+        if rows * padded_w <= max_cols && waste(rows) <= waste(best) {
             best = rows;
         }
     }
