@@ -100,7 +100,7 @@ fn small_model(seed: u64) -> Model {
     let input = InputSpec {
         plane_offsets_mm: vec![-6.0, 0.0, 6.0],
         plane_size: 18,
-        ..InputSpec::v1()
+        ..InputSpec::default()
     };
     let classes = v1_classes();
     let conv = |name: &str, cin, cout, k, p| Layer::Conv2d {

@@ -85,8 +85,8 @@ fn embedded_model_is_the_untrained_v1_default_and_regenerates_byte_for_byte() {
     assert!(!model.is_trained());
     assert!(model.metadata().training.untrained);
     assert_eq!(model.classes(), v1_classes().as_slice());
-    assert_eq!(model.input_spec(), &InputSpec::v1());
-    assert_eq!(model.input_spec().channels(), 26);
+    assert_eq!(model.input_spec(), &InputSpec::default());
+    assert_eq!(2 * model.input_spec().planes(), 26);
     assert_eq!(model.threshold(), 0.5);
     let flops = model.graph().flops;
     assert!((150e6..160e6).contains(&flops), "{flops}");
@@ -276,7 +276,7 @@ fn inconsistent_architectures_are_refused() {
     );
     // The input spec must agree with the first convolution: 12 planes give 24 channels.
     let mut raw = valid();
-    let mut spec = InputSpec::v1();
+    let mut spec = InputSpec::default();
     spec.plane_offsets_mm.pop();
     raw.meta
         .insert("input".into(), serde_json::to_string(&spec).unwrap());
@@ -480,7 +480,7 @@ fn corrupted_bytes_never_panic() {
         }
         // Any outcome but a panic is acceptable; a surviving model must still be consistent.
         if let Ok(model) = Model::from_bytes(&b) {
-            assert_eq!(model.graph().input_len(), model.input_spec().region_len());
+            assert_eq!(model.graph().input_len(), model.input_spec().tensor_len());
         }
     }
 }

@@ -66,7 +66,7 @@ pub unsafe extern "C" fn uptake_analyzer_model_info(
         let ours = UptakeModelInfo {
             struct_size: size as u32,
             model_version: model.metadata().model_version,
-            input_channels: spec.channels() as u32,
+            input_channels: (2 * spec.planes()) as u32,
             plane_size: spec.plane_size as u32,
             class_count: model.classes().len() as u32,
             trained: u32::from(model.is_trained()),

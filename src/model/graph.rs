@@ -272,7 +272,7 @@ impl Graph {
     ) -> Result<Self, ModelError> {
         let arch = &metadata.architecture;
         let side = metadata.input.plane_size;
-        let input = [metadata.input.channels(), side, side];
+        let input = [2 * metadata.input.planes(), side, side];
         let mut builder = Builder {
             tensors,
             used: BTreeSet::new(),

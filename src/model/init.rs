@@ -17,12 +17,12 @@ const BIAS_STD: f64 = 0.05;
 
 /// Metadata of the v1 network with the S5 input and S6 classes, marked untrained.
 pub fn untrained_v1_metadata(seed: u64) -> ModelMetadata {
-    let input = InputSpec::v1();
+    let input = InputSpec::default();
     let classes = v1_classes();
     ModelMetadata {
         model_version: MODEL_VERSION,
         model_id: format!("uptake-v1-untrained-seed{seed}"),
-        architecture: Architecture::v1(input.channels(), classes.len()),
+        architecture: Architecture::v1(2 * input.planes(), classes.len()),
         classes,
         input,
         training: TrainingInfo {

@@ -93,69 +93,9 @@ pub enum ModelError {
     Engine(String),
 }
 
-/// How regions are reformatted into network input (DESIGN S5); stored in the model file so the
-/// input always matches what the network was trained on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InputSpec {
-    /// Coronal plane offsets along patient y (mm) from the region's SUVmax point.
-    pub plane_offsets_mm: Vec<f64>,
-    /// Pixels per plane side.
-    pub plane_size: usize,
-    /// Pixel spacing (mm).
-    pub pixel_mm: f64,
-    /// PET window (SUV) mapped to [0, 1].
-    pub pet_window_suv: [f64; 2],
-    /// CT window (HU) mapped to [0, 1].
-    pub ct_window_hu: [f64; 2],
-}
-
-impl InputSpec {
-    /// The S5 reformation of model v1.
-    pub fn v1() -> Self {
-        Self {
-            plane_offsets_mm: vec![
-                -144.0, -96.0, -48.0, -24.0, -12.0, -6.0, 0.0, 6.0, 12.0, 24.0, 48.0, 96.0, 144.0,
-            ],
-            plane_size: 64,
-            pixel_mm: 3.0,
-            pet_window_suv: [0.0, 15.0],
-            ct_window_hu: [-300.0, 300.0],
-        }
-    }
-
-    /// Network input channels: PET planes then CT planes.
-    pub fn channels(&self) -> usize {
-        2 * self.plane_offsets_mm.len()
-    }
-
-    /// Floats per region of network input.
-    pub fn region_len(&self) -> usize {
-        self.channels() * self.plane_size * self.plane_size
-    }
-
-    fn validate(&self) -> Result<(), String> {
-        let finite = |v: f64| v.is_finite();
-        if self.plane_offsets_mm.is_empty() || !self.plane_offsets_mm.iter().all(|&o| finite(o)) {
-            return Err("plane_offsets_mm must be a non-empty list of finite numbers".into());
-        }
-        if self.plane_size == 0 || self.plane_size > 1024 {
-            return Err(format!("plane_size {} is not in 1..=1024", self.plane_size));
-        }
-        if !(self.pixel_mm.is_finite() && self.pixel_mm > 0.0) {
-            return Err(format!("pixel_mm {} must be positive", self.pixel_mm));
-        }
-        for (name, w) in [
-            ("pet_window_suv", self.pet_window_suv),
-            ("ct_window_hu", self.ct_window_hu),
-        ] {
-            if !(finite(w[0]) && finite(w[1]) && w[0] < w[1]) {
-                return Err(format!("{name} {w:?} must be finite with low < high"));
-            }
-        }
-        Ok(())
-    }
-}
+/// How regions are reformatted into network input (DESIGN S5). The reformation module's spec is
+/// stored in the model file, so the input always matches what the network was trained on.
+pub use crate::mpr::MprSpec as InputSpec;
 
 /// Where a model's weights came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -224,9 +164,9 @@ impl ModelMetadata {
         }
         self.input
             .validate()
-            .map_err(|reason| ModelError::BadMetadata {
+            .map_err(|e| ModelError::BadMetadata {
                 key: format::KEY_INPUT,
-                reason,
+                reason: e.to_string(),
             })?;
         if !(self.threshold > 0.0 && self.threshold < 1.0) {
             return Err(ModelError::BadMetadata {
