@@ -15,6 +15,30 @@
 // caller's struct when the field holds garbage.
 #define UPTAKE_MAX_STRUCT_SIZE 4096
 
+// Tracer codes for `uptake_analyze`.
+#define UPTAKE_TRACER_PSMA 0
+
+#define UPTAKE_TRACER_FDG 1
+
+// `UptakeAnalyzeOptions.pet_units`: the PET voxels are SUV (body weight) already …
+#define UPTAKE_PET_UNITS_SUV 0
+
+// … or Bq/mL, converted with `suv_factor` (g/mL per Bq/mL, e.g. from `uptake_suv_factor`).
+#define UPTAKE_PET_UNITS_BQML 1
+
+// Stage codes passed to the progress callback, in pipeline order.
+#define UPTAKE_STAGE_CHECK 0
+
+#define UPTAKE_STAGE_GRID 1
+
+#define UPTAKE_STAGE_REGIONS 2
+
+#define UPTAKE_STAGE_REFORMAT 3
+
+#define UPTAKE_STAGE_CLASSIFY 4
+
+#define UPTAKE_STAGE_STAGING 5
+
 // `UptakeAnalyzerOptions.device` values.
 #define UPTAKE_DEVICE_AUTO 0
 
@@ -122,6 +146,62 @@ typedef struct UptakeAnalyzer UptakeAnalyzer;
 // Opaque analysis report. Produced by the library, freed with `uptake_report_free`.
 typedef struct UptakeReport UptakeReport;
 
+// Progress of `uptake_analyze`: `stage` is `UPTAKE_STAGE_*`, `fraction` in [0, 1] within it.
+// Return 0 to continue, anything else to cancel (the call then returns
+// `UPTAKE_ERR_CANCELLED` and allocates nothing). Called on the thread that called
+// `uptake_analyze`.
+typedef uint32_t (*UptakeProgressCallback)(uint32_t stage, float fraction, void *user_data);
+
+// Options of `uptake_analyze`. Initialise with `uptake_analyze_options_init`, which sets
+// `struct_size` and every default; then change what you need.
+typedef struct UptakeAnalyzeOptions {
+    // `sizeof(UptakeAnalyzeOptions)` as compiled by the caller.
+    uint32_t struct_size;
+    // `UPTAKE_PET_UNITS_SUV` (default) or `UPTAKE_PET_UNITS_BQML`.
+    uint32_t pet_units;
+    // SUV per Bq/mL; required (finite, > 0) with `UPTAKE_PET_UNITS_BQML`, else ignored.
+    double suv_factor;
+    // Suspicious threshold in (0, 1]; a negative value (default −1) uses the model's
+    // operating point.
+    double threshold;
+    // Uptake-region connectivity: 6, 18 or 26 (default 26).
+    uint32_t connectivity;
+    // Non-zero: common iliac nodes count as regional (miN) instead of M1a. Default 0.
+    uint32_t common_iliac_as_regional;
+    // Blood-pool reference SUVmean for the miPSMA score (default 1.5).
+    double blood_pool_suv;
+    // Suspicious bone volume above this fraction of the skeleton (CT > 200 HU) adds "dmi"
+    // (default 0.2).
+    double dmi_fraction;
+    // Non-zero: NaN/Inf voxels become 0 SUV / −1000 HU with a logged warning instead of an
+    // error. Default 0.
+    uint32_t replace_non_finite;
+    // Reserved, must be 0.
+    uint32_t reserved;
+    // Optional progress callback and the pointer passed back to it.
+    UptakeProgressCallback progress;
+    void *progress_user_data;
+} UptakeAnalyzeOptions;
+
+// A caller-owned volume in patient LPS space (DESIGN S1). The library only reads it.
+typedef struct UptakeVolume {
+    // `sizeof(UptakeVolume)` as compiled by the caller.
+    uint32_t struct_size;
+    // Voxels along x, y, z (x fastest in memory); each ≥ 1, product ≤ 2^31.
+    uint32_t dims[3];
+    // Voxel size in mm along each array axis; finite and > 0.
+    double spacing_mm[3];
+    // LPS position (mm) of the centre of voxel (0, 0, 0).
+    double origin_mm[3];
+    // Row-major 3×3 matrix whose columns are the LPS unit vectors of the array axes
+    // (identity = axes along patient left, posterior, superior); orthonormal to 1e-3.
+    double direction[9];
+    // `dims[0]·dims[1]·dims[2]` values, 4-byte aligned, x fastest.
+    const float *data;
+    // Number of values at `data`; must equal the product of `dims`.
+    uint64_t data_len;
+} UptakeVolume;
+
 // Options for `uptake_analyzer_create`. Initialise with `uptake_analyzer_options_init`, which
 // sets `struct_size` and every default; then change what you need.
 typedef struct UptakeAnalyzerOptions {
@@ -166,49 +246,6 @@ typedef struct UptakeModelInfo {
     // Floating-point operations of one region's forward pass.
     double flops_per_region;
 } UptakeModelInfo;
-
-// A caller-owned volume in patient LPS space (DESIGN S1). The library only reads it.
-typedef struct UptakeVolume {
-    // `sizeof(UptakeVolume)` as compiled by the caller.
-    uint32_t struct_size;
-    // Voxels along x, y, z (x fastest in memory); each ≥ 1, product ≤ 2^31.
-    uint32_t dims[3];
-    // Voxel size in mm along each array axis; finite and > 0.
-    double spacing_mm[3];
-    // LPS position (mm) of the centre of voxel (0, 0, 0).
-    double origin_mm[3];
-    // Row-major 3×3 matrix whose columns are the LPS unit vectors of the array axes
-    // (identity = axes along patient left, posterior, superior); orthonormal to 1e-3.
-    double direction[9];
-    // `dims[0]·dims[1]·dims[2]` values, 4-byte aligned, x fastest.
-    const float *data;
-    // Number of values at `data`; must equal the product of `dims`.
-    uint64_t data_len;
-} UptakeVolume;
-
-// Function table returned by `uptake_plugin_v1()`. Fields are only ever appended; a host reads
-// `struct_size` to know which exist. Every pointer is non-NULL and valid for the life of the
-// process.
-typedef struct UptakePluginV1 {
-    // `sizeof(UptakePluginV1)` in this library.
-    uint32_t struct_size;
-    // `UPTAKE_ABI_VERSION` of this library.
-    uint32_t abi_version;
-    // Plugin name, "uptake".
-    const char *name;
-    // Library version, as `uptake_version()`.
-    const char *version;
-    const char *(*last_error)(void);
-    uint32_t (*last_error_copy)(char*, size_t, size_t*);
-    const char *(*status_name)(uint32_t);
-    uint32_t (*set_log_callback)(UptakeLogCallback, void*, uint32_t);
-    uint32_t (*analyzer_options_init)(struct UptakeAnalyzerOptions*);
-    uint32_t (*analyzer_create)(const struct UptakeAnalyzerOptions*, struct UptakeAnalyzer**);
-    void (*analyzer_free)(struct UptakeAnalyzer*);
-    uint32_t (*analyzer_device)(const struct UptakeAnalyzer*, uint32_t*);
-    uint32_t (*volume_init)(struct UptakeVolume*);
-    uint32_t (*volume_check)(const struct UptakeVolume*);
-} UptakePluginV1;
 
 // One finding (uptake region) of a report. SUV values are body-weight SUV (g/mL).
 typedef struct UptakeFinding {
@@ -322,6 +359,47 @@ typedef struct UptakeSuvMetadata {
     const char *acquisition_time;
 } UptakeSuvMetadata;
 
+// Function table returned by `uptake_plugin_v1()`. Fields are only ever appended; a host reads
+// `struct_size` to know which exist. Every pointer is non-NULL and valid for the life of the
+// process.
+typedef struct UptakePluginV1 {
+    // `sizeof(UptakePluginV1)` in this library.
+    uint32_t struct_size;
+    // `UPTAKE_ABI_VERSION` of this library.
+    uint32_t abi_version;
+    // Plugin name, "uptake".
+    const char *name;
+    // Library version, as `uptake_version()`.
+    const char *version;
+    const char *(*last_error)(void);
+    uint32_t (*last_error_copy)(char*, size_t, size_t*);
+    const char *(*status_name)(uint32_t);
+    uint32_t (*set_log_callback)(UptakeLogCallback, void*, uint32_t);
+    uint32_t (*analyzer_options_init)(struct UptakeAnalyzerOptions*);
+    uint32_t (*analyzer_create)(const struct UptakeAnalyzerOptions*, struct UptakeAnalyzer**);
+    void (*analyzer_free)(struct UptakeAnalyzer*);
+    uint32_t (*analyzer_device)(const struct UptakeAnalyzer*, uint32_t*);
+    uint32_t (*volume_init)(struct UptakeVolume*);
+    uint32_t (*volume_check)(const struct UptakeVolume*);
+    uint32_t (*analyze_options_init)(struct UptakeAnalyzeOptions*);
+    uint32_t (*analyze)(const struct UptakeAnalyzer*,
+                        const struct UptakeVolume*,
+                        const struct UptakeVolume*,
+                        uint32_t,
+                        const struct UptakeAnalyzeOptions*,
+                        struct UptakeReport**);
+    uint32_t (*report_finding_count)(const struct UptakeReport*, size_t*);
+    uint32_t (*report_findings)(const struct UptakeReport*, const struct UptakeFinding**, size_t*);
+    uint32_t (*report_staging)(const struct UptakeReport*, const struct UptakeStaging**);
+    uint32_t (*report_json)(const struct UptakeReport*, const char**);
+    uint32_t (*report_label_map)(const struct UptakeReport*, const uint32_t**, uint32_t*);
+    void (*report_free)(struct UptakeReport*);
+    uint32_t (*suv_metadata_init)(struct UptakeSuvMetadata*);
+    uint32_t (*suv_factor)(const struct UptakeSuvMetadata*, double*);
+    uint32_t (*analyzer_model_info)(const struct UptakeAnalyzer*, struct UptakeModelInfo*);
+    uint32_t (*analyzer_model_metadata)(const struct UptakeAnalyzer*, char*, size_t, size_t*);
+} UptakePluginV1;
+
 
 
 // Every kernel file, for loading at start-up and for the compile-everything test.
@@ -355,6 +433,29 @@ const char *uptake_last_error(void);
 // # Safety
 // `buf` must be NULL or point to `buf_len` writable bytes; `out_len` NULL or writable.
 uint32_t uptake_last_error_copy(char *buf, size_t buf_len, size_t *out_len);
+
+// Fills `*options` with the defaults and the right `struct_size`.
+//
+// # Safety
+// `options` must be NULL or point to a writable `UptakeAnalyzeOptions`.
+uint32_t uptake_analyze_options_init(struct UptakeAnalyzeOptions *options);
+
+// Analyzes one study: PET (SUV, or Bq/mL with a factor) and CT (HU), each on its own grid in
+// patient LPS space; `tracer` is `UPTAKE_TRACER_PSMA` or `UPTAKE_TRACER_FDG`; `options` may be
+// NULL for the defaults. On success `*out` holds a report the caller frees with
+// `uptake_report_free`; on failure `*out` is NULL and nothing was allocated. The volumes are
+// only read. Safe to call concurrently on one analyzer from several threads.
+//
+// # Safety
+// `analyzer` must be NULL or a live handle; `pet` and `ct` NULL or valid descriptors whose data
+// stay readable for the call; `options` NULL or `options->struct_size` readable bytes; `out` a
+// writable pointer.
+uint32_t uptake_analyze(const struct UptakeAnalyzer *analyzer,
+                        const struct UptakeVolume *pet,
+                        const struct UptakeVolume *ct,
+                        uint32_t tracer,
+                        const struct UptakeAnalyzeOptions *options,
+                        struct UptakeReport **out);
 
 // Fills `*options` with the defaults and the right `struct_size`.
 //

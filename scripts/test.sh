@@ -55,7 +55,7 @@ cargo test --test gpu_nvrtc --test gpu_device --test gpu_parity -- --nocapture 2
 step "C ABI test (-std=c11 -Wall -Wextra -Werror, AddressSanitizer + UBSan, leak check)"
 mkdir -p target/c-tests
 cc -std=c11 -Wall -Wextra -Werror -g -fsanitize=address,undefined -fno-omit-frame-pointer \
-    -Iinclude tests/c/test_abi.c -Ltarget/release -luptake -Wl,-rpath,"$PWD/target/release" -lm \
+    -Iinclude tests/c/test_abi.c -Ltarget/release -luptake -Wl,-rpath,"$PWD/target/release" -lm -pthread \
     -o target/c-tests/test_abi
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1 target/c-tests/test_abi
 

@@ -1,10 +1,18 @@
 //! The analyzer: configuration, model and compute device, reused across studies (DESIGN S0).
 
+use std::borrow::Cow;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::model::engine::MAX_BATCH_SIZE;
-use crate::model::{Engine, EngineConfig, Model};
+use crate::model::{Engine, EngineConfig, Model, Prediction};
+use crate::regions::RegionParams;
+use crate::report::{ModelInfo, RegionStats, Report, RunInfo, StageTiming};
+use crate::staging::{FindingInput, StagingConfig};
+use crate::tracer::Tracer;
+use crate::volume::Volume;
+use crate::{grid, mpr, regions, staging};
 
 /// Where inference and the heavy stages run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -63,6 +71,9 @@ pub struct Analyzer {
     device: Device,
     model: Model,
     engine: Engine,
+    /// Workers for the parallel stages (resampling, regions, reformations) when the host asked
+    /// for a thread count; `None` uses rayon's global pool (one thread per core).
+    pool: Option<rayon::ThreadPool>,
 }
 
 impl Analyzer {
@@ -101,11 +112,22 @@ impl Analyzer {
             engine.threads(),
             model.model_id()
         );
+        let pool = match config.threads {
+            0 => None,
+            n => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .thread_name(|i| format!("uptake-{i}"))
+                    .build()
+                    .map_err(|e| Error::Internal(format!("cannot start {n} threads: {e}")))?,
+            ),
+        };
         Ok(Self {
             config,
             device,
             model,
             engine,
+            pool,
         })
     }
 
@@ -127,6 +149,206 @@ impl Analyzer {
     pub fn device(&self) -> Device {
         self.device
     }
+
+    /// Analyzes one study: PET in SUV and CT in HU, each on its own grid in patient space.
+    /// SUV → common 3 mm grid → uptake regions → reformations → CNN → staging (DESIGN S0).
+    /// Safe to call from several threads at once on one analyzer.
+    pub fn analyze(
+        &self,
+        pet: &Volume<f32>,
+        ct: &Volume<f32>,
+        tracer: Tracer,
+        options: &AnalyzeOptions,
+    ) -> Result<Report> {
+        let mut timings = Vec::new();
+        let mut timed = |stage: Stage, seconds: f64| {
+            timings.push(StageTiming {
+                stage: stage.name().to_string(),
+                ms: seconds * 1e3,
+            })
+        };
+        let progress = |stage: Stage, fraction: f32| match options.progress {
+            Some(report) if !report(stage, fraction) => Err(Error::Cancelled),
+            _ => Ok(()),
+        };
+
+        progress(Stage::Check, 0.0)?;
+        let t = Instant::now();
+        let pet = finite_or_replaced(pet, "PET", 0.0, options.replace_non_finite)?;
+        let ct = finite_or_replaced(ct, "CT", -1000.0, options.replace_non_finite)?;
+        timed(Stage::Check, t.elapsed().as_secs_f64());
+
+        progress(Stage::Grid, 0.0)?;
+        let t = Instant::now();
+        let (pet3, ct3) = self.parallel(|| grid::to_common_grid(&pet, &ct))?;
+        timed(Stage::Grid, t.elapsed().as_secs_f64());
+
+        progress(Stage::Regions, 0.0)?;
+        let t = Instant::now();
+        let params = &options.regions;
+        let segmentation = self.parallel(|| regions::segment(&pet, params))?;
+        timed(Stage::Regions, t.elapsed().as_secs_f64());
+
+        let (predictions, reformat_s, cnn_s) =
+            self.classify(&pet3, &ct3, &segmentation.regions, tracer, &progress)?;
+        timed(Stage::Reformat, reformat_s);
+        timed(Stage::Classify, cnn_s);
+
+        progress(Stage::Staging, 0.0)?;
+        let t = Instant::now();
+        let findings: Vec<FindingInput> = segmentation
+            .regions
+            .iter()
+            .zip(predictions)
+            .map(|(region, p)| FindingInput {
+                region: RegionStats::from(region),
+                p_suspicious: p.p_suspicious,
+                location_probs: p.location_probs,
+            })
+            .collect();
+        let config = StagingConfig {
+            threshold: options.threshold.unwrap_or(self.model.threshold()),
+            ..options.staging.clone()
+        };
+        let staged = staging::stage(
+            &findings,
+            self.model.classes(),
+            staging::skeleton_volume_ml(&ct3),
+            &config,
+        )?;
+        timed(Stage::Staging, t.elapsed().as_secs_f64());
+        progress(Stage::Staging, 1.0)?;
+        Ok(Report::new(
+            staged,
+            segmentation.labels,
+            RunInfo {
+                tracer,
+                model: ModelInfo {
+                    id: self.model.model_id().to_string(),
+                    trained: self.model.is_trained(),
+                },
+                device: "cpu".into(),
+                timings,
+            },
+        ))
+    }
+
+    /// Reformations and CNN in batches of the engine's size, so memory stays bounded however
+    /// many regions a study has. Returns the predictions and the seconds spent in each part.
+    fn classify(
+        &self,
+        pet3: &Volume<f32>,
+        ct3: &Volume<f32>,
+        regions: &[regions::Region],
+        tracer: Tracer,
+        progress: &dyn Fn(Stage, f32) -> Result<()>,
+    ) -> Result<(Vec<Prediction>, f64, f64)> {
+        let spec = self.model.input_spec();
+        let per_region = spec.tensor_len();
+        let batch = self.engine.batch_size().min(regions.len()).max(1);
+        let mut inputs = vec![0.0f32; batch * per_region];
+        let bits = vec![tracer.bit(); batch];
+        let (mut reformat_s, mut cnn_s) = (0.0, 0.0);
+        let mut predictions = Vec::with_capacity(regions.len());
+        for chunk in regions.chunks(batch) {
+            progress(
+                Stage::Classify,
+                predictions.len() as f32 / regions.len() as f32,
+            )?;
+            let n = chunk.len();
+            let centres: Vec<[f64; 3]> = chunk.iter().map(|r| r.max_lps).collect();
+            let t = Instant::now();
+            self.parallel(|| {
+                mpr::extract_batch(
+                    pet3,
+                    ct3,
+                    spec,
+                    &centres,
+                    None,
+                    &mut inputs[..n * per_region],
+                )
+            })?;
+            reformat_s += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            predictions.extend(self.engine.infer(&inputs[..n * per_region], &bits[..n])?);
+            cnn_s += t.elapsed().as_secs_f64();
+        }
+        Ok((predictions, reformat_s, cnn_s))
+    }
+
+    /// Runs a parallel stage on the analyzer's workers.
+    fn parallel<R: Send>(&self, stage: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(pool) => pool.install(stage),
+            None => stage(),
+        }
+    }
+}
+
+/// The input unchanged when every voxel is finite; otherwise an error, or (when the host asked
+/// for it) a copy with non-finite voxels set to `fill` and a warning with their count.
+fn finite_or_replaced<'a>(
+    volume: &'a Volume<f32>,
+    what: &'static str,
+    fill: f32,
+    replace: bool,
+) -> Result<Cow<'a, Volume<f32>>> {
+    match volume.check_finite(what) {
+        Ok(()) => Ok(Cow::Borrowed(volume)),
+        Err(e) if !replace => Err(e.into()),
+        Err(_) => {
+            let mut copy = volume.clone();
+            let count = copy.replace_non_finite(fill);
+            log::warn!("{what}: {count} non-finite voxels set to {fill}");
+            Ok(Cow::Owned(copy))
+        }
+    }
+}
+
+/// Pipeline stages in order, as timed in the report and passed to a progress callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Input checks (finite voxels).
+    Check,
+    /// PET and CT onto the common 3 mm grid.
+    Grid,
+    /// Uptake regions at 45 % of SUVmax on the native PET grid.
+    Regions,
+    /// Network input for every region.
+    Reformat,
+    /// CNN inference.
+    Classify,
+    /// miTNM staging and burden.
+    Staging,
+}
+
+impl Stage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Check => "check",
+            Stage::Grid => "grid",
+            Stage::Regions => "regions",
+            Stage::Reformat => "reformat",
+            Stage::Classify => "classify",
+            Stage::Staging => "staging",
+        }
+    }
+}
+
+/// Per-study options of [`Analyzer::analyze`].
+#[derive(Clone, Default)]
+pub struct AnalyzeOptions<'a> {
+    /// S4 parameters (45 % of SUVmax, seeds above 1 SUV, 26-connectivity by default).
+    pub regions: RegionParams,
+    /// Suspicious threshold; `None` = the model's operating point.
+    pub threshold: Option<f32>,
+    /// Staging settings; its `threshold` is replaced by the one above.
+    pub staging: StagingConfig,
+    /// Map non-finite voxels to 0 SUV / −1000 HU (with a warning) instead of rejecting them.
+    pub replace_non_finite: bool,
+    /// Called at the start of each stage and between batches with the fraction done; returning
+    /// `false` cancels the analysis (`Error::Cancelled`). Called on the analyzing thread.
+    pub progress: Option<&'a dyn Fn(Stage, f32) -> bool>,
 }
 
 #[cfg(test)]

@@ -34,9 +34,9 @@ enum Command {
     /// Segment uptake regions (45 % of SUVmax) in a PET volume.
     Regions(cli::regions::Args),
     /// Analyze a PET/CT study: findings, miTNM staging and burden.
-    Analyze(cli::not_yet::Args),
+    Analyze(cli::analyze::Args),
     /// Generate a phantom study and analyze it.
-    Demo(cli::not_yet::Args),
+    Demo(cli::demo::Args),
     /// Train the network.
     Train(cli::not_yet::Args),
     /// Evaluate a model on a cohort.
@@ -53,8 +53,8 @@ fn main() -> ExitCode {
         Command::Resample(a) => cli::resample::run(a),
         Command::Mpr(a) => cli::mpr::run(a),
         Command::Regions(a) => cli::regions::run(a),
-        Command::Analyze(a) => cli::not_yet::run("analyze", a),
-        Command::Demo(a) => cli::not_yet::run("demo", a),
+        Command::Analyze(a) => cli::analyze::run(a),
+        Command::Demo(a) => cli::demo::run(a),
         Command::Train(a) => cli::not_yet::run("train", a),
         Command::Evaluate(a) => cli::not_yet::run("evaluate", a),
     };

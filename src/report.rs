@@ -34,6 +34,24 @@ pub struct RegionStats {
     pub bbox_max: [usize; 3],
 }
 
+impl From<&crate::regions::Region> for RegionStats {
+    fn from(r: &crate::regions::Region) -> Self {
+        Self {
+            id: r.id,
+            voxel_count: r.voxel_count as usize,
+            volume_ml: r.volume_ml,
+            suv_max: f64::from(r.suv_max),
+            max_voxel: r.max_voxel,
+            max_lps: r.max_lps,
+            suv_mean: r.suv_mean,
+            suv_peak: r.suv_peak,
+            total_uptake: r.total_uptake,
+            bbox_min: r.bbox_min,
+            bbox_max: r.bbox_max,
+        }
+    }
+}
+
 /// One location class with the network's probability for it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LocationPrediction {

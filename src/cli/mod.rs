@@ -1,6 +1,8 @@
 //! One file per subcommand.
 
+pub mod analyze;
 pub mod convert;
+pub mod demo;
 pub mod info;
 pub mod mpr;
 pub mod not_yet;

@@ -8,6 +8,7 @@
 //!   matching `uptake_*_free`, and `uptake_*_free(NULL)` is a no-op;
 //! - option structs begin with `struct_size`, so old and new callers both work ([`read_sized`]).
 
+pub mod analyze;
 pub mod analyzer;
 pub mod last_error;
 pub mod logging;

@@ -3,8 +3,12 @@
 use std::ffi::{c_char, c_void};
 
 use super::UPTAKE_ABI_VERSION;
+use super::analyze::UptakeAnalyzeOptions;
 use super::analyzer::{UptakeAnalyzer, UptakeAnalyzerOptions};
 use super::logging::UptakeLogCallback;
+use super::model::UptakeModelInfo;
+use super::report::{UptakeFinding, UptakeReport, UptakeStaging};
+use super::suv::UptakeSuvMetadata;
 use super::volume::UptakeVolume;
 
 /// Function table returned by `uptake_plugin_v1()`. Fields are only ever appended; a host reads
@@ -31,6 +35,29 @@ pub struct UptakePluginV1 {
     pub analyzer_device: unsafe extern "C" fn(*const UptakeAnalyzer, *mut u32) -> u32,
     pub volume_init: unsafe extern "C" fn(*mut UptakeVolume) -> u32,
     pub volume_check: unsafe extern "C" fn(*const UptakeVolume) -> u32,
+    pub analyze_options_init: unsafe extern "C" fn(*mut UptakeAnalyzeOptions) -> u32,
+    pub analyze: unsafe extern "C" fn(
+        *const UptakeAnalyzer,
+        *const UptakeVolume,
+        *const UptakeVolume,
+        u32,
+        *const UptakeAnalyzeOptions,
+        *mut *mut UptakeReport,
+    ) -> u32,
+    pub report_finding_count: unsafe extern "C" fn(*const UptakeReport, *mut usize) -> u32,
+    pub report_findings:
+        unsafe extern "C" fn(*const UptakeReport, *mut *const UptakeFinding, *mut usize) -> u32,
+    pub report_staging: unsafe extern "C" fn(*const UptakeReport, *mut *const UptakeStaging) -> u32,
+    pub report_json: unsafe extern "C" fn(*const UptakeReport, *mut *const c_char) -> u32,
+    pub report_label_map:
+        unsafe extern "C" fn(*const UptakeReport, *mut *const u32, *mut u32) -> u32,
+    pub report_free: unsafe extern "C" fn(*mut UptakeReport),
+    pub suv_metadata_init: unsafe extern "C" fn(*mut UptakeSuvMetadata) -> u32,
+    pub suv_factor: unsafe extern "C" fn(*const UptakeSuvMetadata, *mut f64) -> u32,
+    pub analyzer_model_info:
+        unsafe extern "C" fn(*const UptakeAnalyzer, *mut UptakeModelInfo) -> u32,
+    pub analyzer_model_metadata:
+        unsafe extern "C" fn(*const UptakeAnalyzer, *mut c_char, usize, *mut usize) -> u32,
 }
 
 struct Table(UptakePluginV1);
@@ -52,6 +79,18 @@ static PLUGIN: Table = Table(UptakePluginV1 {
     analyzer_device: super::analyzer::uptake_analyzer_device,
     volume_init: super::volume::uptake_volume_init,
     volume_check: super::volume::uptake_volume_check,
+    analyze_options_init: super::analyze::uptake_analyze_options_init,
+    analyze: super::analyze::uptake_analyze,
+    report_finding_count: super::report::uptake_report_finding_count,
+    report_findings: super::report::uptake_report_findings,
+    report_staging: super::report::uptake_report_staging,
+    report_json: super::report::uptake_report_json,
+    report_label_map: super::report::uptake_report_label_map,
+    report_free: super::report::uptake_report_free,
+    suv_metadata_init: super::suv::uptake_suv_metadata_init,
+    suv_factor: super::suv::uptake_suv_factor,
+    analyzer_model_info: super::model::uptake_analyzer_model_info,
+    analyzer_model_metadata: super::model::uptake_analyzer_model_metadata,
 });
 
 /// The plugin's function table; never NULL, static, never freed.

@@ -162,12 +162,10 @@ impl ModelMetadata {
                 reason: "classes must be non-empty with ids 0, 1, 2, … in order".into(),
             });
         }
-        self.input
-            .validate()
-            .map_err(|e| ModelError::BadMetadata {
-                key: format::KEY_INPUT,
-                reason: e.to_string(),
-            })?;
+        self.input.validate().map_err(|e| ModelError::BadMetadata {
+            key: format::KEY_INPUT,
+            reason: e.to_string(),
+        })?;
         if !(self.threshold > 0.0 && self.threshold < 1.0) {
             return Err(ModelError::BadMetadata {
                 key: format::KEY_THRESHOLD,

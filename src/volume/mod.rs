@@ -305,15 +305,11 @@ impl<T> Volume<T> {
 impl Volume<f32> {
     /// Rejects NaN and ±Inf voxels (analysis input, S1). `what` names the volume in the error.
     pub fn check_finite(&self, what: &'static str) -> Result<(), VolumeError> {
-        let mut count = 0;
-        let mut first = usize::MAX;
-        for (i, v) in self.data.iter().enumerate() {
-            if !v.is_finite() {
-                count += 1;
-                first = first.min(i);
-            }
-        }
+        use rayon::prelude::*;
+        // A whole-body CT has ~10^8 voxels: scan in parallel, find the first only on failure.
+        let count = self.data.par_iter().filter(|v| !v.is_finite()).count();
         if count > 0 {
+            let first = self.data.iter().position(|v| !v.is_finite()).unwrap_or(0);
             return Err(VolumeError::NonFinite { what, count, first });
         }
         Ok(())

@@ -1,6 +1,7 @@
 /* Exercises every function of the C ABI, including every error path, as a C host would.
  * Built with -std=c11 -Wall -Wextra -Werror and run under AddressSanitizer by scripts/test.sh. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,6 +235,164 @@ static void test_plugin_table(void) {
     CHECK(strstr(plugin->last_error(), "NULL") != NULL);
 }
 
+/* A small study: PET with two Gaussian hot spots in SUV, CT of soft tissue, same 4 mm grid. */
+enum { N = 24 };
+static float study_pet[N * N * N];
+static float study_ct[N * N * N];
+
+static void make_study(UptakeVolume *pet, UptakeVolume *ct) {
+    for (int z = 0; z < N; z++) {
+        for (int y = 0; y < N; y++) {
+            for (int x = 0; x < N; x++) {
+                double a = (x - 8) * (x - 8) + (y - 10) * (y - 10) + (z - 12) * (z - 12);
+                double b = (x - 17) * (x - 17) + (y - 14) * (y - 14) + (z - 9) * (z - 9);
+                int i = x + N * (y + N * z);
+                study_pet[i] = (float)(0.5 + 12.0 * exp(-a / 4.0) + 5.0 * exp(-b / 3.0));
+                study_ct[i] = 40.0f;
+            }
+        }
+    }
+    const float *data[2] = {study_pet, study_ct};
+    UptakeVolume *out[2] = {pet, ct};
+    for (int k = 0; k < 2; k++) {
+        CHECK(uptake_volume_init(out[k]) == UPTAKE_OK);
+        for (int a = 0; a < 3; a++) {
+            out[k]->dims[a] = N;
+            out[k]->spacing_mm[a] = 4.0;
+            out[k]->origin_mm[a] = -48.0;
+        }
+        out[k]->data = data[k];
+        out[k]->data_len = N * N * N;
+    }
+}
+
+static uint32_t cancel_at_classify(uint32_t stage, float fraction, void *user_data) {
+    (void)fraction;
+    (*(int *)user_data)++;
+    return stage == UPTAKE_STAGE_CLASSIFY ? 1 : 0;
+}
+
+struct worker {
+    const UptakeAnalyzer *analyzer;
+    const UptakeVolume *pet;
+    const UptakeVolume *ct;
+    uint32_t status;
+    size_t count;
+    uint32_t first_region;
+    float first_p;
+};
+
+static void *analyze_worker(void *arg) {
+    struct worker *w = (struct worker *)arg;
+    UptakeReport *report = NULL;
+    w->status = uptake_analyze(w->analyzer, w->pet, w->ct, UPTAKE_TRACER_PSMA, NULL, &report);
+    const UptakeFinding *findings = NULL;
+    if (w->status == UPTAKE_OK &&
+        uptake_report_findings(report, &findings, &w->count) == UPTAKE_OK && w->count > 0) {
+        w->first_region = findings[0].region_id;
+        w->first_p = findings[0].p_suspicious;
+    }
+    uptake_report_free(report);
+    return NULL;
+}
+
+static void test_analyze(void) {
+    UptakeVolume pet, ct;
+    make_study(&pet, &ct);
+    float pet_before = study_pet[100];
+
+    for (int round = 0; round < 2; round++) { /* repeated create/analyze/free: no leak */
+        UptakeAnalyzer *analyzer = NULL;
+        CHECK(uptake_analyzer_create(NULL, &analyzer) == UPTAKE_OK);
+        UptakeReport *report = NULL;
+        CHECK(uptake_analyze(analyzer, &pet, &ct, UPTAKE_TRACER_PSMA, NULL, &report) == UPTAKE_OK);
+        size_t count = 0;
+        CHECK(uptake_report_finding_count(report, &count) == UPTAKE_OK);
+        CHECK(count == 2); /* two hot spots, two regions */
+        const UptakeFinding *findings = NULL;
+        CHECK(uptake_report_findings(report, &findings, &count) == UPTAKE_OK);
+        CHECK(findings[0].suv_max > 4.0 && findings[1].suv_max > 4.0);
+        const UptakeStaging *staging = NULL;
+        CHECK(uptake_report_staging(report, &staging) == UPTAKE_OK);
+        CHECK(staging->suspicious_count <= 2);
+        const char *json = NULL;
+        CHECK(uptake_report_json(report, &json) == UPTAKE_OK);
+        CHECK(json != NULL && strstr(json, "\"schema_version\"") != NULL);
+        const uint32_t *labels = NULL;
+        uint32_t dims[3] = {0, 0, 0};
+        CHECK(uptake_report_label_map(report, &labels, dims) == UPTAKE_OK);
+        CHECK(dims[0] == N && dims[1] == N && dims[2] == N);
+        CHECK(labels[8 + N * (10 + N * 12)] != 0); /* the brighter spot's maximum is labelled */
+        uptake_report_free(report);
+        uptake_analyzer_free(analyzer);
+    }
+    CHECK(study_pet[100] == pet_before); /* caller's data untouched */
+
+    UptakeAnalyzer *analyzer = NULL;
+    CHECK(uptake_analyzer_create(NULL, &analyzer) == UPTAKE_OK);
+    UptakeReport *report = (UptakeReport *)0x1;
+    UptakeAnalyzeOptions options;
+    CHECK(uptake_analyze_options_init(&options) == UPTAKE_OK);
+    int calls = 0;
+    options.progress = cancel_at_classify;
+    options.progress_user_data = &calls;
+    CHECK_ERR(uptake_analyze(analyzer, &pet, &ct, UPTAKE_TRACER_PSMA, &options, &report),
+              UPTAKE_ERR_CANCELLED, "cancelled");
+    CHECK(report == NULL);
+    CHECK(calls >= 4);
+
+    CHECK(uptake_analyze_options_init(&options) == UPTAKE_OK);
+    CHECK_ERR(uptake_analyze(analyzer, &pet, &ct, 7, &options, &report),
+              UPTAKE_ERR_INVALID_ARGUMENT, "tracer");
+    CHECK_ERR(uptake_analyze(analyzer, NULL, &ct, UPTAKE_TRACER_FDG, &options, &report),
+              UPTAKE_ERR_INVALID_ARGUMENT, "pet is NULL");
+    CHECK_ERR(uptake_analyze(NULL, &pet, &ct, UPTAKE_TRACER_FDG, &options, &report),
+              UPTAKE_ERR_INVALID_ARGUMENT, "analyzer is NULL");
+    CHECK_ERR(uptake_analyze(analyzer, &pet, &ct, UPTAKE_TRACER_FDG, &options, NULL),
+              UPTAKE_ERR_INVALID_ARGUMENT, "out is NULL");
+    options.pet_units = UPTAKE_PET_UNITS_BQML;
+    CHECK_ERR(uptake_analyze(analyzer, &pet, &ct, UPTAKE_TRACER_PSMA, &options, &report),
+              UPTAKE_ERR_INVALID_ARGUMENT, "suv_factor");
+    CHECK(uptake_analyze_options_init(&options) == UPTAKE_OK);
+    options.connectivity = 5;
+    CHECK_ERR(uptake_analyze(analyzer, &pet, &ct, UPTAKE_TRACER_PSMA, &options, &report),
+              UPTAKE_ERR_INVALID_ARGUMENT, "connectivity");
+    CHECK(uptake_analyze_options_init(&options) == UPTAKE_OK);
+    options.struct_size = 4;
+    CHECK_ERR(uptake_analyze(analyzer, &pet, &ct, UPTAKE_TRACER_PSMA, &options, &report),
+              UPTAKE_ERR_INVALID_ARGUMENT, "struct_size");
+    UptakeVolume far = ct;
+    far.origin_mm[2] = 1.0e5;
+    CHECK_ERR(uptake_analyze(analyzer, &pet, &far, UPTAKE_TRACER_PSMA, NULL, &report),
+              UPTAKE_ERR_INVALID_ARGUMENT, "overlap");
+    study_pet[5] = NAN;
+    CHECK_ERR(uptake_analyze(analyzer, &pet, &ct, UPTAKE_TRACER_PSMA, NULL, &report),
+              UPTAKE_ERR_INVALID_ARGUMENT, "non-finite");
+    study_pet[5] = 0.5f;
+    CHECK(report == NULL);
+    CHECK(uptake_report_findings(NULL, NULL, NULL) == UPTAKE_ERR_INVALID_ARGUMENT);
+    uptake_report_free(NULL);
+
+    /* Four threads on one analyzer give what one thread gives. */
+    struct worker serial = {analyzer, &pet, &ct, 99, 0, 0, 0.0f};
+    analyze_worker(&serial);
+    CHECK(serial.status == UPTAKE_OK && serial.count == 2);
+    struct worker workers[4];
+    pthread_t threads[4];
+    for (int i = 0; i < 4; i++) {
+        workers[i] = (struct worker){analyzer, &pet, &ct, 99, 0, 0, 0.0f};
+        CHECK(pthread_create(&threads[i], NULL, analyze_worker, &workers[i]) == 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(threads[i], NULL);
+        CHECK(workers[i].status == UPTAKE_OK);
+        CHECK(workers[i].count == serial.count);
+        CHECK(workers[i].first_region == serial.first_region);
+        CHECK(workers[i].first_p == serial.first_p);
+    }
+    uptake_analyzer_free(analyzer);
+}
+
 int main(void) {
     test_versions();
     test_last_error_copy();
@@ -241,6 +400,7 @@ int main(void) {
     test_volume();
     test_logging();
     test_plugin_table();
+    test_analyze();
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures == 0 ? 0 : 1;
 }

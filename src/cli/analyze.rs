@@ -1,0 +1,231 @@
+//! `uptake analyze`: one study in, findings with miTNM staging out (report.json, label maps, a
+//! picture like the paper's Fig. 3, and a summary table on stdout).
+
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use uptake::Tracer;
+use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig, Device, Stage};
+use uptake::picture::{Image, View, mip, project_labels};
+use uptake::report::Report;
+use uptake::volume::{Volume, nifti};
+
+use super::CliResult;
+
+/// Options shared by `analyze` and `demo`: the analyzer and the analysis.
+#[derive(clap::Args, Clone)]
+pub struct AnalyzerArgs {
+    /// Model file; the embedded default when absent.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Worker threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Suspicious threshold; the model's operating point when absent.
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Count common iliac nodes as regional (N) rather than M1a.
+    #[arg(long)]
+    pub common_iliac_as_regional: bool,
+    /// Set NaN/Inf voxels to 0 SUV / −1000 HU with a warning instead of failing.
+    #[arg(long)]
+    pub replace_non_finite: bool,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// PET NIfTI (SUV unless --pet-units bqml), or a folder with one PET DICOM series.
+    #[arg(long)]
+    pet: PathBuf,
+    /// CT NIfTI in HU.
+    #[arg(long)]
+    ct: PathBuf,
+    #[arg(long, value_parser = parse_tracer)]
+    tracer: Tracer,
+    /// Units of a NIfTI PET: suv, or bqml (then --suv-factor is required).
+    #[arg(long, default_value = "suv")]
+    pet_units: String,
+    /// SUV per Bq/mL (g/mL per Bq) for a Bq/mL NIfTI PET.
+    #[arg(long)]
+    suv_factor: Option<f64>,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    analyzer: AnalyzerArgs,
+}
+
+pub fn parse_tracer(s: &str) -> Result<Tracer, String> {
+    s.parse()
+}
+
+pub fn run(args: Args) -> CliResult {
+    let pet = read_pet(&args)?;
+    let ct = nifti::read_volume(&args.ct)?;
+    let analyzer = make_analyzer(&args.analyzer)?;
+    let report = analyze(&analyzer, &pet, &ct, args.tracer, &args.analyzer)?;
+    write_outputs(&args.out, &pet, &report)?;
+    print!("{}", report.summary_table());
+    println!("outputs in {}", args.out.display());
+    Ok(())
+}
+
+fn read_pet(args: &Args) -> Result<Volume<f32>, Box<dyn std::error::Error>> {
+    if args.pet.is_dir() {
+        let series = uptake::dicom::read_pet_series(&args.pet)?;
+        eprintln!(
+            "PET DICOM series: SUVbw factor {:.6e} g/mL per Bq/mL",
+            series.suv_factor()?
+        );
+        return Ok(series.to_suv()?);
+    }
+    let pet = nifti::read_volume(&args.pet)?;
+    match (args.pet_units.as_str(), args.suv_factor) {
+        ("suv", None) => Ok(pet),
+        ("suv", Some(_)) => Err("--suv-factor applies to --pet-units bqml only".into()),
+        ("bqml", Some(f)) if f.is_finite() && f > 0.0 => Ok(uptake::suv::to_suv(&pet, f)),
+        ("bqml", _) => Err("--pet-units bqml needs a finite, positive --suv-factor".into()),
+        (other, _) => Err(format!("--pet-units {other:?}: expected suv or bqml").into()),
+    }
+}
+
+pub fn make_analyzer(args: &AnalyzerArgs) -> Result<Analyzer, uptake::Error> {
+    Analyzer::new(AnalyzerConfig {
+        device: Device::Cpu,
+        threads: args.threads,
+        model_path: args.model.clone(),
+        batch_size: 0,
+    })
+}
+
+/// Runs the analysis with a progress bar on stderr.
+pub fn analyze(
+    analyzer: &Analyzer,
+    pet: &Volume<f32>,
+    ct: &Volume<f32>,
+    tracer: Tracer,
+    args: &AnalyzerArgs,
+) -> Result<Report, uptake::Error> {
+    let bar = ProgressBar::new(1000).with_style(
+        ProgressStyle::with_template("{spinner} {msg:10} [{bar:30}] {percent:>3}% {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let progress = |stage: Stage, fraction: f32| {
+        bar.set_message(stage.name());
+        bar.set_position((fraction.clamp(0.0, 1.0) * 1000.0) as u64);
+        true
+    };
+    let mut options = AnalyzeOptions {
+        threshold: args.threshold,
+        replace_non_finite: args.replace_non_finite,
+        progress: Some(&progress),
+        ..AnalyzeOptions::default()
+    };
+    options.staging.common_iliac_as_regional = args.common_iliac_as_regional;
+    let report = analyzer.analyze(pet, ct, tracer, &options);
+    bar.finish_and_clear();
+    report
+}
+
+/// report.json, labels.nii.gz (every region), suspicious.nii.gz (mask), findings.png.
+pub fn write_outputs(
+    out: &Path,
+    pet: &Volume<f32>,
+    report: &Report,
+) -> Result<(), Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join("report.json"), report.to_json()?)?;
+    let labels = report
+        .label_map
+        .as_ref()
+        .ok_or("the report carries no label map")?;
+    nifti::write(out.join("labels.nii.gz"), labels)?;
+    let suspicious: std::collections::HashSet<u32> = report
+        .findings
+        .iter()
+        .filter(|f| f.suspicious)
+        .map(|f| f.region.id)
+        .collect();
+    let mask = Volume::new(
+        *labels.geometry(),
+        labels
+            .data()
+            .iter()
+            .map(|l| u8::from(suspicious.contains(l)))
+            .collect(),
+    )?;
+    nifti::write(out.join("suspicious.nii.gz"), &mask)?;
+    figure(pet, report, labels)?.save_png(out.join("findings.png"))?;
+    Ok(())
+}
+
+const OUTLINE: [u8; 3] = [220, 30, 30];
+const INK: [u8; 3] = [20, 20, 20];
+const PAPER: [u8; 3] = [255, 255, 255];
+const PIXEL_MM: f64 = 2.5;
+
+/// Coronal and sagittal PET MIPs with suspicious findings outlined and named by location, and
+/// the staging line (the layout of the paper's Fig. 3).
+fn figure(
+    pet: &Volume<f32>,
+    report: &Report,
+    labels: &Volume<u32>,
+) -> Result<Image, Box<dyn std::error::Error>> {
+    // Suspicious findings renumbered 1..n (u16 for the picture), in report order.
+    let suspicious: Vec<_> = report.findings.iter().filter(|f| f.suspicious).collect();
+    let mut index = std::collections::HashMap::new();
+    for (i, f) in suspicious.iter().enumerate().take(u16::MAX as usize) {
+        index.insert(f.region.id, i as u16 + 1);
+    }
+    let shown = Volume::new(
+        *labels.geometry(),
+        labels
+            .data()
+            .iter()
+            .map(|l| index.get(l).copied().unwrap_or(0))
+            .collect(),
+    )?;
+    let window = match report.tracer {
+        Tracer::Psma => 12.0,
+        Tracer::Fdg => 8.0,
+    };
+    let panel = |view: View| -> Result<Image, Box<dyn std::error::Error>> {
+        let plane = mip(pet, view).square_pixels(PIXEL_MM);
+        let outlined = project_labels(&shown, pet, view).square_pixels(PIXEL_MM);
+        let mut img = Image::grey(&plane, 0.0, window, true);
+        img.outline(&outlined, |_| OUTLINE);
+        let mut seen = std::collections::HashSet::new();
+        for y in 0..outlined.height {
+            for x in 0..outlined.width {
+                let l = outlined.get(x, y);
+                if l != 0 && seen.insert(l) {
+                    let name = &suspicious[usize::from(l) - 1].location.name;
+                    img.text(x as i64 + 6, y as i64 - 4, name, OUTLINE, 1);
+                }
+            }
+        }
+        Ok(img)
+    };
+    let coronal = panel(View::Coronal)?;
+    let sagittal = panel(View::Sagittal)?;
+    let row = Image::row(
+        &[
+            (&coronal, &format!("CORONAL MIP 0-{window}")),
+            (&sagittal, "SAGITTAL MIP"),
+        ],
+        12,
+        PAPER,
+        INK,
+    )?;
+    // The stage part of the staging line; the built-in font has no brackets for the id lists.
+    let line = report.staging.line();
+    let mut title = line.split(" |").next().unwrap_or(&line).to_string();
+    if !report.model.trained {
+        title = format!("UNTRAINED MODEL  {title}");
+    }
+    let width = row.width.max(Image::text_width(&title, 2) + 24);
+    let mut img = Image::new(width, row.height + 30, PAPER)?;
+    img.text(12, 8, &title, INK, 2);
+    img.blit(&row, 0, 30);
+    Ok(img)
+}

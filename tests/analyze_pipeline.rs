@@ -1,0 +1,206 @@
+//! The whole analysis on phantom studies and on degenerate input: report consistency,
+//! determinism across threads, cancellation, empty studies and rejected input.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
+
+use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig, Device, Stage};
+use uptake::phantom::{self, PhantomSpec, Preset, Study};
+use uptake::report::Report;
+use uptake::volume::{Geometry, Volume};
+use uptake::{Error, Tracer};
+
+fn analyzer() -> &'static Arc<Analyzer> {
+    static A: OnceLock<Arc<Analyzer>> = OnceLock::new();
+    A.get_or_init(|| {
+        Arc::new(
+            Analyzer::new(AnalyzerConfig {
+                device: Device::Cpu,
+                threads: 2,
+                ..AnalyzerConfig::default()
+            })
+            .unwrap(),
+        )
+    })
+}
+
+fn study() -> &'static Study {
+    static S: OnceLock<Study> = OnceLock::new();
+    S.get_or_init(|| {
+        phantom::generate(&PhantomSpec {
+            tracer: Tracer::Psma,
+            seed: 208,
+            preset: Preset::Small,
+        })
+        .unwrap()
+    })
+}
+
+/// Everything in a report except wall-clock timings.
+fn comparable(r: &Report) -> String {
+    let mut r = r.clone();
+    r.timings.clear();
+    r.to_json().unwrap()
+}
+
+#[test]
+fn phantom_report_is_consistent_with_its_regions() {
+    let s = study();
+    let r = analyzer()
+        .analyze(&s.pet, &s.ct, Tracer::Psma, &AnalyzeOptions::default())
+        .unwrap();
+    let labels = r.label_map.as_ref().unwrap();
+    assert_eq!(labels.geometry(), s.pet.geometry());
+    let ids: BTreeSet<u32> = labels.data().iter().copied().filter(|&l| l != 0).collect();
+    let found: BTreeSet<u32> = r.findings.iter().map(|f| f.region.id).collect();
+    assert!(!ids.is_empty(), "a PSMA phantom has uptake regions");
+    assert_eq!(ids, found, "one finding per region of the label map");
+    for f in &r.findings {
+        let voxels = labels.data().iter().filter(|&&l| l == f.region.id).count();
+        assert_eq!(voxels, f.region.voxel_count, "region {}", f.region.id);
+        let [x, y, z] = f.region.max_voxel;
+        assert_eq!(labels.data()[s.pet.geometry().index(x, y, z)], f.region.id);
+        assert_eq!(f.suspicious, f.p_suspicious >= r.staging_config.threshold);
+        assert_eq!(f.role.is_some(), f.suspicious);
+        let total: f32 = f.top3.iter().map(|t| t.probability).sum();
+        assert!(total <= 1.0 + 1e-5 && f.top3[0].probability >= f.top3[1].probability);
+    }
+    assert!(
+        r.findings
+            .windows(2)
+            .all(|w| w[0].p_suspicious >= w[1].p_suspicious)
+    );
+    let stages: Vec<&str> = r.timings.iter().map(|t| t.stage.as_str()).collect();
+    assert_eq!(
+        stages,
+        [
+            "check", "grid", "regions", "reformat", "classify", "staging"
+        ]
+    );
+    // The threshold defaults to the model's operating point.
+    assert_eq!(r.staging_config.threshold, analyzer().model().threshold());
+    assert_eq!(r.model.trained, analyzer().model().is_trained());
+}
+
+#[test]
+fn concurrent_analyses_equal_the_serial_one() {
+    let s = study();
+    let serial = comparable(
+        &analyzer()
+            .analyze(&s.pet, &s.ct, Tracer::Psma, &AnalyzeOptions::default())
+            .unwrap(),
+    );
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let a = Arc::clone(analyzer());
+            std::thread::spawn(move || {
+                let s = study();
+                comparable(
+                    &a.analyze(&s.pet, &s.ct, Tracer::Psma, &AnalyzeOptions::default())
+                        .unwrap(),
+                )
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), serial);
+    }
+}
+
+#[test]
+fn progress_reports_stages_in_order_and_can_cancel() {
+    let s = study();
+    let seen = RefCell::new(Vec::new());
+    let record = |stage: Stage, fraction: f32| {
+        assert!((0.0..=1.0).contains(&fraction));
+        seen.borrow_mut().push(stage);
+        true
+    };
+    let options = AnalyzeOptions {
+        progress: Some(&record),
+        ..AnalyzeOptions::default()
+    };
+    analyzer()
+        .analyze(&s.pet, &s.ct, Tracer::Psma, &options)
+        .unwrap();
+    let mut order = seen.borrow().clone();
+    order.dedup();
+    assert_eq!(
+        order,
+        [
+            Stage::Check,
+            Stage::Grid,
+            Stage::Regions,
+            Stage::Classify,
+            Stage::Staging
+        ]
+    );
+    for stop_at in [
+        Stage::Check,
+        Stage::Regions,
+        Stage::Classify,
+        Stage::Staging,
+    ] {
+        let stop = |stage: Stage, _: f32| stage != stop_at;
+        let options = AnalyzeOptions {
+            progress: Some(&stop),
+            ..AnalyzeOptions::default()
+        };
+        let err = analyzer()
+            .analyze(&s.pet, &s.ct, Tracer::Psma, &options)
+            .unwrap_err();
+        assert!(matches!(err, Error::Cancelled), "{stop_at:?}: {err}");
+    }
+}
+
+fn flat(dims: [usize; 3], spacing: f64, origin: [f64; 3], value: f32) -> Volume<f32> {
+    let g = Geometry::axis_aligned(dims, [spacing; 3], origin).unwrap();
+    Volume::filled(g, value)
+}
+
+#[test]
+fn a_study_without_uptake_is_an_empty_report_staged_t0_n0_m0() {
+    let pet = flat([20, 20, 20], 4.0, [-40.0; 3], 0.8);
+    let ct = flat([40, 40, 40], 2.0, [-40.0; 3], 40.0);
+    let r = analyzer()
+        .analyze(&pet, &ct, Tracer::Fdg, &AnalyzeOptions::default())
+        .unwrap();
+    assert!(r.findings.is_empty());
+    assert_eq!(
+        r.staging.line().split(" |").next().unwrap(),
+        "miTNM: T0 N0 M0"
+    );
+    assert_eq!(r.burden.tumour_volume_ml, 0.0);
+}
+
+#[test]
+fn rejected_input_is_a_clear_error() {
+    let pet = flat([20, 20, 20], 4.0, [-40.0; 3], 0.8);
+    let far_ct = flat([10, 10, 10], 2.0, [5000.0; 3], 0.0);
+    let err = analyzer()
+        .analyze(&pet, &far_ct, Tracer::Psma, &AnalyzeOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, Error::Grid(_)), "{err}");
+
+    let ct = flat([20, 20, 20], 4.0, [-40.0; 3], 0.0);
+    let mut nan_pet = pet.clone();
+    nan_pet.data_mut()[17] = f32::NAN;
+    let err = analyzer()
+        .analyze(&nan_pet, &ct, Tracer::Psma, &AnalyzeOptions::default())
+        .unwrap_err();
+    assert!(err.to_string().contains("non-finite"), "{err}");
+    let replaced = AnalyzeOptions {
+        replace_non_finite: true,
+        ..AnalyzeOptions::default()
+    };
+    assert!(
+        analyzer()
+            .analyze(&nan_pet, &ct, Tracer::Psma, &replaced)
+            .is_ok()
+    );
+    assert!(
+        nan_pet.data()[17].is_nan(),
+        "the caller's volume is not modified"
+    );
+}
