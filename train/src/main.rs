@@ -1,0 +1,40 @@
+//! `uptake-train`: train the uptake network and evaluate it (DESIGN S12).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+#[derive(Parser)]
+#[command(
+    name = "uptake-train",
+    version,
+    about = "Train and evaluate the uptake network"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Pooled and per-subject metrics with bootstrap intervals, and paired tests between models.
+    Evaluate(cli::evaluate::Args),
+    /// miN / miM confusion matrices and percent agreement from a staging CSV.
+    Agreement(cli::agreement::Args),
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Evaluate(args) => cli::evaluate::run(args),
+        Command::Agreement(args) => cli::agreement::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
