@@ -109,6 +109,12 @@
 // A panic was caught at the ABI boundary; the library state is still consistent.
 #define UPTAKE_ERR_PANIC 7
 
+// Regions per chunk: bounds the activation memory (≈ 270 MB of fp16 for the v1 network).
+#define CHUNK_REGIONS 1024
+
+// One kernel file.
+typedef struct KernelSource KernelSource;
+
 // Opaque analyzer: holds the model and device, reused across studies. Create with
 // `uptake_analyzer_create`, free with `uptake_analyzer_free`.
 typedef struct UptakeAnalyzer UptakeAnalyzer;
@@ -293,6 +299,9 @@ typedef struct UptakeSuvMetadata {
 } UptakeSuvMetadata;
 
 
+
+// Every kernel file, for loading at start-up and for the compile-everything test.
+#define ALL_SOURCES { RESAMPLE, REGIONS, MPR, CNN, }
 
 #ifdef __cplusplus
 extern "C" {

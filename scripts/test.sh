@@ -47,6 +47,11 @@ fi
 step "Rust tests"
 cargo test
 
+step "CUDA kernels through NVRTC and GPU parity (each prints 'skipped: no CUDA device' without one)"
+# pipefail makes a failing cargo fail the step; grep only trims the output to what matters.
+cargo test --test gpu_nvrtc --test gpu_device --test gpu_parity -- --nocapture 2>&1 |
+    grep -E 'skipped|test result|panicked|FAILED|error'
+
 step "C ABI test (-std=c11 -Wall -Wextra -Werror, AddressSanitizer + UBSan, leak check)"
 mkdir -p target/c-tests
 cc -std=c11 -Wall -Wextra -Werror -g -fsanitize=address,undefined -fno-omit-frame-pointer \

@@ -21,6 +21,8 @@ pub mod volume;
 pub mod analyzer;
 #[allow(unsafe_code)]
 pub mod ffi;
+#[allow(unsafe_code)]
+pub mod gpu;
 
 pub use error::{Error, Result};
 pub use tracer::Tracer;

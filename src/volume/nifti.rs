@@ -581,11 +581,31 @@ pub fn write<T: NiftiElement>(
         volume.data().to_vec(),
     )
     .map_err(|e| fail(e.to_string()))?;
-    WriterOptions::new(path)
+    // The nifti crate derives its output name by swapping extensions, which mangles names with
+    // dots in the stem ("a.b.nii" becomes "a.nii"). Write to a dot-free name beside the target,
+    // then rename: the file lands exactly at `path`, and a failed write leaves no partial file.
+    let gz = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+    let staging = path.with_file_name(format!(
+        ".uptake-write-{}-{}.{}",
+        std::process::id(),
+        WRITE_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        if gz { "nii.gz" } else { "nii" }
+    ));
+    let written = WriterOptions::new(&staging)
         .reference_header(&header)
         .write_nifti_with_type(&array, T::TYPE)
         .map_err(|e| fail(e.to_string()))
+        .and_then(|()| std::fs::rename(&staging, path).map_err(|e| fail(e.to_string())));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&staging);
+    }
+    written
 }
+
+/// Distinguishes concurrent writes of one process in the same folder.
+static WRITE_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// (b, c, d) and qfac of the rotation in a RAS affine with the given column spacings.
 /// A left-handed frame gets qfac −1 and its third column negated, as NIfTI prescribes.
@@ -698,6 +718,26 @@ mod tests {
             (o[0] - 1.0).abs() < 1e-6 && (o[1] - 2.0).abs() < 1e-6 && (o[2] - 3.0).abs() < 1e-6
         );
         assert_eq!(img.data, (0..60).map(|i| i as f32).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn names_with_dots_are_written_where_asked() {
+        let dir = std::env::temp_dir().join(format!("uptake-dots-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let g = Geometry::axis_aligned([2, 2, 2], [1.0; 3], [0.0; 3]).unwrap();
+        let v = Volume::new(g, vec![3u32; 8]).unwrap();
+        for name in ["study.v2_labels.nii", "a.b.c.nii.gz"] {
+            write(dir.join(name), &v).unwrap();
+            let back = read(dir.join(name)).unwrap();
+            assert_eq!(back.data, vec![3.0; 8], "{name}");
+        }
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a.b.c.nii.gz", "study.v2_labels.nii"]);
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -1,0 +1,213 @@
+//! Final labels and the statistics of each region.
+
+use rayon::prelude::*;
+
+use super::Region;
+use super::sweep::{Swept, VISITED_BACKGROUND, sort_by_index, unpack};
+use crate::volume::{Geometry, Volume};
+
+/// Radius of the 1 mL sphere used for SUVpeak: (3 / (4π))^(1/3) · 10 mm. Not public: the C
+/// header generator would export it.
+const SUV_PEAK_RADIUS_MM: f64 = 6.2035;
+
+/// What one pass over a region's voxels collects.
+#[derive(Clone)]
+struct Accumulator {
+    count: u64,
+    sum: f64,
+    suv_max: f32,
+    max_voxel: [usize; 3],
+    bbox_min: [usize; 3],
+    bbox_max: [usize; 3],
+}
+
+impl Accumulator {
+    const EMPTY: Self = Self {
+        count: 0,
+        sum: 0.0,
+        suv_max: 0.0,
+        max_voxel: [0; 3],
+        bbox_min: [usize::MAX; 3],
+        bbox_max: [0; 3],
+    };
+}
+
+/// Turns the sweep's labels into region ids and measures every region. `order` (the visiting
+/// order) is put back into index order first, so the label map and the PET are read in memory
+/// order; sums are therefore formed in an order independent of the thread count.
+pub(super) fn label_and_measure(
+    pet: &Volume<f32>,
+    mut order: Vec<u64>,
+    swept: Swept,
+) -> (Vec<u32>, Vec<Region>) {
+    let Swept { mut labels, forest } = swept;
+    let (region_of_node, region_count) = forest.into_region_ids();
+    sort_by_index(&mut order);
+    let geometry = pet.geometry();
+    let [nx, ny, _] = geometry.dims();
+
+    let mut accumulators = vec![Accumulator::EMPTY; region_count as usize];
+    for &key in &order {
+        let (suv, index) = unpack(key);
+        let label = labels[index];
+        if label == VISITED_BACKGROUND {
+            labels[index] = 0;
+            continue;
+        }
+        let id = region_of_node[label as usize - 1];
+        labels[index] = id;
+        let voxel = [index % nx, (index / nx) % ny, index / (nx * ny)];
+        let a = &mut accumulators[id as usize - 1];
+        // Strictly greater: among equal maxima the lowest index stays.
+        if a.count == 0 || suv > a.suv_max {
+            a.suv_max = suv;
+            a.max_voxel = voxel;
+        }
+        a.count += 1;
+        a.sum += f64::from(suv);
+        for ((lo, hi), &c) in a.bbox_min.iter_mut().zip(&mut a.bbox_max).zip(&voxel) {
+            *lo = (*lo).min(c);
+            *hi = (*hi).max(c);
+        }
+    }
+    drop(region_of_node);
+    drop(order);
+
+    // SUVpeak reads the PET around each maximum: visit the maxima in memory order, so that
+    // neighbouring spheres share cache lines, then put the results back in id order.
+    let sphere = PeakSphere::new(geometry);
+    let mut by_position: Vec<(usize, usize)> = accumulators
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            (
+                geometry.index(a.max_voxel[0], a.max_voxel[1], a.max_voxel[2]),
+                i,
+            )
+        })
+        .collect();
+    by_position.sort_unstable();
+    let peaks: Vec<(usize, f64)> = by_position
+        .par_iter()
+        .map(|&(_, i)| (i, sphere.mean_around(pet, accumulators[i].max_voxel)))
+        .collect();
+    drop(by_position);
+    let mut suv_peak = vec![0.0; accumulators.len()];
+    for (i, peak) in peaks {
+        suv_peak[i] = peak;
+    }
+
+    let voxel_ml = geometry.voxel_volume_ml();
+    let regions = accumulators
+        .iter()
+        .zip(suv_peak)
+        .enumerate()
+        .map(|(i, (a, suv_peak))| {
+            let volume_ml = a.count as f64 * voxel_ml;
+            let suv_mean = a.sum / a.count as f64;
+            Region {
+                id: i as u32 + 1,
+                voxel_count: a.count,
+                volume_ml,
+                suv_max: a.suv_max,
+                max_voxel: a.max_voxel,
+                max_lps: geometry.voxel_to_patient(a.max_voxel.map(|c| c as f64)),
+                suv_mean,
+                suv_peak,
+                total_uptake: suv_mean * volume_ml,
+                bbox_min: a.bbox_min,
+                bbox_max: a.bbox_max,
+            }
+        })
+        .collect();
+    (labels, regions)
+}
+
+/// Voxel offsets whose centres lie within the 1 mL SUVpeak sphere around a voxel's centre.
+struct PeakSphere {
+    offsets: Vec<[isize; 3]>,
+    /// The same offsets as flat index steps.
+    flat: Vec<isize>,
+    /// Largest |offset| along each axis: a centre this far from every face has its whole
+    /// sphere inside the volume.
+    reach: [usize; 3],
+}
+
+impl PeakSphere {
+    /// Distances are measured in patient space (direction and spacing), in `f64`. The search
+    /// box is widened by 1 % and one voxel because the direction is orthonormal only to 1e-3,
+    /// and clipped to the volume, which no offset can leave anyway.
+    fn new(geometry: &Geometry) -> Self {
+        let spacing = geometry.spacing_mm();
+        let dims = geometry.dims();
+        let search: [isize; 3] = std::array::from_fn(|axis| {
+            let r = (SUV_PEAK_RADIUS_MM * 1.01 / spacing[axis]).ceil() as usize + 1;
+            r.min(dims[axis] - 1) as isize
+        });
+        let origin = geometry.voxel_to_patient([0.0; 3]);
+        let radius_squared = SUV_PEAK_RADIUS_MM * SUV_PEAK_RADIUS_MM;
+        let mut offsets = Vec::new();
+        for dz in -search[2]..=search[2] {
+            for dy in -search[1]..=search[1] {
+                for dx in -search[0]..=search[0] {
+                    let p = geometry.voxel_to_patient([dx as f64, dy as f64, dz as f64]);
+                    let d2 = (0..3).map(|k| (p[k] - origin[k]).powi(2)).sum::<f64>();
+                    if d2 <= radius_squared {
+                        offsets.push([dx, dy, dz]);
+                    }
+                }
+            }
+        }
+        let [nx, ny, _] = dims;
+        let flat = offsets
+            .iter()
+            .map(|&[dx, dy, dz]| dx + (dy + dz * ny as isize) * nx as isize)
+            .collect();
+        let reach = std::array::from_fn(|axis| {
+            offsets
+                .iter()
+                .map(|o| o[axis].unsigned_abs())
+                .max()
+                .unwrap_or(0)
+        });
+        Self {
+            offsets,
+            flat,
+            reach,
+        }
+    }
+
+    /// Mean SUV of the sphere's voxels that lie inside the volume.
+    fn mean_around(&self, pet: &Volume<f32>, centre: [usize; 3]) -> f64 {
+        let geometry = pet.geometry();
+        let dims = geometry.dims();
+        let data = pet.data();
+        let inside = (0..3).all(|axis| {
+            centre[axis] >= self.reach[axis] && centre[axis] + self.reach[axis] < dims[axis]
+        });
+        if inside {
+            let c = geometry.index(centre[0], centre[1], centre[2]);
+            let sum: f64 = self
+                .flat
+                .iter()
+                .map(|&step| f64::from(data[c.wrapping_add_signed(step)]))
+                .sum();
+            return sum / self.flat.len() as f64;
+        }
+        let mut sum = 0.0;
+        let mut count = 0u64;
+        for &offset in &self.offsets {
+            let voxel: [Option<usize>; 3] = std::array::from_fn(|axis| {
+                centre[axis]
+                    .checked_add_signed(offset[axis])
+                    .filter(|&c| c < dims[axis])
+            });
+            if let [Some(x), Some(y), Some(z)] = voxel {
+                sum += f64::from(data[geometry.index(x, y, z)]);
+                count += 1;
+            }
+        }
+        // The centre itself is always inside, so count ≥ 1.
+        sum / count.max(1) as f64
+    }
+}

@@ -1,0 +1,346 @@
+//! The visiting order and the descending-SUV sweep over a union-find forest of regions.
+//!
+//! Every region created by the sweep is a node of the forest; nodes are numbered in order of
+//! creation, which is also the visiting order of their seeds, so a node's peak never exceeds
+//! the peak of a node created before it. Merging always hangs a region under the node created
+//! first, hence `parent[n] ≤ n` for every node and a root is the oldest node of its region.
+
+use rayon::prelude::*;
+
+use super::RegionParams;
+use crate::volume::{Volume, VolumeError};
+
+/// Label of a voxel visited so far that belongs to no region. Otherwise a label is 0 (not
+/// visited yet, or no candidate) or `node + 1`.
+pub(super) const VISITED_BACKGROUND: u32 = u32::MAX;
+
+/// Voxels per work item of the parallel candidate scan; fixed so the result does not depend on
+/// the number of threads.
+const SCAN_CHUNK: usize = 1 << 16;
+
+/// How many candidates ahead the sweep loads the neighbourhood rows. Visiting order jumps
+/// around the volume, so nearly every neighbourhood misses the cache; loading it early lets
+/// those misses overlap instead of stalling one after another.
+const LOOKAHEAD: usize = 16;
+
+/// Below this many candidates a comparison sort beats the radix sort's fixed cost.
+const RADIX_MIN: usize = 1 << 8;
+
+/// A candidate as a sort key: the high half is the complement of the SUV's bits (positive
+/// floats order like their bit patterns, so ascending keys mean descending SUV) and the low half
+/// is the linear index, which breaks ties as S4 prescribes. Indices fit: at most 2^31 voxels.
+#[inline]
+fn candidate_key(suv: f32, index: usize) -> u64 {
+    (u64::from(!suv.to_bits()) << 32) | index as u64
+}
+
+/// SUV and linear index of a candidate key.
+#[inline]
+pub(super) fn unpack(key: u64) -> (f32, usize) {
+    (
+        f32::from_bits(!((key >> 32) as u32)),
+        (key & 0xFFFF_FFFF) as usize,
+    )
+}
+
+struct ChunkScan {
+    non_finite: usize,
+    first_non_finite: usize,
+    keys: Vec<u64>,
+}
+
+/// The candidates (SUV ≥ `threshold`, which is > 0) as keys in visiting order. Rejects
+/// non-finite voxels with the same error as [`Volume::check_finite`], in the same pass.
+pub(super) fn visiting_order(pet: &Volume<f32>, threshold: f32) -> Result<Vec<u64>, VolumeError> {
+    let scans: Vec<ChunkScan> = pet
+        .data()
+        .par_chunks(SCAN_CHUNK)
+        .enumerate()
+        .map(|(c, chunk)| {
+            let base = c * SCAN_CHUNK;
+            let non_finite = chunk.iter().filter(|v| !v.is_finite()).count();
+            let first_non_finite = if non_finite > 0 {
+                base + chunk.iter().position(|v| !v.is_finite()).unwrap_or(0)
+            } else {
+                usize::MAX
+            };
+            let keys = chunk
+                .iter()
+                .enumerate()
+                .filter(|&(_, &v)| v >= threshold)
+                .map(|(i, &v)| candidate_key(v, base + i))
+                .collect();
+            ChunkScan {
+                non_finite,
+                first_non_finite,
+                keys,
+            }
+        })
+        .collect();
+
+    let non_finite: usize = scans.iter().map(|s| s.non_finite).sum();
+    if non_finite > 0 {
+        return Err(VolumeError::NonFinite {
+            what: "PET",
+            count: non_finite,
+            first: scans.iter().map(|s| s.first_non_finite).min().unwrap_or(0),
+        });
+    }
+    let mut keys = Vec::with_capacity(scans.iter().map(|s| s.keys.len()).sum());
+    for scan in scans {
+        keys.extend_from_slice(&scan.keys);
+    }
+    // The keys are in index order, so a stable sort on the SUV half alone gives the full order.
+    if keys.len() < RADIX_MIN {
+        keys.sort_unstable();
+    } else {
+        radix_sort_half(&mut keys, 32);
+    }
+    Ok(keys)
+}
+
+/// Puts keys from visiting order back into linear index order (the indices are distinct).
+pub(super) fn sort_by_index(keys: &mut Vec<u64>) {
+    if keys.len() < RADIX_MIN {
+        keys.sort_unstable_by_key(|&key| key & 0xFFFF_FFFF);
+    } else {
+        radix_sort_half(keys, 0);
+    }
+}
+
+/// Stable LSD radix sort of `keys` by the 32 bits starting at `low_bit` (0 or 32), 11 + 11 + 10
+/// bits per pass; a pass whose digit is the same for every key (common: the SUVs share sign and
+/// most exponent bits) is skipped.
+fn radix_sort_half(keys: &mut Vec<u64>, low_bit: u32) {
+    const SHIFTS: [u32; 3] = [0, 11, 22];
+    const BUCKETS: usize = 1 << 11;
+    let digit =
+        |key: u64, shift: u32| (((key >> low_bit) as u32 >> shift) as usize) & (BUCKETS - 1);
+    let mut histograms = vec![[0usize; BUCKETS]; SHIFTS.len()];
+    for &key in keys.iter() {
+        for (histogram, &shift) in histograms.iter_mut().zip(&SHIFTS) {
+            histogram[digit(key, shift)] += 1;
+        }
+    }
+    let mut scratch = vec![0u64; keys.len()];
+    for (histogram, &shift) in histograms.iter_mut().zip(&SHIFTS) {
+        if histogram.contains(&keys.len()) {
+            continue;
+        }
+        let mut next = 0;
+        for slot in histogram.iter_mut() {
+            let count = *slot;
+            *slot = next;
+            next += count;
+        }
+        for &key in keys.iter() {
+            let slot = &mut histogram[digit(key, shift)];
+            scratch[*slot] = key;
+            *slot += 1;
+        }
+        std::mem::swap(keys, &mut scratch);
+    }
+}
+
+/// The regions created by the sweep: a forest whose roots are the surviving regions.
+pub(super) struct Forest {
+    parent: Vec<u32>,
+    /// SUV of each node's seed; non-increasing in the node number.
+    peak: Vec<f32>,
+}
+
+impl Forest {
+    fn seed(&mut self, suv: f32) -> u32 {
+        let node = self.parent.len() as u32;
+        self.parent.push(node);
+        self.peak.push(suv);
+        node
+    }
+
+    /// The root of `node`, halving the path on the way.
+    #[inline]
+    fn find(&mut self, mut node: u32) -> u32 {
+        loop {
+            let parent = self.parent[node as usize];
+            if parent == node {
+                return node;
+            }
+            let grandparent = self.parent[parent as usize];
+            self.parent[node as usize] = grandparent;
+            node = grandparent;
+        }
+    }
+
+    /// Replaces the forest by the final region id (1-based) of every node. Roots are numbered
+    /// in creation order, which is descending SUVmax with ties by the maximum's linear index.
+    pub(super) fn into_region_ids(self) -> (Vec<u32>, u32) {
+        let mut ids = self.parent;
+        let mut regions = 0u32;
+        // Ascending order: a node's parent is older, so its slot already holds the region id.
+        for node in 0..ids.len() {
+            let parent = ids[node] as usize;
+            ids[node] = if parent == node {
+                regions += 1;
+                regions
+            } else {
+                ids[parent]
+            };
+        }
+        (ids, regions)
+    }
+}
+
+/// The label map during the sweep (0, [`VISITED_BACKGROUND`] or node + 1) and the forest.
+pub(super) struct Swept {
+    pub labels: Vec<u32>,
+    pub forest: Forest,
+}
+
+/// Visits the candidates in `order` (from [`visiting_order`]) and applies S4 steps 2–4.
+pub(super) fn sweep(pet: &Volume<f32>, order: &[u64], params: &RegionParams) -> Swept {
+    let [nx, ny, nz] = pet.dims();
+    let steps = params.connectivity.offsets();
+    let plane = nx * ny;
+    let flat: Vec<isize> = steps
+        .iter()
+        .map(|&[dx, dy, dz]| dx + dy * nx as isize + dz * plane as isize)
+        .collect();
+    let fraction = params.fraction;
+    let seed_min = params.seed_min_suv;
+
+    let mut labels = vec![0u32; pet.data().len()];
+    let mut forest = Forest {
+        parent: Vec::new(),
+        peak: Vec::new(),
+    };
+    // Flat offsets of the rows (x - 1 ..= x + 1) that hold the neighbours, for the lookahead.
+    let mut rows: Vec<isize> = steps
+        .iter()
+        .map(|&[_, dy, dz]| dy * nx as isize + dz * plane as isize)
+        .collect();
+    rows.sort_unstable();
+    rows.dedup();
+    let mut touched = 0u32;
+    let mut neighbour_labels = [0u32; 26];
+    // Distinct roots of the visited neighbours (the set R of S4).
+    let mut roots = [0u32; 26];
+
+    for (k, &key) in order.iter().enumerate() {
+        if let Some(&ahead) = order.get(k + LOOKAHEAD) {
+            let (_, ahead) = unpack(ahead);
+            for &row in &rows {
+                if let Some(&label) = labels.get(ahead.wrapping_add_signed(row)) {
+                    touched |= label;
+                }
+            }
+        }
+        let (suv, index) = unpack(key);
+        // u32 division: indices are below 2^31, and it is much cheaper than u64 division.
+        let (index32, nx32, ny32) = (index as u32, nx as u32, ny as u32);
+        let (x, yz) = ((index32 % nx32) as usize, index32 / nx32);
+        let (y, z) = ((yz % ny32) as usize, (yz / ny32) as usize);
+        // The labels of all neighbours first (independent loads that can overlap), 0 outside.
+        let neighbours = &mut neighbour_labels[..flat.len()];
+        if x > 0 && x + 1 < nx && y > 0 && y + 1 < ny && z > 0 && z + 1 < nz {
+            for (label, &offset) in neighbours.iter_mut().zip(&flat) {
+                *label = labels[index.wrapping_add_signed(offset)];
+            }
+        } else {
+            for (label, &[dx, dy, dz]) in neighbours.iter_mut().zip(&steps) {
+                let (xn, yn, zn) = (
+                    x.wrapping_add_signed(dx),
+                    y.wrapping_add_signed(dy),
+                    z.wrapping_add_signed(dz),
+                );
+                // A step below 0 wraps to a huge value and fails the test as well.
+                *label = if xn < nx && yn < ny && zn < nz {
+                    labels[xn + nx * yn + plane * zn]
+                } else {
+                    0
+                };
+            }
+        }
+        let any_visited = neighbours.iter().fold(0, |acc, &label| acc | label) != 0;
+        let mut root_count = 0;
+        let mut previous = 0;
+        for &label in neighbours.iter() {
+            // Neighbours often share a label; 0 and VISITED_BACKGROUND belong to no region.
+            if label == previous || label == 0 || label == VISITED_BACKGROUND {
+                continue;
+            }
+            previous = label;
+            let root = forest.find(label - 1);
+            if !roots[..root_count].contains(&root) {
+                roots[root_count] = root;
+                root_count += 1;
+            }
+        }
+
+        labels[index] = if !any_visited {
+            if suv > seed_min {
+                forest.seed(suv) + 1
+            } else {
+                VISITED_BACKGROUND
+            }
+        } else {
+            let roots = &roots[..root_count];
+            let accepts = |root: u32| suv >= fraction * forest.peak[root as usize];
+            // Among the accepting regions A, the highest peak (ties: created first) is the
+            // oldest node, because peaks do not increase with the node number.
+            match roots.iter().copied().filter(|&r| accepts(r)).min() {
+                None => VISITED_BACKGROUND,
+                Some(winner) => {
+                    for &root in roots {
+                        if root != winner && accepts(root) {
+                            forest.parent[root as usize] = winner;
+                        }
+                    }
+                    winner + 1
+                }
+            }
+        };
+    }
+    std::hint::black_box(touched);
+    Swept { labels, forest }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_order_by_descending_suv_then_index() {
+        let mut keys = [
+            candidate_key(1.5, 7),
+            candidate_key(2.0, 9),
+            candidate_key(1.5, 3),
+            candidate_key(0.5, 0),
+            candidate_key(2.0, 1),
+        ];
+        keys.sort_unstable();
+        let order: Vec<(f32, usize)> = keys.iter().map(|&k| unpack(k)).collect();
+        assert_eq!(order, [(2.0, 1), (2.0, 9), (1.5, 3), (1.5, 7), (0.5, 0)]);
+    }
+
+    #[test]
+    fn radix_sort_equals_comparison_sort() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        for (len, levels) in [(5000usize, 7u32), (20_000, 1 << 20), (3000, 1)] {
+            // Index order, as the scan produces; few distinct levels give many ties.
+            let mut keys: Vec<u64> = (0..len)
+                .map(|i| candidate_key(0.5 + rng.random_range(0..levels) as f32 * 0.37, i))
+                .collect();
+            let mut expected = keys.clone();
+            expected.sort_unstable();
+            radix_sort_half(&mut keys, 32);
+            assert_eq!(keys, expected, "len {len}, levels {levels}");
+            let mut by_index = expected.clone();
+            sort_by_index(&mut by_index);
+            assert!(
+                by_index.iter().map(|&k| unpack(k).1).eq(0..len),
+                "len {len}"
+            );
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Clinical and small grids: spacing, matrix, field of view (vertex to mid-thigh), without
+//! rendering the clinical study (too slow for a test; see benches/phantom.rs).
+
+use uptake::phantom::{self, PhantomSpec, Preset};
+use uptake::tracer::Tracer;
+
+#[test]
+fn clinical_grids_cover_vertex_to_mid_thigh() {
+    for seed in [1, 2, 3] {
+        let spec = PhantomSpec {
+            tracer: Tracer::Psma,
+            seed,
+            preset: Preset::Clinical,
+        };
+        let (body, _) = phantom::plan(&spec);
+        let (pet, ct) = phantom::geometries(Preset::Clinical, &body).unwrap();
+        assert_eq!(pet.spacing_mm(), [4.0728f32 as f64, 4.0728f32 as f64, 3.0]);
+        assert_eq!(&pet.dims()[..2], &[168, 168]);
+        assert!((ct.spacing_mm()[0] - 0.9765625).abs() < 1e-12);
+        assert_eq!(ct.spacing_mm()[2], 3.0);
+        assert_eq!(&ct.dims()[..2], &[512, 512]);
+        assert_eq!(pet.orientation_code(), "LPS");
+        // Both grids span the same slices.
+        assert_eq!(pet.dims()[2], ct.dims()[2]);
+        assert_eq!(pet.origin_mm()[2], ct.origin_mm()[2]);
+
+        // The skull is inside the top of the field of view, the femoral shafts reach its
+        // bottom: the whole trunk is covered.
+        let h = body.habitus.height_mm;
+        let top = pet.voxel_to_patient([0.0, 0.0, (pet.dims()[2] - 1) as f64])[2];
+        let bottom = pet.origin_mm()[2];
+        let skull = body.structure_id("skull").unwrap();
+        let skull_top = body
+            .primitives
+            .iter()
+            .filter(|p| p.structure == skull)
+            .map(|p| p.bounds.hi[2])
+            .fold(f64::MIN, f64::max);
+        assert!(
+            skull_top < top && top - skull_top < 30.0,
+            "{skull_top} {top}"
+        );
+        let length = top - bottom;
+        assert!(length > 0.58 * h && length < 0.7 * h, "{length} of {h}");
+        let extent_x = 168.0 * 4.0728;
+        assert!(extent_x > 680.0);
+    }
+}
+
+#[test]
+fn small_grids_are_coarser() {
+    let g = Preset::Small.grids();
+    assert!(g.pet_spacing_mm[0] > 8.0 && g.ct_spacing_mm[0] < 4.0);
+    assert_eq!(g.pet_spacing_mm[2], g.ct_spacing_mm[2]);
+}
