@@ -3,4 +3,9 @@
 //! A workspace member of its own so that the plugin never depends on the training framework.
 #![deny(unsafe_code)]
 
+pub mod data;
 pub mod eval;
+pub mod network;
+pub mod phantom_cohort;
+pub mod studies;
+pub mod train;

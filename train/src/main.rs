@@ -23,12 +23,18 @@ enum Command {
     Evaluate(cli::evaluate::Args),
     /// miN / miM confusion matrices and percent agreement from a staging CSV.
     Agreement(cli::agreement::Args),
+    /// Train the network with one of the paper's strategies (I–VI).
+    Train(cli::train::Args),
+    /// Four-fold cross-validation of a strategy on the PSMA subjects (pooled out-of-fold findings).
+    Cv(cli::cv::Args),
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Evaluate(args) => cli::evaluate::run(args),
         Command::Agreement(args) => cli::agreement::run(args),
+        Command::Train(args) => cli::train::run(args),
+        Command::Cv(args) => cli::cv::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

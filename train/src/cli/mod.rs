@@ -1,7 +1,9 @@
 //! One file per subcommand: `Args` (clap) and `run`.
 
 pub mod agreement;
+pub mod cv;
 pub mod evaluate;
+pub mod train;
 
 /// Errors reach the user as one message.
 pub type CliResult = Result<(), String>;
