@@ -143,6 +143,30 @@ typedef struct UptakeAnalyzerOptions {
 // also concurrently, so it must be thread-safe.
 typedef void (*UptakeLogCallback)(uint32_t level, const char *message, void *user_data);
 
+// Facts about an analyzer's model, filled by `uptake_analyzer_model_info`.
+typedef struct UptakeModelInfo {
+    // `sizeof(UptakeModelInfo)` as compiled by the caller; set it before the call.
+    uint32_t struct_size;
+    // Model file version (`uptake.model_version`).
+    uint32_t model_version;
+    // Network input channels per region (PET planes then CT planes).
+    uint32_t input_channels;
+    // Pixels per plane side; one region's input is input_channels × plane_size² floats.
+    uint32_t plane_size;
+    // Location classes; `uptake_model_infer` writes 1 + class_count floats per region.
+    uint32_t class_count;
+    // 1 when the weights were trained, 0 for a randomly initialised placeholder model.
+    uint32_t trained;
+    // Operating threshold on p_suspicious.
+    float threshold;
+    // Reserved, 0.
+    uint32_t reserved;
+    // Pixel spacing of the input planes (mm).
+    double pixel_mm;
+    // Floating-point operations of one region's forward pass.
+    double flops_per_region;
+} UptakeModelInfo;
+
 // A caller-owned volume in patient LPS space (DESIGN S1). The library only reads it.
 typedef struct UptakeVolume {
     // `sizeof(UptakeVolume)` as compiled by the caller.
@@ -364,6 +388,48 @@ uint32_t uptake_analyzer_device(const struct UptakeAnalyzer *analyzer, uint32_t 
 // Fails with `UPTAKE_ERR_INTERNAL` if the host process already installed another Rust `log`
 // logger, and with `UPTAKE_ERR_INVALID_ARGUMENT` for an unknown level.
 uint32_t uptake_set_log_callback(UptakeLogCallback callback, void *user_data, uint32_t max_level);
+
+// Fills `*info` with facts about the analyzer's model. The caller sets `info->struct_size`;
+// only that many bytes are written (fields a newer library adds are left untouched).
+//
+// # Safety
+// `analyzer` must be NULL or a live handle; `info` NULL or pointing to `info->struct_size`
+// writable bytes.
+uint32_t uptake_analyzer_model_info(const struct UptakeAnalyzer *analyzer,
+                                    struct UptakeModelInfo *info);
+
+// Copies the analyzer's model metadata as JSON (model_version, model_id, architecture,
+// classes with names and staging roles, input, training, threshold), NUL-terminated, into
+// `buf` (`buf_len` bytes). `*out_len` (optional) receives the JSON length without the NUL, so
+// a first call with `buf` NULL and `buf_len` 0 asks for the size. Returns `UPTAKE_OK` when the
+// whole text fit, `UPTAKE_ERR_INVALID_ARGUMENT` when it did not (the buffer then holds a
+// NUL-terminated prefix) or when `buf` is NULL with `buf_len` > 0.
+//
+// # Safety
+// `analyzer` must be NULL or a live handle; `buf` NULL or `buf_len` writable bytes; `out_len`
+// NULL or writable.
+uint32_t uptake_analyzer_model_metadata(const struct UptakeAnalyzer *analyzer,
+                                        char *buf,
+                                        size_t buf_len,
+                                        size_t *out_len);
+
+// Runs the analyzer's network on `n` regions and writes raw logits.
+//
+// `inputs`: n × input_channels × plane_size × plane_size floats (region-major, then channel,
+// row, column; see `UptakeModelInfo`), values in [0, 1] as DESIGN S5 windows them.
+// `tracer_bits`: n floats, 0 = PSMA, 1 = FDG. `out_logits`: `out_len` = n × (1 + class_count)
+// floats, per region the suspicious logit then one logit per location class. Inputs are
+// read only; the caller owns every buffer. Safe to call from several threads at once.
+//
+// # Safety
+// `analyzer` must be NULL or a live handle; `inputs`, `tracer_bits` and `out_logits` must
+// point to the stated number of floats (they may be NULL when n is 0).
+uint32_t uptake_model_infer(const struct UptakeAnalyzer *analyzer,
+                            const float *inputs,
+                            const float *tracer_bits,
+                            size_t n,
+                            float *out_logits,
+                            size_t out_len);
 
 // The plugin's function table; never NULL, static, never freed.
 const struct UptakePluginV1 *uptake_plugin_v1(void);

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+use crate::model::engine::MAX_BATCH_SIZE;
+use crate::model::{Engine, EngineConfig, Model};
 
 /// Where inference and the heavy stages run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -25,6 +27,8 @@ pub struct AnalyzerConfig {
     pub threads: usize,
     /// Model file; `None` = the model embedded in the library.
     pub model_path: Option<PathBuf>,
+    /// Regions per inference batch (bounds the working memory); 0 = the engine's default.
+    pub batch_size: usize,
 }
 
 impl AnalyzerConfig {
@@ -34,6 +38,12 @@ impl AnalyzerConfig {
             return Err(Error::InvalidArgument(format!(
                 "threads = {}, at most {MAX_THREADS}",
                 self.threads
+            )));
+        }
+        if self.batch_size > MAX_BATCH_SIZE {
+            return Err(Error::InvalidArgument(format!(
+                "batch_size = {}, at most {MAX_BATCH_SIZE}",
+                self.batch_size
             )));
         }
         if let Some(path) = self.model_path.as_ref().filter(|p| !p.is_file()) {
@@ -46,11 +56,13 @@ impl AnalyzerConfig {
     }
 }
 
-/// Holds the configuration (and, as the pipeline grows, the model and device) for many studies.
+/// Holds the configuration, the model and its engine, and the device, for many studies.
 #[derive(Debug)]
 pub struct Analyzer {
     config: AnalyzerConfig,
     device: Device,
+    model: Model,
+    engine: Engine,
 }
 
 impl Analyzer {
@@ -69,15 +81,42 @@ impl Analyzer {
                 ));
             }
         };
+        let model = match &config.model_path {
+            Some(path) => Model::load(path)?,
+            None => Model::embedded()?,
+        };
+        if !model.is_trained() {
+            log::warn!(
+                "model {} is untrained (random weights): its classifications mean nothing",
+                model.model_id()
+            );
+        }
+        let engine = model.engine(EngineConfig {
+            threads: config.threads,
+            batch_size: config.batch_size,
+            ..EngineConfig::default()
+        })?;
         log::info!(
-            "analyzer ready: device {device:?}, threads {}",
-            if config.threads == 0 {
-                "all cores".to_string()
-            } else {
-                config.threads.to_string()
-            }
+            "analyzer ready: device {device:?}, {} engine thread(s), model {}",
+            engine.threads(),
+            model.model_id()
         );
-        Ok(Self { config, device })
+        Ok(Self {
+            config,
+            device,
+            model,
+            engine,
+        })
+    }
+
+    /// The loaded model: class table, input spec, threshold, provenance.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The CPU inference engine for the model.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     pub fn config(&self) -> &AnalyzerConfig {
@@ -105,6 +144,14 @@ mod tests {
             Analyzer::new(too_many),
             Err(Error::InvalidArgument(_))
         ));
+        let huge_batch = AnalyzerConfig {
+            batch_size: MAX_BATCH_SIZE + 1,
+            ..Default::default()
+        };
+        assert!(matches!(
+            Analyzer::new(huge_batch),
+            Err(Error::InvalidArgument(_))
+        ));
         let missing = AnalyzerConfig {
             model_path: Some("/nonexistent/model.safetensors".into()),
             ..Default::default()
@@ -115,5 +162,7 @@ mod tests {
         ));
         let auto = Analyzer::new(AnalyzerConfig::default()).unwrap();
         assert_eq!(auto.device(), Device::Cpu);
+        assert_eq!(auto.model().classes().len(), 23);
+        assert!(!auto.model().is_trained());
     }
 }

@@ -118,6 +118,7 @@ fn config_from(opts: &UptakeAnalyzerOptions) -> Result<AnalyzerConfig, Error> {
         device,
         threads: opts.threads as usize,
         model_path: model_path.map(PathBuf::from),
+        batch_size: 0,
     })
 }
 

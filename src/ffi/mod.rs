@@ -11,6 +11,7 @@
 pub mod analyzer;
 pub mod last_error;
 pub mod logging;
+pub mod model;
 pub mod plugin;
 pub mod report;
 pub mod status;

@@ -1,5 +1,253 @@
 //! Model file and CPU inference engine (DESIGN S7).
+//!
+//! A model file is safetensors with fp16 weights and JSON metadata (`docs/model-format.md`):
+//! [`mod@format`] reads, validates and writes it, [`graph`] turns the `architecture` metadata into a
+//! checked graph with f32 weights, [`engine`] runs that graph fast on the CPU (im2col + gemm or
+//! our AVX-512 kernel, batched, multi-threaded) and [`mod@reference`] runs it slowly in f64, the
+//! yardstick for the engine.
 
-/// Why this stage rejected its input.
+pub mod engine;
+pub mod format;
+pub mod graph;
+pub mod init;
+pub mod reference;
+
+#[allow(unsafe_code)]
+mod matmul;
+// The AVX-512 intrinsics are stable since Rust 1.89.
+#[allow(unsafe_code)]
+#[clippy::msrv = "1.89"]
+pub mod simd;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::classes::LocationClass;
+
+pub use engine::{Engine, EngineConfig, Kernel, Prediction};
+pub use format::{ModelWriter, write_model};
+pub use graph::{Architecture, Graph, Head, Layer};
+
+/// The model file version this library reads (`uptake.model_version`); it names the layer
+/// vocabulary, the metadata keys and their meaning.
+/// cbindgen:ignore
+pub const MODEL_VERSION: u32 = 1;
+
+/// The default model, embedded in the library (regenerate with
+/// `cargo run --release --example make_default_model -- models/default.safetensors`).
+static EMBEDDED_MODEL: &[u8] = include_bytes!("../../models/default.safetensors");
+
+/// Why a model file was rejected or inference refused its input.
 #[derive(Debug, thiserror::Error)]
-pub enum ModelError {}
+pub enum ModelError {
+    #[error("cannot read model file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write model file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("model file is {bytes} bytes; at most {max} are accepted")]
+    TooLarge { bytes: u64, max: u64 },
+    #[error("not a valid safetensors file: {0}")]
+    Container(String),
+    #[error("model metadata lacks the key {0:?}")]
+    MissingMetadata(&'static str),
+    #[error("model metadata {key:?} is invalid: {reason}")]
+    BadMetadata { key: &'static str, reason: String },
+    #[error(
+        "model file version {found:?} is not supported; this library reads version {supported}"
+    )]
+    UnsupportedVersion { found: String, supported: u32 },
+    #[error("architecture: layer {index} of {section} has unknown type {kind:?}")]
+    UnknownLayer {
+        section: String,
+        index: usize,
+        kind: String,
+    },
+    #[error("architecture: {0}")]
+    Architecture(String),
+    #[error("model file lacks the tensor {0:?}")]
+    MissingTensor(String),
+    #[error("model file holds the tensor {0:?}, which the architecture does not use")]
+    UnexpectedTensor(String),
+    #[error("tensor {name:?} has shape {found:?}; the architecture needs {expected:?}")]
+    TensorShape {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    #[error("tensor {name:?} is {found}; model weights must be F16")]
+    TensorDtype { name: String, found: String },
+    #[error("tensor {name:?} holds a non-finite value at element {index}")]
+    NonFiniteWeight { name: String, index: usize },
+    #[error("inference input: {0}")]
+    Input(String),
+    #[error("engine: {0}")]
+    Engine(String),
+}
+
+/// How regions are reformatted into network input (DESIGN S5). The reformation module's spec is
+/// stored in the model file, so the input always matches what the network was trained on.
+pub use crate::mpr::MprSpec as InputSpec;
+
+/// Where a model's weights came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct TrainingInfo {
+    /// True for a randomly initialised model whose outputs mean nothing.
+    pub untrained: bool,
+    /// Training data (e.g. "phantom v1, 400 studies").
+    #[serde(default)]
+    pub data: String,
+    /// Training strategy (S12: I … VI) or how the weights were made.
+    #[serde(default)]
+    pub strategy: String,
+    /// When training ended (ISO 8601), empty when not applicable.
+    #[serde(default)]
+    pub date: String,
+    /// Evaluation figures by name (e.g. "average_precision").
+    #[serde(default)]
+    pub metrics: BTreeMap<String, f64>,
+    /// Free text.
+    #[serde(default)]
+    pub notes: String,
+}
+
+/// Everything a model file says about itself besides its weights.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelMetadata {
+    /// `uptake.model_version`.
+    pub model_version: u32,
+    /// A short name of these weights, quoted in reports.
+    pub model_id: String,
+    pub architecture: Architecture,
+    /// Location classes (S6), indexed by network output.
+    pub classes: Vec<LocationClass>,
+    pub input: InputSpec,
+    pub training: TrainingInfo,
+    /// Operating point: a finding is suspicious when p_suspicious ≥ this.
+    pub threshold: f32,
+}
+
+impl ModelMetadata {
+    /// Checks the fields that do not depend on the weights.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        if self.model_version != MODEL_VERSION {
+            return Err(ModelError::UnsupportedVersion {
+                found: self.model_version.to_string(),
+                supported: MODEL_VERSION,
+            });
+        }
+        if self.model_id.is_empty() {
+            return Err(ModelError::BadMetadata {
+                key: format::KEY_MODEL_ID,
+                reason: "empty".into(),
+            });
+        }
+        if self.classes.is_empty()
+            || self
+                .classes
+                .iter()
+                .enumerate()
+                .any(|(i, c)| c.id as usize != i)
+        {
+            return Err(ModelError::BadMetadata {
+                key: format::KEY_CLASSES,
+                reason: "classes must be non-empty with ids 0, 1, 2, … in order".into(),
+            });
+        }
+        self.input
+            .validate()
+            .map_err(|e| ModelError::BadMetadata {
+                key: format::KEY_INPUT,
+                reason: e.to_string(),
+            })?;
+        if !(self.threshold > 0.0 && self.threshold < 1.0) {
+            return Err(ModelError::BadMetadata {
+                key: format::KEY_THRESHOLD,
+                reason: format!("{} is not strictly between 0 and 1", self.threshold),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A loaded, validated model: metadata plus the graph with weights widened to f32.
+#[derive(Debug, Clone)]
+pub struct Model {
+    metadata: ModelMetadata,
+    graph: Arc<Graph>,
+}
+
+impl Model {
+    /// Reads and validates a model file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ModelError> {
+        let bytes = format::read_file(path.as_ref())?;
+        Self::from_bytes(&bytes)
+    }
+
+    /// Parses and validates a model file held in memory.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
+        let file = format::parse(bytes)?;
+        let graph = Graph::build(&file.metadata, &file.tensors)?;
+        Ok(Self {
+            metadata: file.metadata,
+            graph: Arc::new(graph),
+        })
+    }
+
+    /// The model embedded in the library.
+    pub fn embedded() -> Result<Self, ModelError> {
+        Self::from_bytes(EMBEDDED_MODEL)
+    }
+
+    /// The embedded model file's bytes.
+    pub fn embedded_bytes() -> &'static [u8] {
+        EMBEDDED_MODEL
+    }
+
+    pub fn metadata(&self) -> &ModelMetadata {
+        &self.metadata
+    }
+
+    pub fn classes(&self) -> &[LocationClass] {
+        &self.metadata.classes
+    }
+
+    pub fn input_spec(&self) -> &InputSpec {
+        &self.metadata.input
+    }
+
+    pub fn threshold(&self) -> f32 {
+        self.metadata.threshold
+    }
+
+    pub fn model_id(&self) -> &str {
+        &self.metadata.model_id
+    }
+
+    /// False for a randomly initialised model (its outputs carry no meaning).
+    pub fn is_trained(&self) -> bool {
+        !self.metadata.training.untrained
+    }
+
+    /// The validated graph with f32 weights.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    pub(crate) fn graph_arc(&self) -> Arc<Graph> {
+        Arc::clone(&self.graph)
+    }
+
+    /// A CPU engine for this model.
+    pub fn engine(&self, config: EngineConfig) -> Result<Engine, ModelError> {
+        Engine::new(self, config)
+    }
+}
