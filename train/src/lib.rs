@@ -5,6 +5,7 @@
 
 pub mod data;
 pub mod eval;
+pub mod export;
 pub mod network;
 pub mod phantom_cohort;
 pub mod studies;

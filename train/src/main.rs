@@ -25,6 +25,8 @@ enum Command {
     Agreement(cli::agreement::Args),
     /// Train the network with one of the paper's strategies (I–VI).
     Train(cli::train::Args),
+    /// Write a run's best weights as a model file (batch norm folded, fp16).
+    Export(cli::export::Args),
     /// Four-fold cross-validation of a strategy on the PSMA subjects (pooled out-of-fold findings).
     Cv(cli::cv::Args),
 }
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         Command::Agreement(args) => cli::agreement::run(args),
         Command::Train(args) => cli::train::run(args),
         Command::Cv(args) => cli::cv::run(args),
+        Command::Export(args) => cli::export::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
