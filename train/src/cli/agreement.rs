@@ -1,0 +1,58 @@
+//! `uptake-train agreement --csv staging.csv`
+
+use std::path::PathBuf;
+
+use uptake_train::eval::agreement::{self, Agreement};
+
+use super::{CliResult, write_json};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// CSV with header subject,expert_N,predicted_N,expert_M,predicted_M.
+    #[arg(long)]
+    csv: PathBuf,
+    /// Also write the matrices and figures as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> CliResult {
+    let pairs = agreement::read_csv(&args.csv).map_err(|e| e.to_string())?;
+    let result = agreement::agreement(&pairs);
+    print_matrix("miN", &result.n_stages, &result.n_confusion);
+    print_matrix("miM", &result.m_stages, &result.m_confusion);
+    let line = |name: &str, a: &Agreement| {
+        println!(
+            "{name:<28} {:>5.1} %  ({}/{})",
+            100.0 * a.fraction,
+            a.agree,
+            a.total
+        );
+    };
+    line("N agreement", &result.n_exact);
+    line("N0 vs N+ agreement", &result.n0_vs_n_positive);
+    line("M agreement", &result.m_exact);
+    line("M without bone pattern", &result.m_without_bone_pattern);
+    line("M0 vs M1 agreement", &result.m0_vs_m1);
+    if let Some(path) = &args.json {
+        write_json(path, &result)?;
+    }
+    Ok(())
+}
+
+/// Rows: expert stage; columns: predicted stage.
+fn print_matrix(title: &str, stages: &[&str], confusion: &[Vec<usize>]) {
+    print!("{title:<10}");
+    for s in stages {
+        print!("{s:>9}");
+    }
+    println!("{:>9}", "total");
+    for (s, row) in stages.iter().zip(confusion) {
+        print!("{s:<10}");
+        for c in row {
+            print!("{c:>9}");
+        }
+        println!("{:>9}", row.iter().sum::<usize>());
+    }
+    println!();
+}

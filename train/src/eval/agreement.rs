@@ -1,0 +1,183 @@
+//! miN and miM agreement between expert and predicted staging (paper, Tables 3 and 4).
+//!
+//! Input is a CSV `subject,expert_N,predicted_N,expert_M,predicted_M` with stages written as in
+//! PROMISE (`N0`, `N1`, `N2`; `M0`, `M1a`, `M1b/u`, `M1b/o`, `M1b/d`, `M1b/dmi`, `M1c`), with or
+//! without the `mi` prefix, any case. Agreement figures:
+//! - N exact; N0 vs N+ (any regional node);
+//! - M exact; M without the bone pattern (all M1b/* as one); M0 vs M1 (any distant metastasis).
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::EvalError;
+
+pub const N_STAGES: [&str; 3] = ["N0", "N1", "N2"];
+pub const M_STAGES: [&str; 7] = ["M0", "M1a", "M1b/u", "M1b/o", "M1b/d", "M1b/dmi", "M1c"];
+
+/// Index of a stage name in `stages`, ignoring case and an `mi` prefix.
+fn parse_stage(stages: &[&str], text: &str) -> Option<usize> {
+    let lower = text.trim().to_ascii_lowercase();
+    let bare = lower.strip_prefix("mi").unwrap_or(&lower);
+    stages.iter().position(|s| s.to_ascii_lowercase() == bare)
+}
+
+/// Expert and predicted stages of one subject (indices into [`N_STAGES`] / [`M_STAGES`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagePair {
+    pub subject: String,
+    pub expert_n: usize,
+    pub predicted_n: usize,
+    pub expert_m: usize,
+    pub predicted_m: usize,
+}
+
+/// A fraction with its counts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Agreement {
+    pub agree: usize,
+    pub total: usize,
+    pub fraction: f64,
+}
+
+impl Agreement {
+    fn count(pairs: &[StagePair], same: impl Fn(&StagePair) -> bool) -> Agreement {
+        let agree = pairs.iter().filter(|p| same(p)).count();
+        Agreement {
+            agree,
+            total: pairs.len(),
+            fraction: agree as f64 / pairs.len().max(1) as f64,
+        }
+    }
+}
+
+/// Confusion matrices (rows expert, columns predicted) and agreement figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StagingAgreement {
+    pub n_stages: Vec<&'static str>,
+    pub n_confusion: Vec<Vec<usize>>,
+    pub m_stages: Vec<&'static str>,
+    pub m_confusion: Vec<Vec<usize>>,
+    pub n_exact: Agreement,
+    pub n0_vs_n_positive: Agreement,
+    pub m_exact: Agreement,
+    pub m_without_bone_pattern: Agreement,
+    pub m0_vs_m1: Agreement,
+}
+
+/// M stage with all bone patterns merged: M0, M1a, M1b, M1c.
+fn without_bone_pattern(m: usize) -> usize {
+    match M_STAGES[m] {
+        "M0" => 0,
+        "M1a" => 1,
+        "M1c" => 3,
+        _ => 2,
+    }
+}
+
+/// Confusion matrices and agreement of `pairs`.
+pub fn agreement(pairs: &[StagePair]) -> StagingAgreement {
+    let mut n_confusion = vec![vec![0; N_STAGES.len()]; N_STAGES.len()];
+    let mut m_confusion = vec![vec![0; M_STAGES.len()]; M_STAGES.len()];
+    for p in pairs {
+        n_confusion[p.expert_n][p.predicted_n] += 1;
+        m_confusion[p.expert_m][p.predicted_m] += 1;
+    }
+    StagingAgreement {
+        n_stages: N_STAGES.to_vec(),
+        n_confusion,
+        m_stages: M_STAGES.to_vec(),
+        m_confusion,
+        n_exact: Agreement::count(pairs, |p| p.expert_n == p.predicted_n),
+        n0_vs_n_positive: Agreement::count(pairs, |p| (p.expert_n == 0) == (p.predicted_n == 0)),
+        m_exact: Agreement::count(pairs, |p| p.expert_m == p.predicted_m),
+        m_without_bone_pattern: Agreement::count(pairs, |p| {
+            without_bone_pattern(p.expert_m) == without_bone_pattern(p.predicted_m)
+        }),
+        m0_vs_m1: Agreement::count(pairs, |p| (p.expert_m == 0) == (p.predicted_m == 0)),
+    }
+}
+
+/// Reads the staging CSV (header `subject,expert_N,predicted_N,expert_M,predicted_M`).
+pub fn read_csv(path: &Path) -> Result<Vec<StagePair>, EvalError> {
+    let text = std::fs::read_to_string(path)?;
+    let error = |line: usize, message: String| EvalError::Csv {
+        path: path.display().to_string(),
+        line,
+        message,
+    };
+    let mut lines = text.lines().enumerate();
+    let header = "subject,expert_n,predicted_n,expert_m,predicted_m";
+    match lines.next() {
+        Some((_, h)) if h.trim().to_ascii_lowercase() == header => {}
+        _ => {
+            return Err(error(
+                1,
+                "header must be subject,expert_N,predicted_N,expert_M,predicted_M".into(),
+            ));
+        }
+    }
+    let mut pairs = Vec::new();
+    for (i, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let [subject, en, pn, em, pm] = fields[..] else {
+            return Err(error(
+                i + 1,
+                format!("expected 5 fields, found {}", fields.len()),
+            ));
+        };
+        let n = |t: &str| {
+            parse_stage(&N_STAGES, t).ok_or_else(|| error(i + 1, format!("unknown N stage {t:?}")))
+        };
+        let m = |t: &str| {
+            parse_stage(&M_STAGES, t).ok_or_else(|| error(i + 1, format!("unknown M stage {t:?}")))
+        };
+        pairs.push(StagePair {
+            subject: subject.to_string(),
+            expert_n: n(en)?,
+            predicted_n: n(pn)?,
+            expert_m: m(em)?,
+            predicted_m: m(pm)?,
+        });
+    }
+    if pairs.is_empty() {
+        return Err(EvalError::Empty);
+    }
+    Ok(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_names_parse_with_and_without_prefix() {
+        assert_eq!(parse_stage(&N_STAGES, "miN2"), Some(2));
+        assert_eq!(parse_stage(&N_STAGES, "n0"), Some(0));
+        assert_eq!(parse_stage(&M_STAGES, "miM1b/D"), Some(4));
+        assert_eq!(parse_stage(&M_STAGES, "M1b/dmi"), Some(5));
+        assert_eq!(parse_stage(&M_STAGES, "M1b"), None);
+        assert_eq!(parse_stage(&N_STAGES, "N3"), None);
+    }
+
+    #[test]
+    fn bone_patterns_merge() {
+        let pair = |em, pm| StagePair {
+            subject: "s".into(),
+            expert_n: 0,
+            predicted_n: 1,
+            expert_m: em,
+            predicted_m: pm,
+        };
+        let a = agreement(&[pair(2, 4), pair(0, 1), pair(6, 6)]);
+        assert_eq!(a.m_exact.agree, 1);
+        assert_eq!(a.m_without_bone_pattern.agree, 2);
+        assert_eq!(a.m0_vs_m1.agree, 2);
+        assert_eq!(a.n_exact.agree, 0);
+        assert_eq!(a.n0_vs_n_positive.agree, 0);
+        assert_eq!(a.m_confusion[2][4], 1);
+    }
+}

@@ -1,0 +1,376 @@
+//! Findings of many subjects and the metrics of the paper's Tables 1 and 2.
+//!
+//! A finding is one candidate region with its ground truth (suspicious or not, location class or
+//! unknown) and the network's output (p_suspicious, predicted location). At the operating point a
+//! finding is called suspicious when p_suspicious ≥ threshold. Location accuracy counts findings
+//! whose location is known: "suspicious" over truly suspicious findings, "all" over all findings.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::EvalError;
+use super::ap::{descending_order, weighted_average_precision};
+use super::stats::Summary;
+
+/// One evaluated region.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// Index into [`FindingSet::subjects`].
+    pub subject: usize,
+    pub suspicious: bool,
+    pub p_suspicious: f64,
+    /// Ground-truth S6 class; `None` where the ground truth cannot say.
+    pub location: Option<u32>,
+    pub predicted_location: u32,
+}
+
+/// Findings of several subjects, with the score order computed once.
+#[derive(Debug, Clone)]
+pub struct FindingSet {
+    pub subjects: Vec<String>,
+    pub findings: Vec<Finding>,
+    scores: Vec<f64>,
+    positives: Vec<bool>,
+    order: Vec<usize>,
+}
+
+/// The metric names in report order.
+pub const METRIC_NAMES: [&str; 8] = [
+    "average_precision",
+    "recall",
+    "ppv",
+    "true_positives",
+    "false_positives",
+    "false_negatives",
+    "accuracy_suspicious",
+    "accuracy_all",
+];
+
+/// Metrics of a set of findings; `None` where undefined (e.g. recall without positives).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct Metrics {
+    pub average_precision: Option<f64>,
+    pub recall: Option<f64>,
+    pub ppv: Option<f64>,
+    pub true_positives: Option<f64>,
+    pub false_positives: Option<f64>,
+    pub false_negatives: Option<f64>,
+    pub accuracy_suspicious: Option<f64>,
+    pub accuracy_all: Option<f64>,
+}
+
+impl Metrics {
+    /// Values in the order of [`METRIC_NAMES`].
+    pub fn values(&self) -> [Option<f64>; 8] {
+        [
+            self.average_precision,
+            self.recall,
+            self.ppv,
+            self.true_positives,
+            self.false_positives,
+            self.false_negatives,
+            self.accuracy_suspicious,
+            self.accuracy_all,
+        ]
+    }
+}
+
+impl FindingSet {
+    /// Groups `(subject, finding)` rows; subjects are numbered in order of first appearance.
+    pub fn new(rows: Vec<(String, Finding)>) -> Result<FindingSet, EvalError> {
+        let mut subjects: Vec<String> = Vec::new();
+        let mut index: BTreeMap<String, usize> = BTreeMap::new();
+        let mut findings = Vec::with_capacity(rows.len());
+        for (name, mut finding) in rows {
+            let next = subjects.len();
+            let subject = *index.entry(name.clone()).or_insert(next);
+            if subject == next {
+                subjects.push(name);
+            }
+            finding.subject = subject;
+            findings.push(finding);
+        }
+        if subjects.is_empty() {
+            return Err(EvalError::Empty);
+        }
+        let scores: Vec<f64> = findings.iter().map(|f| f.p_suspicious).collect();
+        let positives = findings.iter().map(|f| f.suspicious).collect();
+        let order = descending_order(&scores)?;
+        Ok(FindingSet {
+            subjects,
+            findings,
+            scores,
+            positives,
+            order,
+        })
+    }
+
+    /// Pooled metrics with each subject's findings counted `subject_weights[s]` times (all ones
+    /// for the plain pooled figures, resample multiplicities for the bootstrap).
+    pub fn pooled(&self, subject_weights: &[f64], threshold: f64) -> Metrics {
+        let weights: Vec<f64> = self
+            .findings
+            .iter()
+            .map(|f| subject_weights[f.subject])
+            .collect();
+        let mut counts = Counts::default();
+        for (finding, &w) in self.findings.iter().zip(&weights) {
+            counts.add(finding, w, threshold);
+        }
+        let mut metrics = counts.metrics();
+        metrics.average_precision =
+            weighted_average_precision(&self.scores, &self.positives, &weights, &self.order);
+        metrics
+    }
+
+    /// Metrics of each subject alone (average precision is pooled only, as in the paper).
+    pub fn per_subject(&self, threshold: f64) -> Vec<Metrics> {
+        let mut counts = vec![Counts::default(); self.subjects.len()];
+        for finding in &self.findings {
+            counts[finding.subject].add(finding, 1.0, threshold);
+        }
+        counts.iter().map(Counts::metrics).collect()
+    }
+
+    /// Per-subject summaries of every metric but average precision, over the subjects where the
+    /// metric is defined.
+    pub fn per_subject_summaries(&self, threshold: f64) -> BTreeMap<&'static str, Summary> {
+        let per_subject = self.per_subject(threshold);
+        let mut out = BTreeMap::new();
+        for (k, name) in METRIC_NAMES.iter().enumerate().skip(1) {
+            let values: Vec<f64> = per_subject.iter().filter_map(|m| m.values()[k]).collect();
+            if let Some(summary) = Summary::of(&values) {
+                out.insert(*name, summary);
+            }
+        }
+        out
+    }
+
+    /// Reads a findings CSV with the header
+    /// `subject,suspicious,p_suspicious,location,predicted_location` (suspicious 0/1, location
+    /// an S6 id or empty when unknown).
+    pub fn read_csv(path: &Path) -> Result<FindingSet, EvalError> {
+        let text = std::fs::read_to_string(path)?;
+        let name = path.display().to_string();
+        let error = |line: usize, message: String| EvalError::Csv {
+            path: name.clone(),
+            line,
+            message,
+        };
+        let mut lines = text.lines().enumerate();
+        let expected = "subject,suspicious,p_suspicious,location,predicted_location";
+        match lines.next() {
+            Some((_, header)) if header.trim() == expected => {}
+            _ => return Err(error(1, format!("header must be {expected}"))),
+        }
+        let mut rows = Vec::new();
+        for (i, line) in lines {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+            let [subject, suspicious, p, location, predicted] = fields[..] else {
+                return Err(error(
+                    i + 1,
+                    format!("expected 5 fields, found {}", fields.len()),
+                ));
+            };
+            let suspicious = match suspicious {
+                "1" | "true" => true,
+                "0" | "false" => false,
+                other => {
+                    return Err(error(
+                        i + 1,
+                        format!("suspicious must be 0/1, not {other:?}"),
+                    ));
+                }
+            };
+            let p_suspicious: f64 = p
+                .parse()
+                .map_err(|_| error(i + 1, format!("p_suspicious {p:?} is not a number")))?;
+            if !(0.0..=1.0).contains(&p_suspicious) {
+                return Err(error(i + 1, format!("p_suspicious {p} outside [0, 1]")));
+            }
+            let location = match location {
+                "" | "-1" => None,
+                id => Some(
+                    id.parse()
+                        .map_err(|_| error(i + 1, format!("location {id:?} is not a class id")))?,
+                ),
+            };
+            let predicted_location = predicted.parse().map_err(|_| {
+                error(
+                    i + 1,
+                    format!("predicted_location {predicted:?} is not a class id"),
+                )
+            })?;
+            rows.push((
+                subject.to_string(),
+                Finding {
+                    subject: 0,
+                    suspicious,
+                    p_suspicious,
+                    location,
+                    predicted_location,
+                },
+            ));
+        }
+        FindingSet::new(rows)
+    }
+
+    /// Writes the CSV that [`FindingSet::read_csv`] reads.
+    pub fn write_csv(&self, path: &Path) -> Result<(), EvalError> {
+        let mut text =
+            String::from("subject,suspicious,p_suspicious,location,predicted_location\n");
+        for f in &self.findings {
+            let location = f.location.map(|l| l.to_string()).unwrap_or_default();
+            text.push_str(&format!(
+                "{},{},{},{},{}\n",
+                self.subjects[f.subject],
+                u8::from(f.suspicious),
+                f.p_suspicious,
+                location,
+                f.predicted_location
+            ));
+        }
+        std::fs::write(path, text)?;
+        Ok(())
+    }
+}
+
+/// Weighted confusion counts and location hits.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    true_positive: f64,
+    false_positive: f64,
+    false_negative: f64,
+    located_suspicious: f64,
+    correct_suspicious: f64,
+    located: f64,
+    correct: f64,
+}
+
+impl Counts {
+    fn add(&mut self, finding: &Finding, weight: f64, threshold: f64) {
+        let called = finding.p_suspicious >= threshold;
+        match (finding.suspicious, called) {
+            (true, true) => self.true_positive += weight,
+            (false, true) => self.false_positive += weight,
+            (true, false) => self.false_negative += weight,
+            (false, false) => {}
+        }
+        if let Some(location) = finding.location {
+            let hit = if location == finding.predicted_location {
+                weight
+            } else {
+                0.0
+            };
+            self.located += weight;
+            self.correct += hit;
+            if finding.suspicious {
+                self.located_suspicious += weight;
+                self.correct_suspicious += hit;
+            }
+        }
+    }
+
+    fn metrics(&self) -> Metrics {
+        let ratio = |num: f64, den: f64| (den > 0.0).then(|| num / den);
+        Metrics {
+            average_precision: None,
+            recall: ratio(self.true_positive, self.true_positive + self.false_negative),
+            ppv: ratio(self.true_positive, self.true_positive + self.false_positive),
+            true_positives: Some(self.true_positive),
+            false_positives: Some(self.false_positive),
+            false_negatives: Some(self.false_negative),
+            accuracy_suspicious: ratio(self.correct_suspicious, self.located_suspicious),
+            accuracy_all: ratio(self.correct, self.located),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(suspicious: bool, p: f64, location: Option<u32>, predicted: u32) -> Finding {
+        Finding {
+            subject: 0,
+            suspicious,
+            p_suspicious: p,
+            location,
+            predicted_location: predicted,
+        }
+    }
+
+    fn example() -> FindingSet {
+        FindingSet::new(vec![
+            ("a".into(), finding(true, 0.9, Some(21), 21)),
+            ("a".into(), finding(false, 0.6, Some(10), 10)),
+            ("b".into(), finding(true, 0.3, Some(16), 18)),
+            ("b".into(), finding(false, 0.1, None, 3)),
+            ("a".into(), finding(false, 0.2, Some(8), 9)),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn pooled_counts_by_hand() {
+        let set = example();
+        assert_eq!(set.subjects, ["a", "b"]);
+        let m = set.pooled(&[1.0, 1.0], 0.5);
+        assert_eq!(m.true_positives, Some(1.0));
+        assert_eq!(m.false_positives, Some(1.0));
+        assert_eq!(m.false_negatives, Some(1.0));
+        assert_eq!(m.recall, Some(0.5));
+        assert_eq!(m.ppv, Some(0.5));
+        assert_eq!(m.accuracy_suspicious, Some(0.5));
+        assert_eq!(m.accuracy_all, Some(0.5));
+        // Ranking +, -, +, -, -  → 1/2·1 + 1/2·2/3
+        assert!((m.average_precision.unwrap() - (0.5 + 1.0 / 3.0)).abs() < 1e-15);
+    }
+
+    #[test]
+    fn per_subject_metrics_leave_undefined_out() {
+        let set = example();
+        let per = set.per_subject(0.5);
+        assert_eq!(per[0].recall, Some(1.0));
+        assert_eq!(per[1].recall, Some(0.0));
+        assert_eq!(per[1].ppv, None);
+        let summaries = set.per_subject_summaries(0.5);
+        assert_eq!(summaries["ppv"].n, 1);
+        assert_eq!(summaries["recall"].mean, 0.5);
+    }
+
+    #[test]
+    fn zero_weight_removes_a_subject() {
+        let set = example();
+        let m = set.pooled(&[0.0, 1.0], 0.5);
+        assert_eq!(m.true_positives, Some(0.0));
+        assert_eq!(m.false_negatives, Some(1.0));
+        assert_eq!(m.average_precision, Some(1.0));
+    }
+
+    #[test]
+    fn csv_round_trip_and_errors() {
+        let dir = std::env::temp_dir().join(format!("uptake-train-csv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("findings.csv");
+        let set = example();
+        set.write_csv(&path).unwrap();
+        let back = FindingSet::read_csv(&path).unwrap();
+        assert_eq!(back.findings, set.findings);
+        std::fs::write(
+            &path,
+            "subject,suspicious,p_suspicious,location,predicted_location\na,2,0.5,,1\n",
+        )
+        .unwrap();
+        let err = FindingSet::read_csv(&path).unwrap_err().to_string();
+        assert!(err.contains(":2: suspicious must be 0/1"), "{err}");
+        std::fs::write(&path, "x\n").unwrap();
+        assert!(FindingSet::read_csv(&path).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

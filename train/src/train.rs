@@ -1,0 +1,510 @@
+//! The training loop of DESIGN S12: strategies I–VI, early stopping on a validation split,
+//! checkpoints, resumable runs, a progress bar with loss and ETA, one seed for everything.
+//!
+//! Randomness: the network's initial weights come from the device generator seeded with `seed`;
+//! the split from a ChaCha8 stream seeded with `seed`; each epoch's sampling and augmentation from
+//! a ChaCha8 stream seeded with (`seed`, epoch), so a resumed run draws what the uninterrupted run
+//! would have drawn.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use burn::tensor::activation::{sigmoid, softmax};
+use burn::tensor::{Int, TensorData};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use uptake::Tracer;
+use uptake::mpr::{Augment, MprSpec};
+
+use crate::data::{Candidate, Sampling, StudyCache, epoch_examples};
+use crate::eval::ap::average_precision;
+use crate::network::{NetShape, Output, Targets, UptakeNet, loss};
+
+/// Why training stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("{0}")]
+    Config(String),
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint { path: PathBuf, message: String },
+    #[error("reformation: {0}")]
+    Mpr(#[from] uptake::mpr::MprError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The paper's training strategies (Methods, I–VI).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Strategy {
+    /// Sequential sampling of all examples, PSMA.
+    I,
+    /// Balanced sampling (32 / 32 / 4 per subject and epoch), PSMA.
+    II,
+    /// II + affine augmentation, PSMA.
+    III,
+    /// III on FDG.
+    IV,
+    /// IV fine-tuned on PSMA as in III (needs `--init` with a strategy IV checkpoint).
+    V,
+    /// III on PSMA + FDG with the tracer bit in the suspicious head.
+    VI,
+}
+
+impl Strategy {
+    pub fn sampling(self) -> Sampling {
+        match self {
+            Strategy::I => Sampling::Sequential,
+            _ => Sampling::PAPER_BALANCED,
+        }
+    }
+
+    pub fn augments(self) -> bool {
+        !matches!(self, Strategy::I | Strategy::II)
+    }
+
+    /// Tracers whose studies this strategy trains on.
+    pub fn tracers(self) -> &'static [Tracer] {
+        match self {
+            Strategy::IV => &[Tracer::Fdg],
+            Strategy::VI => &[Tracer::Psma, Tracer::Fdg],
+            _ => &[Tracer::Psma],
+        }
+    }
+
+    /// Only VI feeds the tracer bit; single-tracer strategies hold it at 0, so the input carries
+    /// no information there (the paper's single-tracer network has no such input).
+    pub fn tracer_bit(self, tracer: Tracer) -> f32 {
+        match self {
+            Strategy::VI => tracer.bit(),
+            _ => 0.0,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::I => "I: sequential sampling",
+            Strategy::II => "II: balanced sampling",
+            Strategy::III => "III: II + affine augmentation",
+            Strategy::IV => "IV: III on FDG",
+            Strategy::V => "V: IV fine-tuned on PSMA",
+            Strategy::VI => "VI: III on PSMA + FDG with tracer input",
+        }
+    }
+}
+
+/// Settings of one run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub strategy: Strategy,
+    pub max_epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    /// Stop after this many epochs without a lower validation loss.
+    pub patience: usize,
+    pub seed: u64,
+}
+
+/// What a run has done so far (`state.json` in the run folder).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunState {
+    pub config: TrainConfig,
+    /// Epochs completed.
+    pub epochs_done: usize,
+    pub best_epoch: usize,
+    pub best_validation_loss: f64,
+    pub history: Vec<EpochRecord>,
+    pub stopped_early: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub examples: usize,
+    pub train_loss: f64,
+    pub validation_loss: f64,
+    pub validation_average_precision: Option<f64>,
+    pub validation_accuracy_suspicious: Option<f64>,
+    pub seconds: f64,
+}
+
+/// Files of a run folder.
+pub struct RunDir(pub PathBuf);
+
+impl RunDir {
+    pub fn state(&self) -> PathBuf {
+        self.0.join("state.json")
+    }
+    pub fn last_model(&self) -> PathBuf {
+        self.0.join("last.bpk")
+    }
+    pub fn last_optimizer(&self) -> PathBuf {
+        self.0.join("last-optimizer.bpk")
+    }
+    /// The weights of the epoch with the lowest validation loss.
+    pub fn best_model(&self) -> PathBuf {
+        self.0.join("best.bpk")
+    }
+}
+
+/// The S5 reformation spec of model v1.
+pub fn mpr_spec() -> MprSpec {
+    MprSpec::default()
+}
+
+/// Network inputs and targets for `examples` ((study, candidate) pairs), with one augmentation
+/// per example when `augments` is given.
+pub fn batch_tensors(
+    studies: &[StudyCache],
+    examples: &[(usize, usize)],
+    augments: Option<&[Augment]>,
+    strategy: Strategy,
+    device: &Device,
+) -> Result<(Tensor<4>, Tensor<2>, Targets), TrainError> {
+    let spec = mpr_spec();
+    let len = spec.tensor_len();
+    let n = examples.len();
+    let mut input = vec![0.0f32; n * len];
+    input
+        .par_chunks_mut(len)
+        .enumerate()
+        .try_for_each(|(i, out)| {
+            let (s, c) = examples[i];
+            let study = &studies[s];
+            let augment = augments.map_or(Augment::IDENTITY, |a| a[i]);
+            uptake::mpr::extract(
+                &study.pet3,
+                &study.ct3,
+                &spec,
+                study.candidates[c].centre_lps,
+                &augment,
+                out,
+            )
+        })?;
+    let candidate = |&(s, c): &(usize, usize)| -> &Candidate { &studies[s].candidates[c] };
+    let tracer: Vec<f32> = examples
+        .iter()
+        .map(|&(s, _)| strategy.tracer_bit(studies[s].tracer))
+        .collect();
+    let suspicious: Vec<f32> = examples
+        .iter()
+        .map(|e| f32::from(u8::from(candidate(e).suspicious)))
+        .collect();
+    let location: Vec<i64> = examples
+        .iter()
+        .map(|e| i64::from(candidate(e).location.unwrap_or(0)))
+        .collect();
+    let known: Vec<f32> = examples
+        .iter()
+        .map(|e| f32::from(u8::from(candidate(e).location.is_some())))
+        .collect();
+    let side = spec.plane_size;
+    Ok((
+        Tensor::from_data(
+            TensorData::new(input, [n, spec.tensor_len() / (side * side), side, side]),
+            device,
+        ),
+        Tensor::from_data(TensorData::new(tracer, [n, 1]), device),
+        Targets {
+            suspicious: Tensor::from_data(TensorData::new(suspicious, [n, 1]), device),
+            location: Tensor::<1, Int>::from_data(TensorData::new(location, [n]), device),
+            location_known: Tensor::from_data(TensorData::new(known, [n]), device),
+        },
+    ))
+}
+
+/// Per-candidate predictions: (p_suspicious, location probabilities).
+pub struct Predictions {
+    pub p_suspicious: Vec<f32>,
+    pub location_probabilities: Vec<Vec<f32>>,
+    /// Mean loss over the candidates.
+    pub loss: f64,
+}
+
+/// Runs `net` (batch norm in inference mode) on every candidate of `studies`, unaugmented.
+pub fn predict(
+    net: &UptakeNet,
+    studies: &[StudyCache],
+    strategy: Strategy,
+    batch_size: usize,
+    device: &Device,
+) -> Result<Predictions, TrainError> {
+    let examples: Vec<(usize, usize)> = studies
+        .iter()
+        .enumerate()
+        .flat_map(|(s, st)| (0..st.candidates.len()).map(move |c| (s, c)))
+        .collect();
+    let mut p_suspicious = Vec::with_capacity(examples.len());
+    let mut location_probabilities = Vec::with_capacity(examples.len());
+    let mut loss_sum = 0.0;
+    for chunk in examples.chunks(batch_size.max(1)) {
+        let (input, tracer, targets) = batch_tensors(studies, chunk, None, strategy, device)?;
+        let output = net.forward(input, tracer);
+        loss_sum += scalar(loss(&output, &targets)) * chunk.len() as f64;
+        let Output {
+            suspicious,
+            location,
+        } = output;
+        let classes = location.dims()[1];
+        p_suspicious.extend(to_vec(sigmoid(suspicious)));
+        let probs = to_vec(softmax(location, 1));
+        location_probabilities.extend(probs.chunks(classes).map(<[f32]>::to_vec));
+    }
+    Ok(Predictions {
+        p_suspicious,
+        location_probabilities,
+        loss: loss_sum / examples.len().max(1) as f64,
+    })
+}
+
+fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap_or_default()
+}
+
+fn scalar(t: Tensor<1>) -> f64 {
+    to_vec(t).first().copied().map_or(f64::NAN, f64::from)
+}
+
+/// Splits subjects into (train, validation) with a seeded shuffle of each tracer's subjects
+/// (sorted by name first, so the split does not depend on load order), putting
+/// `validation_fraction` of them (at least one where there are two or more) into validation.
+pub fn split_validation(
+    studies: Vec<StudyCache>,
+    validation_fraction: f64,
+    seed: u64,
+) -> (Vec<StudyCache>, Vec<StudyCache>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (psma, fdg): (Vec<_>, Vec<_>) = studies.into_iter().partition(|s| s.tracer == Tracer::Psma);
+    let (mut train, mut validation) = (Vec::new(), Vec::new());
+    for mut group in [psma, fdg] {
+        group.sort_by(|a, b| a.subject.cmp(&b.subject));
+        group.shuffle(&mut rng);
+        let n_val = if group.len() >= 2 {
+            ((group.len() as f64 * validation_fraction).round() as usize).clamp(1, group.len() - 1)
+        } else {
+            0
+        };
+        let train_part = group.split_off(n_val);
+        validation.extend(group);
+        train.extend(train_part);
+    }
+    (train, validation)
+}
+
+/// Generator of epoch `epoch`'s sampling and augmentation.
+fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(epoch as u64 + 1);
+    rng
+}
+
+fn checkpoint_error(path: &Path, e: impl std::fmt::Display) -> TrainError {
+    TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// Loads network weights saved by a run (`best.bpk` / `last.bpk`).
+pub fn load_net(path: &Path, shape: NetShape, device: &Device) -> Result<UptakeNet, TrainError> {
+    let record = ModuleRecord::load(path).map_err(|e| checkpoint_error(path, e))?;
+    UptakeNet::new(shape, device)
+        .try_load_record(record)
+        .map_err(|e| checkpoint_error(path, e))
+}
+
+fn save_net(net: &UptakeNet, path: &Path) -> Result<(), TrainError> {
+    net.clone()
+        .into_record()
+        .save(path)
+        .map_err(|e| checkpoint_error(path, e))
+}
+
+fn save_state(run: &RunDir, state: &RunState) -> Result<(), TrainError> {
+    let text =
+        serde_json::to_string_pretty(state).map_err(|e| checkpoint_error(&run.state(), e))?;
+    // Write then rename, so an interrupted run never leaves a torn state file.
+    let tmp = run.0.join("state.json.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, run.state())?;
+    Ok(())
+}
+
+/// Trains on `train`, stopping early on `validation`, writing checkpoints into `run`. With
+/// `resume`, continues a run whose `state.json` exists there; `init` starts from other weights
+/// (strategy V: the IV checkpoint).
+pub fn train(
+    config: &TrainConfig,
+    train: &[StudyCache],
+    validation: &[StudyCache],
+    run: &RunDir,
+    init: Option<&Path>,
+    resume: bool,
+    device: &Device,
+) -> Result<RunState, TrainError> {
+    if train.is_empty() || validation.is_empty() {
+        return Err(TrainError::Config(format!(
+            "need training and validation subjects (have {} and {})",
+            train.len(),
+            validation.len()
+        )));
+    }
+    if config.strategy == Strategy::V && init.is_none() && !resume {
+        return Err(TrainError::Config(
+            "strategy V fine-tunes a strategy IV model: pass --init with its checkpoint".into(),
+        ));
+    }
+    std::fs::create_dir_all(&run.0)?;
+    let shape = NetShape::v1();
+    let ad = device.clone().autodiff();
+    ad.seed(config.seed);
+    let mut optimizer: ModuleOptimizer = AdamConfig::new().init();
+    let (mut net, mut state) = if resume && run.state().exists() {
+        let text = std::fs::read_to_string(run.state())?;
+        let state: RunState =
+            serde_json::from_str(&text).map_err(|e| checkpoint_error(&run.state(), e))?;
+        let net = load_net(&run.last_model(), shape, &ad)?;
+        optimizer = optimizer
+            .load(run.last_optimizer())
+            .map_err(|e| checkpoint_error(&run.last_optimizer(), e))?;
+        (net, state)
+    } else {
+        let net = match init {
+            Some(path) => load_net(path, shape, &ad)?,
+            None => UptakeNet::new(shape, &ad),
+        };
+        let state = RunState {
+            config: config.clone(),
+            epochs_done: 0,
+            best_epoch: 0,
+            best_validation_loss: f64::INFINITY,
+            history: Vec::new(),
+            stopped_early: false,
+        };
+        (net, state)
+    };
+    let strategy = config.strategy;
+    let batch = config.batch_size.max(1);
+    while state.epochs_done < config.max_epochs && !state.stopped_early {
+        let epoch = state.epochs_done + 1;
+        let started = Instant::now();
+        let mut rng = epoch_rng(config.seed, epoch);
+        let examples = epoch_examples(train, strategy.sampling(), &mut rng);
+        let augments: Option<Vec<Augment>> = strategy
+            .augments()
+            .then(|| examples.iter().map(|_| Augment::random(&mut rng)).collect());
+        let steps = examples.len().div_ceil(batch);
+        let bar = ProgressBar::new(steps as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} steps, loss {msg}, {elapsed} elapsed, ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{epoch}/{}", config.max_epochs));
+        let mut loss_sum = 0.0;
+        for (step, chunk) in examples.chunks(batch).enumerate() {
+            let chunk_augments = augments
+                .as_ref()
+                .map(|a| &a[step * batch..step * batch + chunk.len()]);
+            let (input, tracer, targets) =
+                batch_tensors(train, chunk, chunk_augments, strategy, &ad)?;
+            let output = net.forward(input, tracer);
+            let batch_loss = loss(&output, &targets);
+            let value = scalar(batch_loss.clone());
+            let grads = GradientsParams::from_grads(batch_loss.backward(), &net);
+            net = optimizer.step(config.learning_rate, net, grads);
+            loss_sum += value * chunk.len() as f64;
+            bar.set_message(format!(
+                "{:.4}",
+                loss_sum / ((step * batch + chunk.len()) as f64)
+            ));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let inference = net.valid();
+        let predictions = predict(&inference, validation, strategy, batch, device)?;
+        let (scores, positives, located, correct) = validation_figures(validation, &predictions);
+        let record = EpochRecord {
+            epoch,
+            examples: examples.len(),
+            train_loss: loss_sum / examples.len().max(1) as f64,
+            validation_loss: predictions.loss,
+            validation_average_precision: average_precision(&scores, &positives).ok(),
+            validation_accuracy_suspicious: (located > 0).then(|| correct as f64 / located as f64),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        eprintln!(
+            "epoch {epoch}: {} examples, train loss {:.4}, validation loss {:.4}, AP {}, \
+             location accuracy (suspicious) {}, {:.1} s",
+            record.examples,
+            record.train_loss,
+            record.validation_loss,
+            record
+                .validation_average_precision
+                .map_or("-".into(), |v| format!("{v:.3}")),
+            record
+                .validation_accuracy_suspicious
+                .map_or("-".into(), |v| format!("{v:.3}")),
+            record.seconds
+        );
+        save_net(&net, &run.last_model())?;
+        optimizer
+            .save(run.last_optimizer())
+            .map_err(|e| checkpoint_error(&run.last_optimizer(), e))?;
+        if record.validation_loss < state.best_validation_loss {
+            state.best_validation_loss = record.validation_loss;
+            state.best_epoch = epoch;
+            save_net(&net, &run.best_model())?;
+        } else if epoch - state.best_epoch >= config.patience {
+            state.stopped_early = true;
+        }
+        state.history.push(record);
+        state.epochs_done = epoch;
+        save_state(run, &state)?;
+    }
+    Ok(state)
+}
+
+/// Scores and labels of the validation candidates, and location hits on suspicious ones.
+fn validation_figures(
+    studies: &[StudyCache],
+    predictions: &Predictions,
+) -> (Vec<f64>, Vec<bool>, usize, usize) {
+    let candidates: Vec<&Candidate> = studies.iter().flat_map(|s| &s.candidates).collect();
+    let scores = predictions
+        .p_suspicious
+        .iter()
+        .map(|&p| f64::from(p))
+        .collect();
+    let positives = candidates.iter().map(|c| c.suspicious).collect();
+    let (mut located, mut correct) = (0, 0);
+    for (c, probs) in candidates.iter().zip(&predictions.location_probabilities) {
+        if let (true, Some(truth)) = (c.suspicious, c.location) {
+            located += 1;
+            if argmax(probs) == truth as usize {
+                correct += 1;
+            }
+        }
+    }
+    (scores, positives, located, correct)
+}
+
+/// Index of the largest value (first among equals).
+pub fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate() {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best
+}

@@ -1,0 +1,64 @@
+//! Candidate regions of a phantom study, labelled from its ground truth (docs/training.md).
+
+use uptake::Tracer;
+use uptake::phantom::{PhantomSpec, Preset, generate};
+use uptake::regions::{RegionParams, segment};
+use uptake_train::phantom_cohort::phantom_study;
+use uptake_train::studies::cache_study;
+
+#[test]
+fn phantom_regions_are_labelled_by_lesion_overlap() {
+    let seed = 1003;
+    let study = phantom_study(Tracer::Psma, seed, Preset::Small).unwrap();
+    let cache = cache_study(&study).unwrap();
+    let truth = generate(&PhantomSpec {
+        tracer: Tracer::Psma,
+        seed,
+        preset: Preset::Small,
+    })
+    .unwrap();
+    assert!(!cache.candidates.is_empty());
+    // Independently: the S4 region holding each lesion's peak voxel must be a suspicious
+    // candidate with that lesion's class, found at the region's SUVmax point.
+    let segmentation = segment(&truth.pet, &RegionParams::default()).unwrap();
+    let g = truth.pet.geometry();
+    let mut checked = 0;
+    for lesion in &truth.lesions {
+        let [x, y, z] = lesion.peak_voxel;
+        let region_id = segmentation.labels.data()[g.index(x, y, z)];
+        let Some(region) = segmentation.regions.iter().find(|r| r.id == region_id) else {
+            continue;
+        };
+        // Only when the region's own maximum is in this lesion is the label unambiguous.
+        let [mx, my, mz] = region.max_voxel;
+        if truth.pet_lesions.data()[g.index(mx, my, mz)] != lesion.id {
+            continue;
+        }
+        let candidate = cache
+            .candidates
+            .iter()
+            .find(|c| c.centre_lps == region.max_lps)
+            .expect("every region is a candidate");
+        assert!(
+            candidate.suspicious,
+            "lesion {} at {:?}",
+            lesion.id, lesion.site
+        );
+        assert_eq!(candidate.location, Some(lesion.class_id));
+        checked += 1;
+    }
+    assert!(checked > 0, "no lesion was found as a region");
+    // Regions away from lesions are physiological, with a known location for most.
+    let physiological: Vec<_> = cache.candidates.iter().filter(|c| !c.suspicious).collect();
+    assert!(!physiological.is_empty());
+    let known = physiological
+        .iter()
+        .filter(|c| c.location.is_some())
+        .count();
+    assert!(
+        2 * known > physiological.len(),
+        "{known} of {}",
+        physiological.len()
+    );
+    assert_eq!(cache.subject, format!("psma-{seed:05}"));
+}
