@@ -22,7 +22,7 @@ fi
 
 step "rustfmt and clippy"
 cargo fmt --all -- --check
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 
 step "build (debug for the dlopen test, release for C and Python)"
 cargo build
@@ -44,8 +44,8 @@ if [ -n "$others" ]; then
     exit 1
 fi
 
-step "Rust tests"
-cargo test
+step "Rust tests (the library and the uptake-train workspace member; UPTAKE_PYTHON is the oracle)"
+cargo test --workspace
 
 step "CUDA kernels through NVRTC and GPU parity (each prints 'skipped: no CUDA device' without one)"
 # pipefail makes a failing cargo fail the step; grep only trims the output to what matters.

@@ -83,12 +83,15 @@ impl Analyzer {
         let device = match config.device {
             Device::Cpu => Device::Cpu,
             Device::Auto => {
-                log::info!("device auto: using the CPU (this build has no CUDA backend yet)");
+                log::info!(
+                    "device auto: using the CPU (analysis does not use the CUDA kernels yet)"
+                );
                 Device::Cpu
             }
             Device::Cuda => {
                 return Err(Error::Device(
-                    "device = cuda was requested, but this build has no CUDA backend yet".into(),
+                    "device = cuda was requested, but analysis does not use the CUDA kernels yet"
+                        .into(),
                 ));
             }
         };

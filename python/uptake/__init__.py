@@ -11,6 +11,7 @@ checkout's target/release.
 """
 
 import ctypes
+import json
 import os
 import pathlib
 
@@ -19,6 +20,7 @@ import numpy as np
 __all__ = [
     "UptakeError",
     "Analyzer",
+    "Volume",
     "check_volume",
     "set_log_callback",
     "version",
@@ -73,6 +75,50 @@ class _Volume(ctypes.Structure):
 
 
 _LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_uint32, ctypes.c_char_p, ctypes.c_void_p)
+_PROGRESS_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_uint32, ctypes.c_float, ctypes.c_void_p)
+
+TRACERS = {"psma": 0, "fdg": 1}
+STAGES = ["check", "grid", "regions", "reformat", "classify", "staging"]
+
+
+class _AnalyzeOptions(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("pet_units", ctypes.c_uint32),
+        ("suv_factor", ctypes.c_double),
+        ("threshold", ctypes.c_double),
+        ("connectivity", ctypes.c_uint32),
+        ("common_iliac_as_regional", ctypes.c_uint32),
+        ("blood_pool_suv", ctypes.c_double),
+        ("dmi_fraction", ctypes.c_double),
+        ("replace_non_finite", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
+        ("progress", _PROGRESS_CALLBACK),
+        ("progress_user_data", ctypes.c_void_p),
+    ]
+
+
+class Volume:
+    """A volume indexed [x, y, z] in patient LPS space: spacing (mm), origin (centre of voxel
+    0,0,0, mm) and a 3×3 direction whose columns are the axis unit vectors."""
+
+    def __init__(self, data, spacing_mm, origin_mm=(0.0, 0.0, 0.0), direction=np.eye(3)):
+        self.data = np.asarray(data)
+        self.spacing_mm = tuple(float(s) for s in spacing_mm)
+        self.origin_mm = tuple(float(o) for o in origin_mm)
+        self.direction = np.asarray(direction, dtype=np.float64).reshape(3, 3)
+
+    @classmethod
+    def from_nibabel(cls, img):
+        """From a nibabel image: its RAS affine converted to LPS, data as float32."""
+        lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(img.affine, dtype=np.float64)
+        spacing = np.linalg.norm(lps[:3, :3], axis=0)
+        return cls(
+            np.asarray(img.get_fdata(dtype=np.float32)),
+            spacing,
+            lps[:3, 3],
+            lps[:3, :3] / spacing,
+        )
 
 
 def _find_library():
@@ -112,6 +158,23 @@ def _load():
     lib.uptake_volume_init.argtypes = [ctypes.POINTER(_Volume)]
     lib.uptake_volume_check.restype = u32
     lib.uptake_volume_check.argtypes = [ctypes.POINTER(_Volume)]
+    lib.uptake_analyze_options_init.restype = u32
+    lib.uptake_analyze_options_init.argtypes = [ctypes.POINTER(_AnalyzeOptions)]
+    lib.uptake_analyze.restype = u32
+    lib.uptake_analyze.argtypes = [
+        p,
+        ctypes.POINTER(_Volume),
+        ctypes.POINTER(_Volume),
+        u32,
+        ctypes.POINTER(_AnalyzeOptions),
+        ctypes.POINTER(p),
+    ]
+    lib.uptake_report_json.restype = u32
+    lib.uptake_report_json.argtypes = [p, ctypes.POINTER(ctypes.c_char_p)]
+    lib.uptake_report_label_map.restype = u32
+    lib.uptake_report_label_map.argtypes = [p, ctypes.POINTER(ctypes.POINTER(ctypes.c_uint32)), ctypes.POINTER(u32)]
+    lib.uptake_report_free.restype = None
+    lib.uptake_report_free.argtypes = [p]
     if lib.uptake_abi_version() != ABI_VERSION:
         raise OSError(f"library ABI {lib.uptake_abi_version()} != binding ABI {ABI_VERSION}")
     return lib
@@ -202,6 +265,61 @@ class Analyzer:
         if self._handle is None:
             raise ValueError("analyzer is closed")
         return self._handle
+
+    def analyze(
+        self,
+        pet,
+        ct,
+        tracer="psma",
+        suv_factor=None,
+        threshold=None,
+        common_iliac_as_regional=False,
+        replace_non_finite=False,
+        progress=None,
+    ):
+        """Analyze one study. `pet` and `ct` are `Volume`s (PET in SUV, or Bq/mL with
+        `suv_factor`; CT in HU). `progress(stage: str, fraction: float)` may return True to
+        cancel (UptakeError with ERR_CANCELLED). Returns (report dict, label map [x, y, z])."""
+        if tracer not in TRACERS:
+            raise ValueError(f"tracer must be one of {sorted(TRACERS)}")
+        opts = _AnalyzeOptions()
+        _check(_lib.uptake_analyze_options_init(ctypes.byref(opts)))
+        if suv_factor is not None:
+            opts.pet_units = 1
+            opts.suv_factor = float(suv_factor)
+        if threshold is not None:
+            opts.threshold = float(threshold)
+        opts.common_iliac_as_regional = int(bool(common_iliac_as_regional))
+        opts.replace_non_finite = int(bool(replace_non_finite))
+        if progress is not None:
+            keep = _PROGRESS_CALLBACK(lambda stage, fraction, _u: 1 if progress(STAGES[stage], fraction) else 0)
+            opts.progress = keep
+        pet_struct, _pet_keep = _volume_struct(pet.data, pet.spacing_mm, pet.origin_mm, pet.direction)
+        ct_struct, _ct_keep = _volume_struct(ct.data, ct.spacing_mm, ct.origin_mm, ct.direction)
+        report = ctypes.c_void_p()
+        _check(
+            _lib.uptake_analyze(
+                self._live(),
+                ctypes.byref(pet_struct),
+                ctypes.byref(ct_struct),
+                TRACERS[tracer],
+                ctypes.byref(opts),
+                ctypes.byref(report),
+            )
+        )
+        try:
+            text = ctypes.c_char_p()
+            _check(_lib.uptake_report_json(report, ctypes.byref(text)))
+            parsed = json.loads(text.value.decode("utf-8"))
+            data = ctypes.POINTER(ctypes.c_uint32)()
+            dims = (ctypes.c_uint32 * 3)()
+            _check(_lib.uptake_report_label_map(report, ctypes.byref(data), dims))
+            count = dims[0] * dims[1] * dims[2]
+            flat = np.ctypeslib.as_array(data, shape=(count,)).copy()
+            labels = flat.reshape(tuple(dims), order="F")
+        finally:
+            _lib.uptake_report_free(report)
+        return parsed, labels
 
     def close(self):
         if self._handle is not None:

@@ -78,3 +78,41 @@ def test_log_callback(uptake):
     count = len(lines)
     uptake.Analyzer(device="cpu").close()
     assert len(lines) == count
+
+
+def _blob_study(uptake):
+    n = 24
+    x, y, z = np.meshgrid(*[np.arange(n)] * 3, indexing="ij")
+    pet = 0.5 + 12.0 * np.exp(-((x - 8) ** 2 + (y - 10) ** 2 + (z - 12) ** 2) / 4.0)
+    origin = (-48.0, -48.0, -48.0)
+    return (
+        uptake.Volume(pet.astype(np.float32), (4, 4, 4), origin),
+        uptake.Volume(np.full((n, n, n), 40.0, np.float32), (4, 4, 4), origin),
+    )
+
+
+def test_analyze_through_the_binding(uptake):
+    pet, ct = _blob_study(uptake)
+    stages = []
+    with uptake.Analyzer(device="cpu") as a:
+        report, labels = a.analyze(pet, ct, "psma", progress=lambda s, f: stages.append(s))
+        assert report["schema_version"] >= 1
+        assert len(report["findings"]) == 1
+        finding = report["findings"][0]
+        peak = np.unravel_index(np.argmax(pet.data), pet.data.shape)
+        assert tuple(finding["region"]["max_voxel"]) == tuple(int(i) for i in peak)
+        assert labels.shape == pet.data.shape
+        assert labels[peak] == finding["region"]["id"]
+        assert (labels != 0).sum() == finding["region"]["voxel_count"]
+        assert stages[0] == "check" and stages[-1] == "staging"
+        # Bq/mL with a factor gives the same regions as SUV.
+        bqml = uptake.Volume(pet.data / 2.5e-4, pet.spacing_mm, pet.origin_mm)
+        report2, labels2 = a.analyze(bqml, ct, "psma", suv_factor=2.5e-4)
+        assert np.array_equal(labels, labels2)
+        with pytest.raises(uptake.UptakeError) as e:
+            a.analyze(pet, ct, "psma", progress=lambda s, f: s == "regions")
+        assert e.value.status == uptake.ERR_CANCELLED
+        far = uptake.Volume(ct.data, ct.spacing_mm, (5000.0, 0.0, 0.0))
+        with pytest.raises(uptake.UptakeError) as e:
+            a.analyze(pet, far, "fdg")
+        assert e.value.status == uptake.ERR_INVALID_ARGUMENT
