@@ -1,0 +1,93 @@
+//! The whole analysis of a clinical-size phantom study on the CPU: time per stage (median of
+//! the runs), end to end, and peak memory against the size of the input volumes.
+//!
+//! `cargo bench --bench analyze` (UPTAKE_BENCH_RUNS runs, default 5; RAYON_NUM_THREADS or the
+//! analyzer's thread count set the cores). Peak memory is the rise of the resident set's
+//! high-water mark (VmHWM, reset through /proc/self/clear_refs) over the resident set with the
+//! inputs loaded, on the first call, so it counts everything the analysis allocates.
+
+use std::time::Instant;
+
+use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig, Device};
+use uptake::phantom::{self, PhantomSpec, Preset};
+use uptake::{Error, Tracer};
+
+fn status_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() -> Result<(), Error> {
+    let runs: usize = std::env::var("UPTAKE_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let threads: usize = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let study = phantom::generate(&PhantomSpec {
+        tracer: Tracer::Psma,
+        seed: 208,
+        preset: Preset::Clinical,
+    })?;
+    let analyzer = Analyzer::new(AnalyzerConfig {
+        device: Device::Cpu,
+        threads,
+        ..AnalyzerConfig::default()
+    })?;
+    let input_bytes = (study.pet.data().len() + study.ct.data().len()) * 4;
+    let options = AnalyzeOptions::default();
+
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let before = status_kib("VmRSS").unwrap_or(0);
+    let first = analyzer.analyze(&study.pet, &study.ct, Tracer::Psma, &options)?;
+    let peak = status_kib("VmHWM").unwrap_or(0).saturating_sub(before) * 1024;
+
+    let mut totals = Vec::new();
+    let mut stages: Vec<(String, Vec<f64>)> = first
+        .timings
+        .iter()
+        .map(|t| (t.stage.clone(), Vec::new()))
+        .collect();
+    for _ in 0..runs {
+        let start = Instant::now();
+        let r = analyzer.analyze(&study.pet, &study.ct, Tracer::Psma, &options)?;
+        totals.push(start.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(r.findings.len(), first.findings.len(), "deterministic");
+        for (slot, t) in stages.iter_mut().zip(&r.timings) {
+            slot.1.push(t.ms);
+        }
+    }
+    let total = median(totals);
+    println!(
+        "clinical PSMA phantom: PET {:?}, CT {:?}, {} regions, {} engine threads",
+        study.pet.dims(),
+        study.ct.dims(),
+        first.findings.len(),
+        analyzer.engine().threads()
+    );
+    for (stage, ms) in stages {
+        let m = median(ms);
+        println!("  {stage:<10} {m:8.1} ms  {:5.1} %", 100.0 * m / total);
+    }
+    println!("  {:<10} {total:8.1} ms (median of {runs})", "total");
+    println!(
+        "peak memory beyond the inputs: {:.0} MiB = {:.2} × the input volumes ({:.0} MiB){}",
+        peak as f64 / 1048576.0,
+        peak as f64 / input_bytes as f64,
+        input_bytes as f64 / 1048576.0,
+        if reset {
+            ""
+        } else {
+            " (VmHWM not reset: upper bound)"
+        }
+    );
+    Ok(())
+}
