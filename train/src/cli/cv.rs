@@ -20,7 +20,7 @@ use uptake_train::train::{
 };
 
 use super::CliResult;
-use super::train::{Cohort, load_cohort};
+use super::train::{Cohort, RunArgs, load_cohort};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -33,24 +33,8 @@ pub struct Args {
     out: PathBuf,
     #[arg(long, default_value_t = 4)]
     folds: usize,
-    #[arg(long, default_value_t = 30)]
-    epochs: usize,
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
-    #[arg(long, default_value_t = 1e-3)]
-    learning_rate: f64,
-    #[arg(long, default_value_t = 5)]
-    patience: usize,
-    #[arg(long, default_value_t = 0.1)]
-    validation_fraction: f64,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Strategy V: the best.bpk of a strategy IV run.
-    #[arg(long)]
-    init: Option<PathBuf>,
-    /// Continue interrupted folds.
-    #[arg(long)]
-    resume: bool,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 pub fn run(args: Args) -> CliResult {
@@ -69,7 +53,7 @@ pub fn run(args: Args) -> CliResult {
         all.into_iter().partition(|s| s.tracer == Tracer::Psma);
     psma.sort_by(|a, b| a.subject.cmp(&b.subject));
     let mut order: Vec<usize> = (0..psma.len()).collect();
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(args.seed));
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(args.run.seed));
     let fold_of: Vec<usize> = {
         let mut f = vec![0; psma.len()];
         for (rank, &i) in order.iter().enumerate() {
@@ -97,15 +81,18 @@ pub fn run(args: Args) -> CliResult {
             );
         // Strategy VI: every FDG study joins every fold's training.
         training.extend(fdg.iter().cloned());
-        let (train_set, validation) =
-            split_validation(training, args.validation_fraction, args.seed + fold as u64);
+        let (train_set, validation) = split_validation(
+            training,
+            args.run.validation_fraction,
+            args.run.seed + fold as u64,
+        );
         let config = TrainConfig {
             strategy: args.strategy,
-            max_epochs: args.epochs,
-            batch_size: args.batch_size,
-            learning_rate: args.learning_rate,
-            patience: args.patience,
-            seed: args.seed + fold as u64,
+            max_epochs: args.run.epochs,
+            batch_size: args.run.batch_size,
+            learning_rate: args.run.learning_rate,
+            patience: args.run.patience,
+            seed: args.run.seed + fold as u64,
         };
         let run = RunDir(args.out.join(format!("fold{fold}")));
         eprintln!(
@@ -121,14 +108,14 @@ pub fn run(args: Args) -> CliResult {
             &train_set,
             &validation,
             &run,
-            args.init.as_deref(),
-            args.resume,
+            args.run.init.as_deref(),
+            args.run.resume,
             &device,
         )
         .map_err(|e| e.to_string())?;
         let net =
             load_net(&run.best_model(), NetShape::v1(), &device).map_err(|e| e.to_string())?;
-        let predictions = predict(&net, &test, args.strategy, args.batch_size, &device)
+        let predictions = predict(&net, &test, args.strategy, args.run.batch_size, &device)
             .map_err(|e| e.to_string())?;
         let candidates = test
             .iter()

@@ -23,27 +23,34 @@ pub struct Args {
     /// Run folder: checkpoints (last.bpk, best.bpk), optimizer state, state.json.
     #[arg(long)]
     out: PathBuf,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// Optimisation settings shared by `train` and `cv`.
+#[derive(clap::Args)]
+pub struct RunArgs {
     #[arg(long, default_value_t = 30)]
-    epochs: usize,
+    pub epochs: usize,
     #[arg(long, default_value_t = 32)]
-    batch_size: usize,
+    pub batch_size: usize,
     #[arg(long, default_value_t = 1e-3)]
-    learning_rate: f64,
+    pub learning_rate: f64,
     /// Epochs without a lower validation loss before stopping.
     #[arg(long, default_value_t = 5)]
-    patience: usize,
+    pub patience: usize,
     /// Fraction of each tracer's subjects held out for early stopping.
     #[arg(long, default_value_t = 0.1)]
-    validation_fraction: f64,
-    /// Seed of initial weights, split, sampling and augmentation.
+    pub validation_fraction: f64,
+    /// Seed of initial weights, split, sampling and augmentation (`cv`: of fold f, seed + f).
     #[arg(long, default_value_t = 0)]
-    seed: u64,
+    pub seed: u64,
     /// Start from these weights (strategy V: the best.bpk of a strategy IV run).
     #[arg(long)]
-    init: Option<PathBuf>,
-    /// Continue the run in --out from its last checkpoint.
+    pub init: Option<PathBuf>,
+    /// Continue an interrupted run (`cv`: its folds) from the last checkpoint.
     #[arg(long)]
-    resume: bool,
+    pub resume: bool,
 }
 
 /// Where the studies come from: folders on disk and/or phantoms generated in memory.
@@ -115,22 +122,23 @@ pub fn run(args: Args) -> CliResult {
         args.strategy.name(),
         studies.len()
     );
-    let (train_set, validation) = split_validation(studies, args.validation_fraction, args.seed);
+    let (train_set, validation) =
+        split_validation(studies, args.run.validation_fraction, args.run.seed);
     let config = TrainConfig {
         strategy: args.strategy,
-        max_epochs: args.epochs,
-        batch_size: args.batch_size,
-        learning_rate: args.learning_rate,
-        patience: args.patience,
-        seed: args.seed,
+        max_epochs: args.run.epochs,
+        batch_size: args.run.batch_size,
+        learning_rate: args.run.learning_rate,
+        patience: args.run.patience,
+        seed: args.run.seed,
     };
     let state = train(
         &config,
         &train_set,
         &validation,
         &RunDir(args.out.clone()),
-        args.init.as_deref(),
-        args.resume,
+        args.run.init.as_deref(),
+        args.run.resume,
         &Device::flex(),
     )
     .map_err(|e| e.to_string())?;
