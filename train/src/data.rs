@@ -40,9 +40,16 @@ pub struct Candidate {
     /// SUVmax point (patient LPS, mm): the reformation centre.
     pub centre_lps: [f64; 3],
     pub suv_max: f32,
-    pub suspicious: bool,
+    /// The lesion (1-based number) the region is labelled with; `None` for physiological uptake.
+    pub lesion: Option<u32>,
     /// S6 class; `None` when the ground truth cannot say.
     pub location: Option<u32>,
+}
+
+impl Candidate {
+    pub fn suspicious(&self) -> bool {
+        self.lesion.is_some()
+    }
 }
 
 /// Labels every region of `region_labels` (the S4 label map) against `truth`.
@@ -89,13 +96,13 @@ pub fn label_regions(
                 Some(l) => Candidate {
                     centre_lps: r.max_lps,
                     suv_max: r.suv_max,
-                    suspicious: true,
+                    lesion: Some(l),
                     location: lesion_class(l),
                 },
                 None => Candidate {
                     centre_lps: r.max_lps,
                     suv_max: r.suv_max,
-                    suspicious: false,
+                    lesion: None,
                     location: structure_at(truth.structures, r.max_voxel),
                 },
             }
@@ -191,7 +198,7 @@ pub fn epoch_examples(
                 for (suspicious, cap) in [(false, max_physiological), (true, max_suspicious)] {
                     let mut strata: BTreeMap<Option<u32>, Vec<usize>> = BTreeMap::new();
                     for (c, cand) in study.candidates.iter().enumerate() {
-                        if cand.suspicious == suspicious {
+                        if cand.suspicious() == suspicious {
                             strata.entry(cand.location).or_default().push(c);
                         }
                     }
@@ -252,13 +259,13 @@ mod tests {
             &truth,
         );
         // Region 1: max outside lesions, 2 of 4 voxels in lesion 2 → suspicious, bone (21).
-        assert!(c[0].suspicious);
+        assert_eq!(c[0].lesion, Some(2));
         assert_eq!(c[0].location, Some(21));
         // Region 2: max outside, 1 of 2 voxels in lesion 1 → suspicious, ln_pelvic (16).
-        assert!(c[1].suspicious);
+        assert_eq!(c[1].lesion, Some(1));
         assert_eq!(c[1].location, Some(16));
         // Region 3: no lesion; structure 0 at max, neighbours: 0,0 (x=0,1,y=1) 22 at (1,2) → 21.
-        assert!(!c[2].suspicious);
+        assert!(!c[2].suspicious());
         assert_eq!(c[2].location, Some(21));
     }
 
@@ -274,16 +281,16 @@ mod tests {
         };
         let c = label_regions(&[region(1, [1, 1, 0])], &volume(regions), &truth);
         assert_eq!(c[0].location, None);
-        assert!(!c[0].suspicious);
+        assert!(!c[0].suspicious());
     }
 
     #[test]
     fn balanced_sampling_respects_limits() {
         let g = Geometry::axis_aligned([1, 1, 1], [3.0; 3], [0.0; 3]).unwrap();
-        let candidate = |suspicious, location| Candidate {
+        let candidate = |suspicious: bool, location| Candidate {
             centre_lps: [0.0; 3],
             suv_max: 2.0,
-            suspicious,
+            lesion: suspicious.then_some(1),
             location,
         };
         let mut candidates = Vec::new();
@@ -307,7 +314,10 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let picked = epoch_examples(&studies, Sampling::PAPER_BALANCED, &mut rng);
         let cands = &studies[0].candidates;
-        let physiological = picked.iter().filter(|(_, c)| !cands[*c].suspicious).count();
+        let physiological = picked
+            .iter()
+            .filter(|(_, c)| !cands[*c].suspicious())
+            .count();
         let suspicious = picked.len() - physiological;
         // 12 classes × 4 = 48 physiological capped at 32; bone 4 + unknown 1 suspicious.
         assert_eq!(physiological, 32);
@@ -319,7 +329,7 @@ mod tests {
         for class in 0..12 {
             let n = picked
                 .iter()
-                .filter(|(_, c)| !cands[*c].suspicious && cands[*c].location == Some(class))
+                .filter(|(_, c)| !cands[*c].suspicious() && cands[*c].location == Some(class))
                 .count();
             assert!(n <= 4);
         }

@@ -8,5 +8,6 @@ pub mod eval;
 pub mod export;
 pub mod network;
 pub mod phantom_cohort;
+pub mod predict;
 pub mod studies;
 pub mod train;

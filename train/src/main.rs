@@ -29,6 +29,9 @@ enum Command {
     Export(cli::export::Args),
     /// Four-fold cross-validation of a strategy on the PSMA subjects (pooled out-of-fold findings).
     Cv(cli::cv::Args),
+    /// Analyze held-out annotated studies with a model file through the plugin's own engine:
+    /// findings.csv and staging.csv for `evaluate` and `agreement`, and lesion detection.
+    Predict(cli::predict::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Command::Train(args) => cli::train::run(args),
         Command::Cv(args) => cli::cv::run(args),
         Command::Export(args) => cli::export::run(args),
+        Command::Predict(args) => cli::predict::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

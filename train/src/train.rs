@@ -195,7 +195,7 @@ pub fn batch_tensors(
         .collect();
     let suspicious: Vec<f32> = examples
         .iter()
-        .map(|e| f32::from(u8::from(candidate(e).suspicious)))
+        .map(|e| f32::from(u8::from(candidate(e).suspicious())))
         .collect();
     let location: Vec<i64> = examples
         .iter()
@@ -485,10 +485,10 @@ fn validation_figures(
         .iter()
         .map(|&p| f64::from(p))
         .collect();
-    let positives = candidates.iter().map(|c| c.suspicious).collect();
+    let positives = candidates.iter().map(|c| c.suspicious()).collect();
     let (mut located, mut correct) = (0, 0);
     for (c, probs) in candidates.iter().zip(&predictions.location_probabilities) {
-        if let (true, Some(truth)) = (c.suspicious, c.location) {
+        if let (true, Some(truth)) = (c.suspicious(), c.location) {
             located += 1;
             if argmax(probs) == truth as usize {
                 correct += 1;

@@ -40,16 +40,21 @@ fn phantom_regions_are_labelled_by_lesion_overlap() {
             .find(|c| c.centre_lps == region.max_lps)
             .expect("every region is a candidate");
         assert!(
-            candidate.suspicious,
+            candidate.suspicious(),
             "lesion {} at {:?}",
-            lesion.id, lesion.site
+            lesion.id,
+            lesion.site
         );
         assert_eq!(candidate.location, Some(lesion.class_id));
         checked += 1;
     }
     assert!(checked > 0, "no lesion was found as a region");
     // Regions away from lesions are physiological, with a known location for most.
-    let physiological: Vec<_> = cache.candidates.iter().filter(|c| !c.suspicious).collect();
+    let physiological: Vec<_> = cache
+        .candidates
+        .iter()
+        .filter(|c| !c.suspicious())
+        .collect();
     assert!(!physiological.is_empty());
     let known = physiological
         .iter()

@@ -37,7 +37,7 @@ fn study(subject: &str, tracer: Tracer, seed: u64) -> StudyCache {
         candidates.push(Candidate {
             centre_lps: g.voxel_to_patient([v[0] as f64, v[1] as f64, v[2] as f64]),
             suv_max: if suspicious { 12.0 } else { 3.0 },
-            suspicious,
+            lesion: suspicious.then_some(1),
             location: Some(if suspicious { 21 } else { 0 }),
         });
     }

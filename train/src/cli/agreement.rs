@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use uptake_train::eval::agreement::{self, Agreement};
+use uptake_train::eval::agreement::{self, Agreement, StagingAgreement};
 
 use super::{CliResult, write_json};
 
@@ -19,6 +19,15 @@ pub struct Args {
 pub fn run(args: Args) -> CliResult {
     let pairs = agreement::read_csv(&args.csv).map_err(|e| e.to_string())?;
     let result = agreement::agreement(&pairs);
+    print(&result);
+    if let Some(path) = &args.json {
+        write_json(path, &result)?;
+    }
+    Ok(())
+}
+
+/// Prints the confusion matrices and the agreement figures.
+pub fn print(result: &StagingAgreement) {
     print_matrix("miN", &result.n_stages, &result.n_confusion);
     print_matrix("miM", &result.m_stages, &result.m_confusion);
     let line = |name: &str, a: &Agreement| {
@@ -34,10 +43,6 @@ pub fn run(args: Args) -> CliResult {
     line("M agreement", &result.m_exact);
     line("M without bone pattern", &result.m_without_bone_pattern);
     line("M0 vs M1 agreement", &result.m0_vs_m1);
-    if let Some(path) = &args.json {
-        write_json(path, &result)?;
-    }
-    Ok(())
 }
 
 /// Rows: expert stage; columns: predicted stage.

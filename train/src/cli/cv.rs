@@ -129,7 +129,7 @@ pub fn run(args: Args) -> CliResult {
                 study.subject.clone(),
                 Finding {
                     subject: 0,
-                    suspicious: c.suspicious,
+                    suspicious: c.suspicious(),
                     p_suspicious: f64::from(*p),
                     location: c.location,
                     predicted_location: argmax(probs) as u32,

@@ -4,6 +4,7 @@ pub mod agreement;
 pub mod cv;
 pub mod evaluate;
 pub mod export;
+pub mod predict;
 pub mod train;
 
 /// Errors reach the user as one message.

@@ -8,7 +8,7 @@ use uptake::Tracer;
 use uptake::phantom::Preset;
 use uptake_train::data::StudyCache;
 use uptake_train::phantom_cohort::phantom_study;
-use uptake_train::studies::{cache_study, load_study, study_dirs};
+use uptake_train::studies::{AnnotatedStudy, cache_study, load_study, study_dirs};
 use uptake_train::train::{RunDir, Strategy, TrainConfig, split_validation, train};
 
 use super::CliResult;
@@ -68,48 +68,96 @@ pub struct Cohort {
     phantom_fdg: u64,
     #[arg(long, default_value_t = 1000)]
     phantom_seed: u64,
-    /// Phantom grid preset (small or clinical).
-    #[arg(long, default_value = "small")]
-    phantom_preset: Preset,
+    /// Phantom grid presets (small, clinical), comma-separated: the k-th phantom of each tracer
+    /// uses preset k mod their number.
+    #[arg(long, default_value = "small", value_delimiter = ',')]
+    phantom_preset: Vec<Preset>,
+}
+
+impl Cohort {
+    /// Study folders and phantom (tracer, seed) pairs of the cohort whose tracer is in `tracers`
+    /// (folders are filtered when loaded: their tracer is in study.json).
+    fn sources(&self, tracers: &[Tracer]) -> Result<Vec<Source>, String> {
+        let mut sources = Vec::new();
+        for root in &self.data {
+            let dirs = study_dirs(root).map_err(|e| e.to_string())?;
+            sources.extend(dirs.into_iter().map(Source::Folder));
+        }
+        if self.phantom_preset.is_empty() {
+            return Err("--phantom-preset: give at least one preset".into());
+        }
+        let preset = |k: u64| self.phantom_preset[k as usize % self.phantom_preset.len()];
+        let psma = (0..self.phantom_psma).map(|k| (Tracer::Psma, self.phantom_seed + k, preset(k)));
+        let fdg = (0..self.phantom_fdg).map(|k| {
+            (
+                Tracer::Fdg,
+                self.phantom_seed + self.phantom_psma + k,
+                preset(k),
+            )
+        });
+        sources.extend(
+            psma.chain(fdg)
+                .filter(|(t, _, _)| tracers.contains(t))
+                .map(|(tracer, seed, preset)| Source::Phantom(tracer, seed, preset)),
+        );
+        if sources.is_empty() {
+            return Err("no studies: give --data folders or --phantom-psma / --phantom-fdg".into());
+        }
+        Ok(sources)
+    }
+
+    /// Visits every study of the cohort whose tracer is in `tracers`, one at a time (a study's
+    /// volumes are dropped before the next is read), with a progress bar titled `title`.
+    pub fn for_each_study(
+        &self,
+        tracers: &[Tracer],
+        title: &str,
+        mut visit: impl FnMut(AnnotatedStudy) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let sources = self.sources(tracers)?;
+        let bar = ProgressBar::new(sources.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "{title} [{{bar:30}}] {{pos}}/{{len}}, ETA {{eta}} {{msg}}"
+            ))
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        for source in sources {
+            let study = match &source {
+                Source::Folder(dir) => {
+                    bar.set_message(dir.display().to_string());
+                    load_study(dir).map_err(|e| e.to_string())?
+                }
+                Source::Phantom(tracer, seed, preset) => {
+                    bar.set_message(format!("phantom {} seed {seed}", tracer.name()));
+                    phantom_study(*tracer, *seed, *preset).map_err(|e| e.to_string())?
+                }
+            };
+            if tracers.contains(&study.info.tracer) {
+                bar.suspend(|| visit(study))?;
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        Ok(())
+    }
+}
+
+/// Where one study comes from.
+enum Source {
+    Folder(PathBuf),
+    Phantom(Tracer, u64, Preset),
 }
 
 /// Loads (or generates) and caches every study of `cohort` whose tracer is in `tracers`.
 pub fn load_cohort(cohort: &Cohort, tracers: &[Tracer]) -> Result<Vec<StudyCache>, String> {
-    let mut dirs = Vec::new();
-    for root in &cohort.data {
-        dirs.extend(study_dirs(root).map_err(|e| e.to_string())?);
-    }
-    let psma = (0..cohort.phantom_psma).map(|i| (Tracer::Psma, cohort.phantom_seed + i));
-    let fdg = (0..cohort.phantom_fdg)
-        .map(|i| (Tracer::Fdg, cohort.phantom_seed + cohort.phantom_psma + i));
-    let phantoms: Vec<(Tracer, u64)> = psma
-        .chain(fdg)
-        .filter(|(t, _)| tracers.contains(t))
-        .collect();
-    let bar = ProgressBar::new((dirs.len() + phantoms.len()) as u64);
-    bar.set_style(
-        ProgressStyle::with_template("caching studies [{bar:30}] {pos}/{len}, ETA {eta} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
     let mut studies = Vec::new();
-    for dir in dirs {
-        bar.set_message(dir.display().to_string());
-        let study = load_study(&dir).map_err(|e| e.to_string())?;
-        if tracers.contains(&study.info.tracer) {
-            studies.push(cache_study(&study).map_err(|e| e.to_string())?);
-        }
-        bar.inc(1);
-    }
-    for (tracer, seed) in phantoms {
-        bar.set_message(format!("phantom {} seed {seed}", tracer.name()));
-        let study =
-            phantom_study(tracer, seed, cohort.phantom_preset).map_err(|e| e.to_string())?;
+    cohort.for_each_study(tracers, "caching studies", |study| {
         studies.push(cache_study(&study).map_err(|e| e.to_string())?);
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
+        Ok(())
+    })?;
     if studies.is_empty() {
-        return Err("no studies: give --data folders or --phantom-psma / --phantom-fdg".into());
+        return Err("no studies of the strategy's tracers in the cohort".into());
     }
     Ok(studies)
 }

@@ -1,0 +1,149 @@
+//! `uptake-train predict --model model.safetensors --phantom-psma 10 --phantom-seed 9000 --out dir`
+//!
+//! Runs the plugin's own analysis (`uptake::Analyzer`: the shipped CPU engine, not the training
+//! framework) on annotated studies the model never saw, labels every reported finding against the
+//! ground truth with the training labelling rule, and writes what `evaluate` and `agreement`
+//! read: `findings.csv` and `staging.csv`, plus `detection.csv` (lesions per subject and how many
+//! were found). Prints lesion detection recall, finding precision and the staging agreement.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use uptake::Tracer;
+use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig};
+use uptake_train::eval::agreement;
+use uptake_train::eval::metrics::FindingSet;
+use uptake_train::predict::{Detection, label_report, m_code};
+
+use super::train::Cohort;
+use super::{CliResult, agreement as agreement_cli};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model file; without it the model embedded in the library.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[command(flatten)]
+    cohort: Cohort,
+    /// Folder for findings.csv, staging.csv and detection.csv.
+    #[arg(long)]
+    out: PathBuf,
+    /// Analysis worker threads; 0 = one per core.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+pub fn run(args: Args) -> CliResult {
+    let analyzer = Analyzer::new(AnalyzerConfig {
+        model_path: args.model.clone(),
+        threads: args.threads,
+        ..AnalyzerConfig::default()
+    })
+    .map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let mut rows = Vec::new();
+    let mut stages = Vec::new();
+    let mut detections = Vec::new();
+    args.cohort
+        .for_each_study(&[Tracer::Psma, Tracer::Fdg], "analyzing studies", |study| {
+            let report = analyzer
+                .analyze(
+                    &study.pet,
+                    &study.ct,
+                    study.info.tracer,
+                    &AnalyzeOptions::default(),
+                )
+                .map_err(|e| format!("{}: {e}", study.info.subject))?;
+            let (findings, detection) = label_report(&study, &report)?;
+            rows.extend(
+                findings
+                    .into_iter()
+                    .map(|f| (study.info.subject.clone(), f)),
+            );
+            detections.push(detection);
+            if let Some(expert) = &study.info.stage {
+                stages.push(format!(
+                    "{},{},{},{},{}",
+                    study.info.subject,
+                    expert.n,
+                    report.staging.n.code(),
+                    expert.m,
+                    m_code(&report.staging)
+                ));
+            }
+            Ok(())
+        })?;
+
+    let findings = FindingSet::new(rows).map_err(|e| e.to_string())?;
+    findings
+        .write_csv(&args.out.join("findings.csv"))
+        .map_err(|e| e.to_string())?;
+    write(&args.out.join("detection.csv"), &detection_csv(&detections))?;
+    let sum = |f: fn(&Detection) -> usize| detections.iter().map(f).sum::<usize>();
+    let ratio = |a: usize, b: usize| {
+        if b == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.3} ({a}/{b})", a as f64 / b as f64)
+        }
+    };
+    println!(
+        "{} subjects, {} findings (model {})",
+        detections.len(),
+        findings.findings.len(),
+        analyzer.model().model_id()
+    );
+    println!(
+        "lesion detection recall   {}",
+        ratio(sum(|d| d.detected), sum(|d| d.lesions))
+    );
+    println!(
+        "finding precision (PPV)   {}",
+        ratio(
+            sum(|d| d.true_positive_findings),
+            sum(|d| d.suspicious_findings)
+        )
+    );
+    if !stages.is_empty() {
+        write(&args.out.join("staging.csv"), &staging_csv(&stages))?;
+        let pairs =
+            agreement::read_csv(&args.out.join("staging.csv")).map_err(|e| e.to_string())?;
+        agreement_cli::print(&agreement::agreement(&pairs));
+    }
+    eprintln!(
+        "wrote findings.csv, detection.csv{} to {}",
+        if stages.is_empty() {
+            ""
+        } else {
+            ", staging.csv"
+        },
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn staging_csv(rows: &[String]) -> String {
+    let mut text = "subject,expert_N,predicted_N,expert_M,predicted_M\n".to_string();
+    for row in rows {
+        text += row;
+        text.push('\n');
+    }
+    text
+}
+
+fn detection_csv(detections: &[Detection]) -> String {
+    let mut text =
+        "subject,lesions,detected,suspicious_findings,true_positive_findings\n".to_string();
+    for d in detections {
+        let _ = writeln!(
+            text,
+            "{},{},{},{},{}",
+            d.subject, d.lesions, d.detected, d.suspicious_findings, d.true_positive_findings
+        );
+    }
+    text
+}
+
+fn write(path: &std::path::Path, text: &str) -> CliResult {
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}

@@ -1,0 +1,99 @@
+//! The held-out test of a model through the plugin's own analysis: every finding of a report
+//! labelled against the study's ground truth with the training rule (`data::label_regions`),
+//! lesion detection, and the report's stage in the codes of the staging CSV.
+
+use std::collections::BTreeSet;
+
+use uptake::report::Report;
+use uptake::staging::{MStage, MiTnm};
+
+use crate::data::{GroundTruth, RegionRef, label_regions};
+use crate::eval::metrics::Finding;
+use crate::studies::AnnotatedStudy;
+
+/// Lesions of one subject and how many of them a suspicious finding was labelled with.
+pub struct Detection {
+    pub subject: String,
+    /// Lesions the ground truth draws on the PET grid.
+    pub lesions: usize,
+    /// Lesions that a finding reported as suspicious is labelled with.
+    pub detected: usize,
+    pub suspicious_findings: usize,
+    /// Suspicious findings labelled with a lesion.
+    pub true_positive_findings: usize,
+}
+
+/// The report's findings labelled against the study's ground truth, and the lesion detection.
+pub fn label_report(
+    study: &AnnotatedStudy,
+    report: &Report,
+) -> Result<(Vec<Finding>, Detection), String> {
+    let labels = report
+        .label_map
+        .as_ref()
+        .ok_or("the report carries no label map")?;
+    let regions: Vec<RegionRef> = report
+        .findings
+        .iter()
+        .map(|f| RegionRef {
+            id: f.region.id,
+            max_voxel: f.region.max_voxel,
+            max_lps: f.region.max_lps,
+            suv_max: f.region.suv_max as f32,
+        })
+        .collect();
+    let truth = GroundTruth {
+        structures: &study.structures,
+        lesions: &study.lesions,
+        lesion_classes: &study.info.lesion_classes,
+    };
+    let candidates = label_regions(&regions, labels, &truth);
+    let mut detected = BTreeSet::new();
+    let mut suspicious_findings = 0;
+    let mut true_positive_findings = 0;
+    let mut findings = Vec::new();
+    for (finding, candidate) in report.findings.iter().zip(&candidates) {
+        if finding.suspicious {
+            suspicious_findings += 1;
+            if let Some(lesion) = candidate.lesion {
+                true_positive_findings += 1;
+                detected.insert(lesion);
+            }
+        }
+        findings.push(Finding {
+            subject: 0,
+            suspicious: candidate.suspicious(),
+            p_suspicious: f64::from(finding.p_suspicious),
+            location: candidate.location,
+            predicted_location: finding.location.id,
+        });
+    }
+    // Lesions that the ground truth draws on the PET grid (a lesion smaller than a voxel may not).
+    let lesions: BTreeSet<u32> = study
+        .lesions
+        .data()
+        .iter()
+        .copied()
+        .filter(|&l| l != 0)
+        .collect();
+    Ok((
+        findings,
+        Detection {
+            subject: study.info.subject.clone(),
+            lesions: lesions.len(),
+            detected: detected.len(),
+            suspicious_findings,
+            true_positive_findings,
+        },
+    ))
+}
+
+/// The M stage of `tnm` as the staging CSV writes it: "M1b/u", "M1b/o", "M1b/d", "M1b/dmi" (diffuse
+/// marrow involvement), else the category ("M0", "M1a", "M1c").
+pub fn m_code(tnm: &MiTnm) -> String {
+    match (tnm.m, tnm.dmi, tnm.bone_pattern) {
+        (MStage::M1b, true, _) => "M1b/dmi".to_string(),
+        (MStage::M1b, false, Some(pattern)) => format!("M1b/{}", pattern.code()),
+        (m, _, _) => m.code().to_string(),
+    }
+}
