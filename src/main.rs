@@ -37,10 +37,11 @@ enum Command {
     Analyze(cli::analyze::Args),
     /// Generate a phantom study and analyze it.
     Demo(cli::demo::Args),
-    /// Train the network.
-    Train(cli::not_yet::Args),
-    /// Evaluate a model on a cohort.
-    Evaluate(cli::not_yet::Args),
+    /// Train the network (runs `uptake-train train`).
+    Train(cli::train_tool::Args),
+    /// Evaluate a model on annotated studies it never saw: findings, lesion detection, staging
+    /// agreement (runs `uptake-train predict`).
+    Evaluate(cli::train_tool::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,8 +56,8 @@ fn main() -> ExitCode {
         Command::Regions(a) => cli::regions::run(a),
         Command::Analyze(a) => cli::analyze::run(a),
         Command::Demo(a) => cli::demo::run(a),
-        Command::Train(a) => cli::not_yet::run("train", a),
-        Command::Evaluate(a) => cli::not_yet::run("evaluate", a),
+        Command::Train(a) => cli::train_tool::run("train", a),
+        Command::Evaluate(a) => cli::train_tool::run("predict", a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use uptake::Tracer;
 use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig};
 use uptake_train::eval::agreement;
-use uptake_train::eval::metrics::FindingSet;
+use uptake_train::eval::metrics::{FindingSet, METRIC_NAMES};
 use uptake_train::predict::{Detection, label_report, m_code};
 
 use super::train::Cohort;
@@ -104,6 +104,15 @@ pub fn run(args: Args) -> CliResult {
             sum(|d| d.suspicious_findings)
         )
     );
+    // Pooled figures at the model's operating point; `evaluate` adds intervals and summaries.
+    let pooled = findings.pooled(
+        &vec![1.0; findings.subjects.len()],
+        f64::from(analyzer.model().threshold()),
+    );
+    for (name, value) in METRIC_NAMES.iter().zip(pooled.values()) {
+        let value = value.map_or("-".to_string(), |v| format!("{v:.3}"));
+        println!("{name:<26}{value}");
+    }
     if !stages.is_empty() {
         write(&args.out.join("staging.csv"), &staging_csv(&stages))?;
         let pairs =
