@@ -29,6 +29,9 @@ pub struct Args {
     metric: Vec<(String, f64)>,
     #[arg(long, default_value = "")]
     notes: String,
+    /// Training date for the provenance (ISO 8601, e.g. 2026-11-29).
+    #[arg(long, default_value = "")]
+    date: String,
     /// Operating point stored in the file.
     #[arg(long, default_value_t = 0.5)]
     threshold: f32,
@@ -64,7 +67,7 @@ pub fn run(args: Args) -> CliResult {
             c.learning_rate,
             c.seed
         ),
-        date: String::new(),
+        date: args.date,
         metrics: args.metric.into_iter().collect::<BTreeMap<_, _>>(),
         notes: args.notes,
     };
