@@ -5,13 +5,21 @@
 //!
 //! Sizes: PET 192 × 192 × 330 voxels of 4 × 4 × 3 mm, CT 512 × 512 × 330 of 1.5 × 1.5 × 3 mm,
 //! the 3 mm common grid over the PET, 2000 regions, the v1 network (S7) with random weights.
+//!
+//! Then the whole analysis (`Analyzer::analyze`) of the clinical PSMA phantom (seed 208, as
+//! `benches/analyze.rs`) with `device = cpu` (all cores) and `device = cuda` side by side: time
+//! per stage and end to end (medians), the CPU/CUDA ratio, and the CNN's throughput inside the
+//! analysis. `--stages-only` skips that part.
 
 use std::time::Instant;
 
+use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig, Device};
 use uptake::gpu::cnn::{ConvLayer, LinearLayer, NetworkSpec};
 use uptake::gpu::mpr::ReformatSpec;
-use uptake::gpu::{CudaBackend, GpuError};
-use uptake::{Geometry, Volume};
+use uptake::gpu::{CudaBackend, DeviceInfo, GpuError};
+use uptake::phantom::{self, PhantomSpec, Preset};
+use uptake::report::Report;
+use uptake::{Geometry, Tracer, Volume};
 
 const RUNS: usize = 5;
 const REGIONS: usize = 2000;
@@ -52,7 +60,7 @@ fn weights(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-fn main() -> Result<(), GpuError> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::args().any(|a| a == "--list") {
         return Ok(()); // cargo bench's harness probing
     }
@@ -62,7 +70,7 @@ fn main() -> Result<(), GpuError> {
             println!("skipped: no CUDA device ({e})");
             return Ok(());
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let info = gpu.info().clone();
 
@@ -223,5 +231,130 @@ fn main() -> Result<(), GpuError> {
         "{:<40} {device_total:>10.2}  resample + order + reformat + CNN (host sweep and stats not included)",
         "device stages total"
     );
+    drop((dpet, dct, pet3, ct3, tensor, net, gpu));
+    if !std::env::args().any(|a| a == "--stages-only") {
+        whole_analysis(&info)?;
+    }
+    Ok(())
+}
+
+/// Median times of repeated analyses of one study, and the last report.
+struct Runs {
+    /// Per stage, in the report's order.
+    stages: Vec<(String, f64)>,
+    end_to_end_ms: f64,
+    report: Report,
+}
+
+/// `runs` analyses after one warm-up.
+fn analyze_runs(
+    analyzer: &Analyzer,
+    study: &phantom::Study,
+    runs: usize,
+) -> Result<Runs, uptake::Error> {
+    let options = AnalyzeOptions::default();
+    let mut last = analyzer.analyze(&study.pet, &study.ct, Tracer::Psma, &options)?;
+    let mut stages: Vec<Vec<f64>> = vec![Vec::new(); last.timings.len()];
+    let mut totals = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        last = analyzer.analyze(&study.pet, &study.ct, Tracer::Psma, &options)?;
+        totals.push(t.elapsed().as_secs_f64() * 1e3);
+        for (times, timing) in stages.iter_mut().zip(&last.timings) {
+            times.push(timing.ms);
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let stages = last
+        .timings
+        .iter()
+        .zip(stages)
+        .map(|(t, times)| (t.stage.clone(), median(times)))
+        .collect();
+    Ok(Runs {
+        stages,
+        end_to_end_ms: median(totals),
+        report: last,
+    })
+}
+
+/// The whole analysis of the clinical phantom on the CPU and on the device.
+fn whole_analysis(info: &DeviceInfo) -> Result<(), uptake::Error> {
+    let study = phantom::generate(&PhantomSpec {
+        tracer: Tracer::Psma,
+        seed: 208,
+        preset: Preset::Clinical,
+    })?;
+    let make = |device| {
+        Analyzer::new(AnalyzerConfig {
+            device,
+            ..AnalyzerConfig::default()
+        })
+    };
+    let (cpu, cuda) = (make(Device::Cpu)?, make(Device::Cuda)?);
+    let Runs {
+        stages: cpu_stages,
+        end_to_end_ms: cpu_total,
+        report: cpu_report,
+    } = analyze_runs(&cpu, &study, RUNS)?;
+    let Runs {
+        stages: cuda_stages,
+        end_to_end_ms: cuda_total,
+        report: cuda_report,
+    } = analyze_runs(&cuda, &study, RUNS)?;
+    let regions = cuda_report.findings.len();
+    let same_labels = cpu_report.label_map == cuda_report.label_map;
+
+    println!();
+    println!(
+        "whole analysis, clinical PSMA phantom (PET {:?}, CT {:?}, {regions} regions), median of {RUNS}; CPU: {} engine threads",
+        study.pet.dims(),
+        study.ct.dims(),
+        cpu.engine().threads()
+    );
+    println!(
+        "{:<12} {:>10} {:>10} {:>9}",
+        "stage", "cpu ms", "cuda ms", "cpu/cuda"
+    );
+    for ((stage, c), (_, g)) in cpu_stages.iter().zip(&cuda_stages) {
+        println!("{stage:<12} {c:>10.2} {g:>10.2} {:>9.1}", c / g);
+    }
+    println!(
+        "{:<12} {cpu_total:>10.2} {cuda_total:>10.2} {:>9.1}",
+        "end to end",
+        cpu_total / cuda_total
+    );
+    let classify_ms = cuda_stages
+        .iter()
+        .find(|(stage, _)| stage == "classify")
+        .map_or(f64::NAN, |(_, ms)| *ms);
+    let flops = cuda.engine().graph().flops * regions as f64;
+    let tflops = flops / (classify_ms * 1e-3) / 1e12;
+    println!(
+        "CNN inside the analysis: {:.0} regions/s, {tflops:.2} TFLOP/s{}",
+        regions as f64 / (classify_ms * 1e-3),
+        info.fp16_peak_flops().map_or(String::new(), |p| format!(
+            " ({:.2} % of ~{:.0} TFLOP/s fp16 peak)",
+            100.0 * tflops * 1e12 / p,
+            p / 1e12
+        ))
+    );
+    println!(
+        "same label map on both: {}; same staging: {}",
+        if same_labels { "yes" } else { "NO" },
+        if cpu_report.staging == cuda_report.staging {
+            "yes"
+        } else {
+            "NO"
+        }
+    );
+    if !same_labels || cpu_report.findings.len() != regions {
+        return Err(uptake::Error::Internal(
+            "the CPU and CUDA analyses disagree on the regions".into(),
+        ));
+    }
     Ok(())
 }

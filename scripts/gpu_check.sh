@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # For a machine WITH a CUDA device: runs the prebuilt binaries in gpu-carry/ (made by
 # scripts/gpu_prepare.sh; this script builds nothing): the kernel compile check, the detection
-# tests, the parity tests (a skip counts as a failure here: the device must be found), and the
-# stage benchmark, which prints the results table. Exits non-zero when anything failed.
+# tests, the parity tests (a skip counts as a failure here: the device must be found; they include
+# the whole analysis on CPU and device), and the stage benchmark, which prints the results table:
+# per-stage device times with the CNN's regions/s and TFLOP/s against peak, then (tensor-core run
+# only) the whole analysis of a clinical phantom with device = cpu and device = cuda side by side.
+# Exits non-zero when anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 CARRY=gpu-carry
@@ -41,8 +44,14 @@ done
 for conv in tensor simt; do
     echo
     echo "== stage benchmark (convolution: $conv)"
-    if [ "$conv" = simt ]; then export UPTAKE_GPU_CONV=simt; else unset UPTAKE_GPU_CONV; fi
-    timeout 300 "$CARRY/bin/gpu_stages" || { echo "FAILED: benchmark ($conv)"; failed=1; }
+    if [ "$conv" = simt ]; then
+        export UPTAKE_GPU_CONV=simt
+        args=(--stages-only)
+    else
+        unset UPTAKE_GPU_CONV
+        args=()
+    fi
+    timeout 300 "$CARRY/bin/gpu_stages" "${args[@]}" || { echo "FAILED: benchmark ($conv)"; failed=1; }
 done
 unset UPTAKE_GPU_CONV
 

@@ -1,13 +1,24 @@
 //! The analyzer: configuration, model and compute device, reused across studies (DESIGN S0).
+//!
+//! # Where the stages run
+//! On the CPU every stage runs on the host. With a CUDA device (DESIGN S13, docs/gpu.md) PET and
+//! CT are uploaded once and resampled there; the device sorts the S4 visiting order and the host
+//! runs the CPU's own sweep and statistics over it; reformations are gathered on the device
+//! straight into the network's fp16 input and the network runs there, so only the order, the CT
+//! on the common grid (for the skeleton volume) and the logits come back. From the logits on —
+//! probabilities, staging, report — both paths run the same code.
 
 use std::borrow::Cow;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
+use crate::gpu::cnn::{CHUNK_REGIONS, DeviceNetwork, NetworkSpec};
+use crate::gpu::mpr::ReformatSpec;
+use crate::gpu::{self, CudaBackend};
 use crate::model::engine::MAX_BATCH_SIZE;
 use crate::model::{Engine, EngineConfig, Model, Prediction};
-use crate::regions::RegionParams;
+use crate::regions::{RegionParams, Segmentation};
 use crate::report::{ModelInfo, RegionStats, Report, RunInfo, StageTiming};
 use crate::staging::{FindingInput, StagingConfig};
 use crate::tracer::Tracer;
@@ -35,7 +46,8 @@ pub struct AnalyzerConfig {
     pub threads: usize,
     /// Model file; `None` = the model embedded in the library.
     pub model_path: Option<PathBuf>,
-    /// Regions per inference batch (bounds the working memory); 0 = the engine's default.
+    /// Regions per inference batch (bounds the working memory); 0 = the engine's default on the
+    /// CPU, 1024 on a CUDA device.
     pub batch_size: usize,
 }
 
@@ -65,6 +77,10 @@ impl AnalyzerConfig {
 }
 
 /// Holds the configuration, the model and its engine, and the device, for many studies.
+///
+/// `Send + Sync`: one analyzer serves concurrent studies. On a CUDA device they share one stream;
+/// the backend serialises each operation behind its own lock, and every study works on its own
+/// device buffers, so studies interleave safely (they do not run in parallel on the device).
 #[derive(Debug)]
 pub struct Analyzer {
     config: AnalyzerConfig,
@@ -74,27 +90,44 @@ pub struct Analyzer {
     /// Workers for the parallel stages (resampling, regions, reformations) when the host asked
     /// for a thread count; `None` uses rayon's global pool (one thread per core).
     pool: Option<rayon::ThreadPool>,
+    /// The CUDA device and the model's network on it, when analysis runs there.
+    gpu: Option<Gpu>,
+}
+
+/// An open CUDA device with the model's network loaded once, for every study.
+#[derive(Debug)]
+struct Gpu {
+    backend: CudaBackend,
+    network: DeviceNetwork,
+}
+
+impl Gpu {
+    /// Opens the device `requested` asks for (`None`: the CPU) and loads the model's network on
+    /// it. `auto` takes the CPU, with a log line, when either step fails; `cuda` is then a
+    /// device error.
+    fn open(requested: Device, model: &Model) -> Result<Option<Self>> {
+        let Some(backend) = gpu::open_for(requested, 0)? else {
+            return Ok(None);
+        };
+        let network =
+            NetworkSpec::from_graph(model.graph()).and_then(|spec| backend.load_network(&spec));
+        match network {
+            Ok(network) => Ok(Some(Self { backend, network })),
+            Err(e) if requested == Device::Auto => {
+                log::warn!("device auto: using the CPU ({e})");
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 impl Analyzer {
-    /// Validates the configuration and resolves the device.
+    /// Validates the configuration, loads the model and resolves the device: `auto` uses a CUDA
+    /// device when one opens and runs the model's network, else the CPU (with a log line why);
+    /// `cuda` fails with [`Error::Device`] when it cannot.
     pub fn new(config: AnalyzerConfig) -> Result<Self> {
         config.validate()?;
-        let device = match config.device {
-            Device::Cpu => Device::Cpu,
-            Device::Auto => {
-                log::info!(
-                    "device auto: using the CPU (analysis does not use the CUDA kernels yet)"
-                );
-                Device::Cpu
-            }
-            Device::Cuda => {
-                return Err(Error::Device(
-                    "device = cuda was requested, but analysis does not use the CUDA kernels yet"
-                        .into(),
-                ));
-            }
-        };
         let model = match &config.model_path {
             Some(path) => Model::load(path)?,
             None => Model::embedded()?,
@@ -105,6 +138,12 @@ impl Analyzer {
                 model.model_id()
             );
         }
+        let gpu = Gpu::open(config.device, &model)?;
+        let device = if gpu.is_some() {
+            Device::Cuda
+        } else {
+            Device::Cpu
+        };
         let engine = model.engine(EngineConfig {
             threads: config.threads,
             batch_size: config.batch_size,
@@ -131,6 +170,7 @@ impl Analyzer {
             model,
             engine,
             pool,
+            gpu,
         })
     }
 
@@ -153,9 +193,15 @@ impl Analyzer {
         self.device
     }
 
+    /// The CUDA device analysis runs on, if any (its name and capabilities).
+    pub fn cuda_device(&self) -> Option<&gpu::DeviceInfo> {
+        self.gpu.as_ref().map(|g| g.backend.info())
+    }
+
     /// Analyzes one study: PET in SUV and CT in HU, each on its own grid in patient space.
     /// SUV → common 3 mm grid → uptake regions → reformations → CNN → staging (DESIGN S0).
-    /// Safe to call from several threads at once on one analyzer.
+    /// Safe to call from several threads at once on one analyzer. On a CUDA device, a failure of
+    /// the device fails the study with [`Error::Device`]; it is not retried on the CPU.
     pub fn analyze(
         &self,
         pet: &Volume<f32>,
@@ -163,13 +209,7 @@ impl Analyzer {
         tracer: Tracer,
         options: &AnalyzeOptions,
     ) -> Result<Report> {
-        let mut timings = Vec::new();
-        let mut timed = |stage: Stage, seconds: f64| {
-            timings.push(StageTiming {
-                stage: stage.name().to_string(),
-                ms: seconds * 1e3,
-            })
-        };
+        let mut timings = Timings::default();
         let progress = |stage: Stage, fraction: f32| match options.progress {
             Some(report) if !report(stage, fraction) => Err(Error::Cancelled),
             _ => Ok(()),
@@ -179,30 +219,27 @@ impl Analyzer {
         let t = Instant::now();
         let pet = finite_or_replaced(pet, "PET", 0.0, options.replace_non_finite)?;
         let ct = finite_or_replaced(ct, "CT", -1000.0, options.replace_non_finite)?;
-        timed(Stage::Check, t.elapsed().as_secs_f64());
+        timings.add(Stage::Check, t.elapsed().as_secs_f64());
 
-        progress(Stage::Grid, 0.0)?;
-        let t = Instant::now();
-        let (pet3, ct3) = self.parallel(|| grid::to_common_grid(&pet, &ct))?;
-        timed(Stage::Grid, t.elapsed().as_secs_f64());
-
-        progress(Stage::Regions, 0.0)?;
-        let t = Instant::now();
-        let params = &options.regions;
-        let segmentation = self.parallel(|| regions::segment(&pet, params))?;
-        timed(Stage::Regions, t.elapsed().as_secs_f64());
-
-        let (predictions, reformat_s, cnn_s) =
-            self.classify(&pet3, &ct3, &segmentation.regions, tracer, &progress)?;
-        timed(Stage::Reformat, reformat_s);
-        timed(Stage::Classify, cnn_s);
+        let study = Study {
+            pet: &pet,
+            ct: &ct,
+            tracer,
+            options,
+            progress: &progress,
+        };
+        let classified = match &self.gpu {
+            Some(gpu) => self.classify_on_device(gpu, &study, &mut timings)?,
+            None => self.classify_on_host(&study, &mut timings)?,
+        };
 
         progress(Stage::Staging, 0.0)?;
         let t = Instant::now();
-        let findings: Vec<FindingInput> = segmentation
+        let findings: Vec<FindingInput> = classified
+            .segmentation
             .regions
             .iter()
-            .zip(predictions)
+            .zip(classified.predictions)
             .map(|(region, p)| FindingInput {
                 region: RegionStats::from(region),
                 p_suspicious: p.p_suspicious,
@@ -216,67 +253,144 @@ impl Analyzer {
         let staged = staging::stage(
             &findings,
             self.model.classes(),
-            staging::skeleton_volume_ml(&ct3),
+            classified.skeleton_volume_ml,
             &config,
         )?;
-        timed(Stage::Staging, t.elapsed().as_secs_f64());
+        timings.add(Stage::Staging, t.elapsed().as_secs_f64());
         progress(Stage::Staging, 1.0)?;
         Ok(Report::new(
             staged,
-            segmentation.labels,
+            classified.segmentation.labels,
             RunInfo {
                 tracer,
                 model: ModelInfo {
                     id: self.model.model_id().to_string(),
                     trained: self.model.is_trained(),
                 },
-                device: "cpu".into(),
-                timings,
+                device: match self.device {
+                    Device::Cuda => "cuda",
+                    Device::Cpu | Device::Auto => "cpu",
+                }
+                .into(),
+                timings: timings.0,
             },
         ))
     }
 
-    /// Reformations and CNN in batches of the engine's size, so memory stays bounded however
-    /// many regions a study has. Returns the predictions and the seconds spent in each part.
-    fn classify(
-        &self,
-        pet3: &Volume<f32>,
-        ct3: &Volume<f32>,
-        regions: &[regions::Region],
-        tracer: Tracer,
-        progress: &dyn Fn(Stage, f32) -> Result<()>,
-    ) -> Result<(Vec<Prediction>, f64, f64)> {
+    /// Grid, regions, reformations and CNN on the host.
+    fn classify_on_host(&self, study: &Study<'_>, timings: &mut Timings) -> Result<Classified> {
+        (study.progress)(Stage::Grid, 0.0)?;
+        let t = Instant::now();
+        let (pet3, ct3) = self.parallel(|| grid::to_common_grid(study.pet, study.ct))?;
+        let skeleton_volume_ml = staging::skeleton_volume_ml(&ct3);
+        timings.add(Stage::Grid, t.elapsed().as_secs_f64());
+
+        (study.progress)(Stage::Regions, 0.0)?;
+        let t = Instant::now();
+        let (pet, params) = (study.pet, &study.options.regions);
+        let segmentation = self.parallel(|| regions::segment(pet, params))?;
+        timings.add(Stage::Regions, t.elapsed().as_secs_f64());
+
         let spec = self.model.input_spec();
         let per_region = spec.tensor_len();
-        let batch = self.engine.batch_size().min(regions.len()).max(1);
-        let mut inputs = vec![0.0f32; batch * per_region];
-        let bits = vec![tracer.bit(); batch];
-        let (mut reformat_s, mut cnn_s) = (0.0, 0.0);
-        let mut predictions = Vec::with_capacity(regions.len());
-        for chunk in regions.chunks(batch) {
-            progress(
-                Stage::Classify,
-                predictions.len() as f32 / regions.len() as f32,
-            )?;
-            let n = chunk.len();
-            let centres: Vec<[f64; 3]> = chunk.iter().map(|r| r.max_lps).collect();
-            let t = Instant::now();
-            self.parallel(|| {
-                mpr::extract_batch(
-                    pet3,
-                    ct3,
-                    spec,
-                    &centres,
-                    None,
-                    &mut inputs[..n * per_region],
-                )
-            })?;
-            reformat_s += t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            predictions.extend(self.engine.infer(&inputs[..n * per_region], &bits[..n])?);
-            cnn_s += t.elapsed().as_secs_f64();
-        }
-        Ok((predictions, reformat_s, cnn_s))
+        let batch = self.engine.batch_size();
+        let mut inputs = vec![0.0f32; batch.min(segmentation.regions.len()) * per_region];
+        let bits = vec![study.tracer.bit(); batch];
+        let predictions = in_batches(
+            &segmentation.regions,
+            batch,
+            study.progress,
+            timings,
+            |centres| {
+                let inputs = &mut inputs[..centres.len() * per_region];
+                let t = Instant::now();
+                self.parallel(|| mpr::extract_batch(&pet3, &ct3, spec, centres, None, inputs))?;
+                let reformat_s = t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                let predictions = self.engine.infer(inputs, &bits[..centres.len()])?;
+                Ok((predictions, reformat_s, t.elapsed().as_secs_f64()))
+            },
+        )?;
+        Ok(Classified {
+            segmentation,
+            predictions,
+            skeleton_volume_ml,
+        })
+    }
+
+    /// Grid, regions, reformations and CNN with the CUDA device (module docs): the same stages,
+    /// timings and progress calls as on the host.
+    fn classify_on_device(
+        &self,
+        gpu: &Gpu,
+        study: &Study<'_>,
+        timings: &mut Timings,
+    ) -> Result<Classified> {
+        let device = &gpu.backend;
+        (study.progress)(Stage::Grid, 0.0)?;
+        let t = Instant::now();
+        let grid = grid::common_grid(study.pet.geometry())?;
+        let pet = device.upload(study.pet)?;
+        let ct = device.upload(study.ct)?;
+        // The common-grid voxels outside the CT, counted as NaN of a first resampling: the same
+        // coverage check and log line as grid::to_common_grid.
+        let outside = device
+            .count_voxels(&device.resample(&ct, &grid, f32::NAN)?, 1.0)?
+            .non_finite;
+        check_ct_coverage(
+            study.pet,
+            study.ct,
+            grid.len().saturating_sub(outside as usize),
+            grid.len(),
+        )?;
+        let ct3 = device.resample(&ct, &grid, -1000.0)?;
+        drop(ct);
+        let pet3 = device.resample(&pet, &grid, 0.0)?;
+        let skeleton_volume_ml = staging::skeleton_volume_ml(&device.download(&ct3)?);
+        timings.add(Stage::Grid, t.elapsed().as_secs_f64());
+
+        (study.progress)(Stage::Regions, 0.0)?;
+        let t = Instant::now();
+        let params = &study.options.regions;
+        let order = device.visiting_order(&pet, params.candidate_threshold()?)?;
+        drop(pet);
+        let host_pet = study.pet;
+        let segmentation = self.parallel(|| regions::segment_ordered(host_pet, params, order))?;
+        timings.add(Stage::Regions, t.elapsed().as_secs_f64());
+
+        let spec = ReformatSpec::from_spec(self.model.input_spec());
+        let batch = match self.config.batch_size {
+            0 => CHUNK_REGIONS,
+            n => n,
+        };
+        let bits = vec![study.tracer.bit(); batch];
+        let predictions = in_batches(
+            &segmentation.regions,
+            batch,
+            study.progress,
+            timings,
+            |centres| {
+                let t = Instant::now();
+                let input = device.reformat::<u16>(&pet3, &ct3, &spec, centres, None)?;
+                // The gather is asynchronous: wait for it so that its time is not the CNN's.
+                device.synchronize()?;
+                let reformat_s = t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                let logits = device.infer(&gpu.network, &input, &bits[..centres.len()])?;
+                let predictions = logits
+                    .suspicious
+                    .iter()
+                    .zip(logits.location.chunks_exact(logits.classes))
+                    .map(|(&s, location)| Prediction::from_logits(s, location.to_vec()))
+                    .collect();
+                Ok((predictions, reformat_s, t.elapsed().as_secs_f64()))
+            },
+        )?;
+        Ok(Classified {
+            segmentation,
+            predictions,
+            skeleton_volume_ml,
+        })
     }
 
     /// Runs a parallel stage on the analyzer's workers.
@@ -286,6 +400,100 @@ impl Analyzer {
             None => stage(),
         }
     }
+}
+
+/// One study as the stages before staging see it.
+struct Study<'a> {
+    pet: &'a Volume<f32>,
+    ct: &'a Volume<f32>,
+    tracer: Tracer,
+    options: &'a AnalyzeOptions<'a>,
+    progress: &'a dyn Fn(Stage, f32) -> Result<()>,
+}
+
+/// What the stages before staging produce, on either device.
+struct Classified {
+    segmentation: Segmentation,
+    /// One per region, in region order.
+    predictions: Vec<Prediction>,
+    /// CT > 200 HU on the common grid (staging's dmi).
+    skeleton_volume_ml: f64,
+}
+
+/// Wall time per stage, in the order the stages ran.
+#[derive(Default)]
+struct Timings(Vec<StageTiming>);
+
+impl Timings {
+    fn add(&mut self, stage: Stage, seconds: f64) {
+        self.0.push(StageTiming {
+            stage: stage.name().to_string(),
+            ms: seconds * 1e3,
+        });
+    }
+}
+
+/// Reformations and CNN in batches of `batch` regions, so memory stays bounded however many
+/// regions a study has; the host may cancel between batches. `step` classifies the regions
+/// centred at the given points and says how long its reformation and CNN parts took.
+fn in_batches(
+    regions: &[regions::Region],
+    batch: usize,
+    progress: &dyn Fn(Stage, f32) -> Result<()>,
+    timings: &mut Timings,
+    mut step: impl FnMut(&[[f64; 3]]) -> Result<(Vec<Prediction>, f64, f64)>,
+) -> Result<Vec<Prediction>> {
+    let (mut reformat_s, mut cnn_s) = (0.0, 0.0);
+    let mut predictions = Vec::with_capacity(regions.len());
+    for chunk in regions.chunks(batch.max(1)) {
+        progress(
+            Stage::Classify,
+            predictions.len() as f32 / regions.len() as f32,
+        )?;
+        let centres: Vec<[f64; 3]> = chunk.iter().map(|r| r.max_lps).collect();
+        let (batch_predictions, reformat, cnn) = step(&centres)?;
+        if batch_predictions.len() != chunk.len() {
+            return Err(Error::Internal(format!(
+                "{} predictions for {} regions",
+                batch_predictions.len(),
+                chunk.len()
+            )));
+        }
+        predictions.extend(batch_predictions);
+        reformat_s += reformat;
+        cnn_s += cnn;
+    }
+    timings.add(Stage::Reformat, reformat_s);
+    timings.add(Stage::Classify, cnn_s);
+    Ok(predictions)
+}
+
+/// The error (or log line) of `grid::to_common_grid` when the CT covers `inside` of the `total`
+/// voxels of the common grid over the PET: none is an error, part of it is worth a note.
+fn check_ct_coverage(
+    pet: &Volume<f32>,
+    ct: &Volume<f32>,
+    inside: usize,
+    total: usize,
+) -> Result<()> {
+    if inside == 0 {
+        let (pet_lo, pet_hi) = grid::field_of_view(pet.geometry());
+        let (ct_lo, ct_hi) = grid::field_of_view(ct.geometry());
+        return Err(grid::GridError::NoOverlap {
+            pet_lo,
+            pet_hi,
+            ct_lo,
+            ct_hi,
+        }
+        .into());
+    }
+    if inside < total {
+        log::info!(
+            "the CT covers {:.1} % of the PET field of view; the rest is −1000 HU",
+            100.0 * inside as f64 / total as f64
+        );
+    }
+    Ok(())
 }
 
 /// The input unchanged when every voxel is finite; otherwise an error, or (when the host asked
@@ -313,7 +521,7 @@ fn finite_or_replaced<'a>(
 pub enum Stage {
     /// Input checks (finite voxels).
     Check,
-    /// PET and CT onto the common 3 mm grid.
+    /// PET and CT onto the common 3 mm grid (and the CT's skeleton volume there).
     Grid,
     /// Uptake regions at 45 % of SUVmax on the native PET grid.
     Regions,
@@ -386,7 +594,11 @@ mod tests {
             Err(Error::InvalidArgument(_))
         ));
         let auto = Analyzer::new(AnalyzerConfig::default()).unwrap();
-        assert_eq!(auto.device(), Device::Cpu);
+        let expected = match gpu::CudaBackend::open(0) {
+            Ok(_) => Device::Cuda,
+            Err(_) => Device::Cpu,
+        };
+        assert_eq!(auto.device(), expected);
         assert_eq!(auto.model().classes().len(), 23);
         assert!(!auto.model().is_trained());
     }

@@ -1,12 +1,14 @@
 //! Device detection never panics: on a machine without CUDA (this CI), with a stub `libcuda`
 //! (the toolkit's stubs folder on the library path), and with a driver that lacks entry points;
-//! `device = auto` then falls back to the CPU and `device = cuda` is a typed error.
+//! `device = auto` then falls back to the CPU and `device = cuda` is a typed error, both for the
+//! backend alone and for the analyzer built on it.
 
 use std::path::Path;
 use std::process::Command;
 
-use uptake::analyzer::Device;
+use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig, Device};
 use uptake::gpu::{CudaBackend, GpuError, open_for};
+use uptake::{Error, Geometry, Tracer, Volume};
 
 /// Set in the child processes that load a fake driver.
 const CHILD_ENV: &str = "UPTAKE_GPU_DEVICE_TEST_CHILD";
@@ -26,6 +28,57 @@ fn cpu_never_probes_and_auto_falls_back_without_a_device() {
             assert!(err.is_unavailable(), "{err}");
         }
     }
+}
+
+fn analyzer(device: Device) -> Result<Analyzer, Error> {
+    Analyzer::new(AnalyzerConfig {
+        device,
+        threads: 1,
+        ..AnalyzerConfig::default()
+    })
+}
+
+/// A PET with one hot sphere (SUV 8 in 0.5) and a soft-tissue CT, on small grids.
+fn hot_spot_study() -> (Volume<f32>, Volume<f32>) {
+    let g = Geometry::axis_aligned([24, 24, 24], [4.0; 3], [-46.0; 3]).unwrap();
+    let pet = (0..g.len())
+        .map(|i| {
+            let [x, y, z] = g.coords(i);
+            let r2 = [x, y, z]
+                .iter()
+                .map(|&c| (c as f64 - 12.0).powi(2))
+                .sum::<f64>();
+            if r2 <= 4.0 { 8.0 } else { 0.5 }
+        })
+        .collect();
+    let ct = Geometry::axis_aligned([32, 32, 32], [3.0; 3], [-46.0; 3]).unwrap();
+    (Volume::new(g, pet).unwrap(), Volume::filled(ct, 40.0f32))
+}
+
+#[test]
+fn the_analyzer_uses_the_device_when_there_is_one_and_says_so() {
+    let present = CudaBackend::open(0).is_ok();
+    let auto = analyzer(Device::Auto).unwrap();
+    let (pet, ct) = hot_spot_study();
+    let report = auto
+        .analyze(&pet, &ct, Tracer::Psma, &AnalyzeOptions::default())
+        .unwrap();
+    assert_eq!(report.findings.len(), 1);
+    if present {
+        assert_eq!(auto.device(), Device::Cuda);
+        assert_eq!(report.device, "cuda");
+        assert!(auto.cuda_device().is_some());
+        assert_eq!(analyzer(Device::Cuda).unwrap().device(), Device::Cuda);
+    } else {
+        assert_eq!(auto.device(), Device::Cpu);
+        assert_eq!(report.device, "cpu");
+        assert!(auto.cuda_device().is_none());
+        match analyzer(Device::Cuda) {
+            Err(Error::Device(message)) => assert!(message.contains("CUDA"), "{message}"),
+            other => panic!("device = cuda without a device: {other:?}"),
+        }
+    }
+    assert_eq!(analyzer(Device::Cpu).unwrap().device(), Device::Cpu);
 }
 
 #[test]
@@ -95,6 +148,11 @@ fn child_stub_driver() {
     assert!(matches!(err, GpuError::NoDriver { .. }), "{err}");
     assert!(err.to_string().contains("stub library"), "{err}");
     assert!(open_for(Device::Auto, 0).unwrap().is_none());
+    assert_eq!(analyzer(Device::Auto).unwrap().device(), Device::Cpu);
+    match analyzer(Device::Cuda) {
+        Err(Error::Device(message)) => assert!(message.contains("stub library"), "{message}"),
+        other => panic!("device = cuda with a stub driver: {other:?}"),
+    }
 }
 
 #[test]

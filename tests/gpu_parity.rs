@@ -504,3 +504,308 @@ fn resampling_and_reformations_match_the_cpu_stages() {
         1e-3,
     );
 }
+
+/// The S0 pipeline end to end (S13 parity of `Analyzer::analyze`): a small phantom study on the
+/// CPU and on the device.
+mod whole_analysis {
+    use std::cell::RefCell;
+    use std::sync::{Arc, OnceLock};
+
+    use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig, Device, Stage};
+    use uptake::phantom::{self, PhantomSpec, Preset, Study};
+    use uptake::report::{Finding, Report};
+    use uptake::{Error, Geometry, Tracer, Volume};
+
+    fn study() -> &'static Study {
+        static S: OnceLock<Study> = OnceLock::new();
+        S.get_or_init(|| {
+            phantom::generate(&PhantomSpec {
+                tracer: Tracer::Psma,
+                seed: 208,
+                preset: Preset::Small,
+            })
+            .unwrap()
+        })
+    }
+
+    fn analyzer(device: Device, batch_size: usize) -> Analyzer {
+        Analyzer::new(AnalyzerConfig {
+            device,
+            threads: 2,
+            batch_size,
+            ..AnalyzerConfig::default()
+        })
+        .unwrap()
+    }
+
+    fn analyze(a: &Analyzer, options: &AnalyzeOptions) -> Result<Report, Error> {
+        let s = study();
+        a.analyze(&s.pet, &s.ct, Tracer::Psma, options)
+    }
+
+    /// Findings in region-id order.
+    fn by_region(r: &Report) -> Vec<&Finding> {
+        let mut f: Vec<&Finding> = r.findings.iter().collect();
+        f.sort_by_key(|f| f.region.id);
+        f
+    }
+
+    /// Midway in the widest gap between consecutive values of the middle half of `ps`: the
+    /// suspicious threshold furthest from every finding, so that a difference within the
+    /// network's tolerance cannot flip a decision.
+    fn threshold_in_widest_gap(ps: &[f32]) -> (f32, f32) {
+        let mut sorted = ps.to_vec();
+        sorted.sort_by(f32::total_cmp);
+        let quarter = sorted.len() / 4;
+        sorted[quarter..sorted.len() - quarter]
+            .windows(2)
+            .map(|w| ((w[0] + w[1]) / 2.0, w[1] - w[0]))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap()
+    }
+
+    fn rel_l2(got: &[f32], want: &[f32]) -> f64 {
+        let want: Vec<f64> = want.iter().map(|&w| f64::from(w)).collect();
+        super::rel_l2(got, &want)
+    }
+
+    /// Everything in a report except wall-clock timings.
+    fn comparable(r: &Report) -> String {
+        let mut r = r.clone();
+        r.timings.clear();
+        r.to_json().unwrap()
+    }
+
+    #[test]
+    fn a_phantom_study_analyzes_alike_on_the_cpu_and_the_device() {
+        let Some(_) = super::device() else { return };
+        let (cpu, cuda) = (analyzer(Device::Cpu, 0), analyzer(Device::Cuda, 0));
+        assert_eq!(cuda.device(), Device::Cuda);
+        let first = analyze(&cpu, &AnalyzeOptions::default()).unwrap();
+        let ps: Vec<f32> = first.findings.iter().map(|f| f.p_suspicious).collect();
+        assert!(ps.len() >= 20, "{} findings", ps.len());
+        let (threshold, gap) = threshold_in_widest_gap(&ps);
+        let options = AnalyzeOptions {
+            threshold: Some(threshold),
+            ..AnalyzeOptions::default()
+        };
+        let want = analyze(&cpu, &options).unwrap();
+        let got = analyze(&cuda, &options).unwrap();
+        assert_eq!((want.device.as_str(), got.device.as_str()), ("cpu", "cuda"));
+
+        // S4 runs the CPU's sweep over the device's order: identical labels and statistics.
+        let labels = |r: &Report| r.label_map.as_ref().unwrap().data().to_vec();
+        assert!(labels(&want) == labels(&got), "label maps differ");
+        let (want_f, got_f) = (by_region(&want), by_region(&got));
+        let regions = |f: &[&Finding]| f.iter().map(|f| f.region.clone()).collect::<Vec<_>>();
+        assert_eq!(regions(&want_f), regions(&got_f));
+
+        // The network: probabilities within 1e-3 relative L2 over all findings. The top-3
+        // probabilities by rank are order statistics, continuous in the logits, so they compare
+        // even where two classes are nearly tied.
+        let p = |f: &[&Finding]| f.iter().map(|f| f.p_suspicious).collect::<Vec<_>>();
+        let e = rel_l2(&p(&got_f), &p(&want_f));
+        assert!(e <= 1e-3, "p_suspicious: relative L2 {e:e}");
+        let top3 = |f: &[&Finding]| {
+            f.iter()
+                .flat_map(|f| f.top3.iter().map(|t| t.probability))
+                .collect::<Vec<_>>()
+        };
+        let e = rel_l2(&top3(&got_f), &top3(&want_f));
+        assert!(e <= 1e-3, "location probabilities: relative L2 {e:e}");
+        // The most probable location wherever it leads by more than the tolerance.
+        let mut compared = 0;
+        for (w, g) in want_f.iter().zip(&got_f) {
+            if w.top3[0].probability - w.top3[1].probability > 1e-3 {
+                assert_eq!(w.location.id, g.location.id, "region {}", w.region.id);
+                compared += 1;
+            }
+        }
+        assert!(
+            4 * compared >= 3 * want_f.len(),
+            "{compared} clear locations"
+        );
+
+        // From the logits on one code path: the same decisions and staging.
+        println!(
+            "threshold {threshold} (gap {gap}), staging {}",
+            want.staging.line()
+        );
+        assert!(
+            gap > 2e-3,
+            "the phantom's p_suspicious leave no clear threshold"
+        );
+        let decisions = |f: &[&Finding]| {
+            f.iter()
+                .map(|f| (f.suspicious, f.role, f.expression_score))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(decisions(&want_f), decisions(&got_f));
+        assert!(want.burden.suspicious_count > 0);
+        assert_eq!(want.staging, got.staging);
+        let (ws, gs) = (
+            want.burden.skeleton_volume_ml,
+            got.burden.skeleton_volume_ml,
+        );
+        assert!(
+            ws > 0.0 && (ws - gs).abs() <= 1e-3 * ws,
+            "skeleton {ws} vs {gs} mL"
+        );
+        assert_eq!(want.burden.tumour_volume_ml, got.burden.tumour_volume_ml);
+        assert_eq!(
+            want.burden.total_lesion_uptake,
+            got.burden.total_lesion_uptake
+        );
+        let stages = |r: &Report| {
+            r.timings
+                .iter()
+                .map(|t| t.stage.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(stages(&want), stages(&got));
+    }
+
+    #[test]
+    fn analysis_on_the_device_is_thread_safe_batched_and_cancellable() {
+        let Some(_) = super::device() else { return };
+        let cuda = Arc::new(analyzer(Device::Cuda, 0));
+        let serial = comparable(&analyze(&cuda, &AnalyzeOptions::default()).unwrap());
+        // 94 regions in batches of 32: the same report as in one batch.
+        let batched = analyzer(Device::Cuda, 32);
+        assert_eq!(
+            comparable(&analyze(&batched, &AnalyzeOptions::default()).unwrap()),
+            serial
+        );
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let a = Arc::clone(&cuda);
+                std::thread::spawn(move || {
+                    comparable(&analyze(&a, &AnalyzeOptions::default()).unwrap())
+                })
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap(), serial);
+        }
+
+        let seen = RefCell::new(Vec::new());
+        let record = |stage: Stage, _: f32| {
+            seen.borrow_mut().push(stage);
+            true
+        };
+        let options = AnalyzeOptions {
+            progress: Some(&record),
+            ..AnalyzeOptions::default()
+        };
+        analyze(&batched, &options).unwrap();
+        let mut order = seen.borrow().clone();
+        let classify_calls = order.iter().filter(|&&s| s == Stage::Classify).count();
+        assert_eq!(classify_calls, 3, "one call per batch");
+        order.dedup();
+        assert_eq!(
+            order,
+            [
+                Stage::Check,
+                Stage::Grid,
+                Stage::Regions,
+                Stage::Classify,
+                Stage::Staging
+            ]
+        );
+        let calls = RefCell::new(0);
+        let stop_in_second_batch = |stage: Stage, _: f32| {
+            if stage == Stage::Classify {
+                *calls.borrow_mut() += 1;
+            }
+            *calls.borrow() < 2
+        };
+        let options = AnalyzeOptions {
+            progress: Some(&stop_in_second_batch),
+            ..AnalyzeOptions::default()
+        };
+        let err = analyze(&batched, &options).unwrap_err();
+        assert!(matches!(err, Error::Cancelled), "{err}");
+    }
+
+    #[test]
+    fn the_device_rejects_and_accepts_what_the_cpu_does() {
+        let Some(_) = super::device() else { return };
+        let cuda = analyzer(Device::Cuda, 0);
+        let flat = |dims: [usize; 3], spacing: f64, origin: [f64; 3], value: f32| {
+            Volume::filled(
+                Geometry::axis_aligned(dims, [spacing; 3], origin).unwrap(),
+                value,
+            )
+        };
+        let pet = flat([20, 20, 20], 4.0, [-40.0; 3], 0.8);
+        let far_ct = flat([10, 10, 10], 2.0, [5000.0; 3], 0.0);
+        let err = cuda
+            .analyze(&pet, &far_ct, Tracer::Psma, &AnalyzeOptions::default())
+            .unwrap_err();
+        assert!(matches!(err, Error::Grid(_)), "{err}");
+        let ct = flat([40, 40, 40], 2.0, [-40.0; 3], 40.0);
+        let r = cuda
+            .analyze(&pet, &ct, Tracer::Fdg, &AnalyzeOptions::default())
+            .unwrap();
+        assert!(r.findings.is_empty());
+        assert_eq!(r.device, "cuda");
+        let mut nan_pet = pet.clone();
+        nan_pet.data_mut()[17] = f32::NAN;
+        let err = cuda
+            .analyze(&nan_pet, &ct, Tracer::Psma, &AnalyzeOptions::default())
+            .unwrap_err();
+        assert!(err.to_string().contains("non-finite"), "{err}");
+    }
+}
+
+/// The host half of S4 on the device, which needs no device: the CPU's sweep over an order given
+/// from outside equals `regions::segment`, and an order that is not S4's is an error, never wrong
+/// labels or a panic.
+#[test]
+fn segmenting_over_a_given_order_equals_segment_and_checks_the_order() {
+    use uptake::regions::{RegionParams, RegionsError, segment, segment_ordered};
+    let s = uptake::phantom::generate(&uptake::phantom::PhantomSpec {
+        tracer: uptake::Tracer::Psma,
+        seed: 208,
+        preset: uptake::phantom::Preset::Small,
+    })
+    .unwrap();
+    let params = RegionParams::default();
+    let threshold = params.candidate_threshold().unwrap();
+    // S4 step 1 written out, as the device computes it.
+    let mut order: Vec<u64> = s
+        .pet
+        .data()
+        .iter()
+        .enumerate()
+        .filter(|&(_, &v)| v >= threshold)
+        .map(|(i, &v)| (u64::from(!v.to_bits()) << 32) | i as u64)
+        .collect();
+    order.sort_unstable();
+    let want = segment(&s.pet, &params).unwrap();
+    let got = segment_ordered(&s.pet, &params, order.clone()).unwrap();
+    assert!(want.regions.len() > 10);
+    assert_eq!(got.regions, want.regions);
+    assert!(got.labels.data() == want.labels.data());
+
+    let bad = |order: Vec<u64>| {
+        let result = segment_ordered(&s.pet, &params, order);
+        assert!(
+            matches!(result, Err(RegionsError::BadOrder(_))),
+            "{:?}",
+            result.map(|s| s.regions.len())
+        );
+    };
+    bad(order[1..].to_vec());
+    bad(Vec::new());
+    let mut swapped = order.clone();
+    swapped.swap(3, 4);
+    bad(swapped);
+    let mut beyond = order.clone();
+    let last = beyond.len() - 1;
+    beyond[last] = (beyond[last] & !0xFFFF_FFFF) | 0xFFFF_FFF0;
+    bad(beyond);
+    let mut wrong_value = order;
+    wrong_value[0] ^= 1 << 40;
+    bad(wrong_value);
+}

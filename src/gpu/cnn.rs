@@ -10,6 +10,7 @@ use half::f16;
 
 use super::mpr::DeviceTensor;
 use super::{CudaBackend, GpuError, driver, function, grid_1d, guard, int};
+use crate::model::graph::{Graph, Linear, Op};
 
 pub(super) struct Kernels {
     conv_mma_n32: CudaFunction,
@@ -72,6 +73,68 @@ pub struct NetworkSpec<'a> {
     pub trunk: Vec<ConvLayer<'a>>,
     pub suspicious: [LinearLayer<'a>; 2],
     pub location: [LinearLayer<'a>; 2],
+}
+
+impl<'a> NetworkSpec<'a> {
+    /// The device view of a model's checked graph, borrowing its weights. The kernels run one
+    /// shape of network: a trunk of [3×3 convolution (padding 1), ReLU, 2×2 max-pool] blocks and
+    /// a flatten, the suspicious head [tracer bit, linear, ReLU, linear] and the location head
+    /// [linear, ReLU, linear] (S7 v1); any other graph is [`GpuError::UnsupportedNetwork`].
+    pub fn from_graph(graph: &'a Graph) -> Result<Self, GpuError> {
+        let unsupported = |what: String| GpuError::UnsupportedNetwork(what);
+        let mut trunk = Vec::new();
+        let mut ops = graph.trunk.iter();
+        loop {
+            match (ops.next(), ops.next(), ops.next()) {
+                (Some(Op::Conv(conv)), Some(Op::Relu), Some(Op::MaxPool { size: 2, .. }))
+                    if conv.kernel == 3 && conv.padding == 1 =>
+                {
+                    trunk.push(ConvLayer {
+                        in_channels: conv.in_channels,
+                        out_channels: conv.out_channels,
+                        weight: &conv.weight,
+                        bias: &conv.bias,
+                    });
+                }
+                (Some(Op::Flatten), None, None) if !trunk.is_empty() => break,
+                _ => {
+                    return Err(unsupported(format!(
+                        "trunk block {} is not a 3×3 convolution, ReLU and 2×2 max-pool (or the \
+                         final flatten)",
+                        trunk.len() + 1
+                    )));
+                }
+            }
+        }
+        let linear = |l: &'a Linear| LinearLayer {
+            in_features: l.in_features,
+            out_features: l.out_features,
+            weight: &l.weight,
+            bias: &l.bias,
+        };
+        let suspicious = match graph.suspicious.as_slice() {
+            [Op::ConcatTracer, Op::Linear(a), Op::Relu, Op::Linear(b)] => [linear(a), linear(b)],
+            _ => {
+                return Err(unsupported(
+                    "the suspicious head is not tracer bit, linear, ReLU, linear".into(),
+                ));
+            }
+        };
+        let location = match graph.location.as_slice() {
+            [Op::Linear(a), Op::Relu, Op::Linear(b)] => [linear(a), linear(b)],
+            _ => {
+                return Err(unsupported(
+                    "the location head is not linear, ReLU, linear".into(),
+                ));
+            }
+        };
+        Ok(Self {
+            input: graph.input,
+            trunk,
+            suspicious,
+            location,
+        })
+    }
 }
 
 struct DeviceConv {
@@ -533,5 +596,52 @@ impl CudaBackend {
         // with has_extra) holds batch values; warps guarded against batch·out.
         unsafe { launch.launch(config) }.map_err(driver("linear"))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::graph::Layer;
+    use crate::model::init::{he_normal, untrained_v1_metadata};
+    use crate::model::{Architecture, Model};
+
+    #[test]
+    fn the_embedded_model_maps_onto_the_device_network() {
+        let model = Model::embedded().unwrap();
+        let graph = model.graph();
+        let spec = NetworkSpec::from_graph(graph).unwrap();
+        assert_eq!(spec.input, [26, 64, 64]);
+        let channels: Vec<(usize, usize)> = spec
+            .trunk
+            .iter()
+            .map(|c| (c.in_channels, c.out_channels))
+            .collect();
+        assert_eq!(channels, [(26, 32), (32, 64), (64, 128), (128, 128)]);
+        let shape = |l: &LinearLayer<'_>| (l.in_features, l.out_features);
+        assert_eq!(spec.suspicious.map(|l| shape(&l)), [(2049, 128), (128, 1)]);
+        assert_eq!(spec.location.map(|l| shape(&l)), [(2048, 128), (128, 23)]);
+        // Borrowed, not copied: the very weights the CPU engine runs.
+        let Op::Conv(first) = &graph.trunk[0] else {
+            panic!("the trunk starts with a convolution")
+        };
+        assert!(std::ptr::eq(spec.trunk[0].weight, first.weight.as_slice()));
+    }
+
+    #[test]
+    fn another_layer_order_is_unsupported_not_misread() {
+        let mut metadata = untrained_v1_metadata(1);
+        let Architecture { trunk, .. } = &mut metadata.architecture;
+        // ReLU after the pool: the same function, but not the fused kernel's order.
+        trunk.swap(1, 2);
+        assert_eq!(trunk[1], Layer::MaxPool2d { size: 2 });
+        let bytes = he_normal(metadata, 1).unwrap().to_bytes().unwrap();
+        let model = Model::from_bytes(&bytes).unwrap();
+        match NetworkSpec::from_graph(model.graph()) {
+            Err(GpuError::UnsupportedNetwork(reason)) => {
+                assert!(reason.contains("trunk block 1"), "{reason}")
+            }
+            other => panic!("expected UnsupportedNetwork, got {other:?}"),
+        }
     }
 }

@@ -11,8 +11,8 @@
 //!
 //! # Data stays on the device
 //! PET and CT are uploaded once ([`DeviceVolume`]); resampling, reformation and the network read
-//! and write device buffers, and only the visiting order, the label-independent centres and the
-//! logits cross the bus. The host runs the S4 sweep (inherently sequential) with the CPU's own
+//! and write device buffers, and only the region centres (to the device), the visiting order,
+//! the common-grid CT and the logits cross the bus. The host runs the S4 sweep (inherently sequential) with the CPU's own
 //! code over the order computed here, so the label map is identical by construction.
 
 pub mod cnn;
@@ -67,8 +67,17 @@ pub enum GpuError {
         during: &'static str,
         message: String,
     },
+    #[error("the CUDA network cannot run this model: {0}")]
+    UnsupportedNetwork(String),
     #[error("internal error in the CUDA backend: {0}")]
     Internal(String),
+}
+
+/// Analysis on the device fails as a whole: the study's error is a device error.
+impl From<GpuError> for crate::Error {
+    fn from(e: GpuError) -> Self {
+        crate::Error::Device(format!("CUDA: {e}"))
+    }
 }
 
 impl GpuError {

@@ -70,28 +70,13 @@ impl CudaBackend {
             let _lock = self.lock()?;
 
             // Pass 1: count candidates and non-finite voxels.
-            let mut counters = self
-                .stream
-                .clone_htod(&[0u32, 0, u32::MAX])
-                .map_err(driver("allocating counters"))?;
-            let mut launch = self.stream.launch_builder(&k.count);
-            launch
-                .arg(&pet.data)
-                .arg(&n)
-                .arg(&threshold)
-                .arg(&mut counters);
-            // SAFETY: argument types and order match regions_count; pet holds n floats;
-            // counters holds the 3 u32 the kernel updates; the grid covers n in whole warps.
-            unsafe { launch.launch(config) }.map_err(driver("regions_count"))?;
-            let counts = self
-                .stream
-                .clone_dtoh(&counters)
-                .map_err(driver("reading counters"))?;
-            let (candidates, non_finite, first) = (u64::from(counts[0]), counts[1], counts[2]);
+            let counts = self.count_pass(pet, threshold, config)?;
+            let (candidates, non_finite, first) =
+                (counts.at_least, counts.non_finite, counts.first_non_finite);
             if non_finite > 0 {
                 return Err(GpuError::NonFinite {
-                    count: u64::from(non_finite),
-                    first: u64::from(first),
+                    count: non_finite,
+                    first,
                 });
             }
             if candidates == 0 {
@@ -151,6 +136,72 @@ impl CudaBackend {
             self.stream
                 .clone_dtoh(&keys.slice(..candidates as usize))
                 .map_err(driver("reading the order"))
+        })
+    }
+}
+
+/// What [`CudaBackend::count_voxels`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VoxelCounts {
+    /// Finite voxels ≥ the threshold.
+    pub at_least: u64,
+    pub non_finite: u64,
+    /// Linear index of the first non-finite voxel (meaningless when there is none).
+    pub first_non_finite: u64,
+}
+
+impl CudaBackend {
+    /// Counts the finite voxels ≥ `threshold` (> 0) and the non-finite voxels of `volume`, with
+    /// the candidate count of the visiting order (S4 step 1); the analyzer also uses it for the
+    /// CT's skeleton volume and for how much of the common grid the CT covers.
+    pub fn count_voxels(
+        &self,
+        volume: &DeviceVolume,
+        threshold: f32,
+    ) -> Result<VoxelCounts, GpuError> {
+        guard("counting voxels", || {
+            if !(threshold.is_finite() && threshold > 0.0) {
+                return Err(GpuError::Invalid {
+                    kernel: "regions_count",
+                    reason: format!("threshold {threshold} must be finite and > 0"),
+                });
+            }
+            let config = grid_1d("regions_count", volume.geometry.len() as u64)?;
+            let _lock = self.lock()?;
+            self.count_pass(volume, threshold, config)
+        })
+    }
+
+    /// Launches `regions_count` over `volume` and reads the counters back; the caller holds the
+    /// lock and has checked `threshold`.
+    fn count_pass(
+        &self,
+        volume: &DeviceVolume,
+        threshold: f32,
+        config: LaunchConfig,
+    ) -> Result<VoxelCounts, GpuError> {
+        let n = volume.geometry.len() as u64;
+        let mut counters = self
+            .stream
+            .clone_htod(&[0u32, 0, u32::MAX])
+            .map_err(driver("allocating counters"))?;
+        let mut launch = self.stream.launch_builder(&self.modules.regions.count);
+        launch
+            .arg(&volume.data)
+            .arg(&n)
+            .arg(&threshold)
+            .arg(&mut counters);
+        // SAFETY: argument types and order match regions_count; the volume holds n floats;
+        // counters holds the 3 u32 the kernel updates; the grid covers n in whole warps.
+        unsafe { launch.launch(config) }.map_err(driver("regions_count"))?;
+        let counts = self
+            .stream
+            .clone_dtoh(&counters)
+            .map_err(driver("reading counters"))?;
+        Ok(VoxelCounts {
+            at_least: u64::from(counts[0]),
+            non_finite: u64::from(counts[1]),
+            first_non_finite: u64::from(counts[2]),
         })
     }
 }

@@ -133,7 +133,7 @@ impl Default for RegionParams {
 
 impl RegionParams {
     /// The candidate threshold f·t in `f32`, after checking the parameters.
-    fn candidate_threshold(&self) -> Result<f32, RegionsError> {
+    pub fn candidate_threshold(&self) -> Result<f32, RegionsError> {
         let f = self.fraction;
         if !(f > 0.0 && f <= 1.0) {
             return Err(RegionsError::BadFraction(f));
@@ -167,6 +167,8 @@ pub enum RegionsError {
         "candidate threshold fraction × seed minimum ({fraction} × {seed_min_suv}) underflows to 0"
     )]
     ThresholdUnderflow { fraction: f32, seed_min_suv: f32 },
+    #[error("the given visiting order is not S4's order of this PET's candidates: {0}")]
+    BadOrder(String),
 }
 
 /// One uptake region and its statistics (all on the native PET grid).
@@ -206,6 +208,46 @@ pub struct Segmentation {
 pub fn segment(pet: &Volume<f32>, params: &RegionParams) -> Result<Segmentation, RegionsError> {
     let threshold = params.candidate_threshold()?;
     let order = sweep::visiting_order(pet, threshold)?;
+    let sweep = sweep::sweep(pet, &order, params);
+    let (labels, regions) = stats::label_and_measure(pet, order, sweep);
+    Ok(Segmentation {
+        labels: Volume::new(*pet.geometry(), labels)?,
+        regions,
+    })
+}
+
+/// [`segment`] over a visiting order computed elsewhere (the CUDA backend's `visiting_order`):
+/// the same sweep and statistics. The order is checked to be exactly S4's (strictly ascending
+/// candidate keys, each matching its voxel, as many as there are candidates), so a wrong one is
+/// an error, never wrong labels.
+pub fn segment_ordered(
+    pet: &Volume<f32>,
+    params: &RegionParams,
+    order: Vec<u64>,
+) -> Result<Segmentation, RegionsError> {
+    use rayon::prelude::*;
+    let threshold = params.candidate_threshold()?;
+    pet.check_finite("PET")?;
+    let data = pet.data();
+    let matches = |&key: &u64| {
+        let (suv, index) = sweep::unpack(key);
+        suv >= threshold
+            && data
+                .get(index)
+                .is_some_and(|v| v.to_bits() == suv.to_bits())
+    };
+    let candidates = data.par_iter().filter(|&&v| v >= threshold).count();
+    if candidates != order.len() {
+        let found = order.len();
+        return Err(RegionsError::BadOrder(format!(
+            "{found} keys for {candidates} candidates"
+        )));
+    }
+    if !(order.par_iter().all(matches) && order.par_windows(2).all(|w| w[0] < w[1])) {
+        return Err(RegionsError::BadOrder(
+            "keys out of order or not matching the voxels".into(),
+        ));
+    }
     let sweep = sweep::sweep(pet, &order, params);
     let (labels, regions) = stats::label_and_measure(pet, order, sweep);
     Ok(Segmentation {
