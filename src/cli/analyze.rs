@@ -21,6 +21,9 @@ pub struct AnalyzerArgs {
     /// Worker threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Where the heavy stages run: auto (a CUDA device when one opens, else the CPU), cpu, cuda.
+    #[arg(long, default_value = "auto", value_parser = parse_device)]
+    pub device: Device,
     /// Suspicious threshold; the model's operating point when absent.
     #[arg(long)]
     pub threshold: Option<f32>,
@@ -89,9 +92,18 @@ fn read_pet(args: &Args) -> Result<Volume<f32>, Box<dyn std::error::Error>> {
     }
 }
 
+fn parse_device(text: &str) -> Result<Device, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "auto" => Ok(Device::Auto),
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Ok(Device::Cuda),
+        other => Err(format!("{other:?}: expected auto, cpu or cuda")),
+    }
+}
+
 pub fn make_analyzer(args: &AnalyzerArgs) -> Result<Analyzer, uptake::Error> {
     Analyzer::new(AnalyzerConfig {
-        device: Device::Cpu,
+        device: args.device,
         threads: args.threads,
         model_path: args.model.clone(),
         batch_size: 0,
