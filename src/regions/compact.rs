@@ -55,22 +55,30 @@ pub(super) fn sweep(pet: &Volume<f32>, candidates: &[u64], params: &RegionParams
         rank_of[unpack(key).1] = rank as u32;
     }
 
-    // Pass 1: ranks into the label map.
-    let mut labels = vec![0u32; pet.data().len()];
-    for (&key, &rank) in candidates.iter().zip(&rank_of) {
-        labels[unpack(key).1] = rank + 1;
-    }
-    drop(rank_of);
-
-    // Pass 2: the lists, in index order; list p is `lists[starts[p]..starts[p + 1]]`.
+    // Passes 1 and 2 together, in index order: the lists, list p being
+    // `lists[starts[p]..starts[p + 1]]`, with the ranks written into the label map just ahead
+    // of the neighbourhoods that read them, while their cache lines are still at hand.
+    let [nx, ny, _] = pet.dims();
+    let reach = nx * ny + nx + 1;
     let neighbourhood = Neighbourhood::new(pet.dims(), params.connectivity.offsets());
+    let mut labels = vec![0u32; pet.data().len()];
+    let mut written = 0;
     let mut neighbour_labels = [0u32; 26];
     let mut starts = Vec::with_capacity(count + 1);
-    // The most a list can hold in all: reserved, not touched, so no reallocation copies.
+    // The most the lists can hold in all: reserved, not touched, so no reallocation copies.
     let mut lists = Vec::with_capacity(count * neighbourhood.len() / 2);
     starts.push(0);
     for &key in candidates {
         let index = unpack(key).1;
+        // Every neighbour lies within `reach` of the voxel in index order.
+        while let Some(&ahead) = candidates.get(written) {
+            let ahead = unpack(ahead).1;
+            if ahead > index + reach {
+                break;
+            }
+            labels[ahead] = rank_of[written] + 1;
+            written += 1;
+        }
         let rank = labels[index];
         // Branch-free: whether a neighbour was visited before is a coin toss.
         let mut earlier = [0u32; 26];
@@ -83,9 +91,7 @@ pub(super) fn sweep(pet: &Volume<f32>, candidates: &[u64], params: &RegionParams
         lists.extend_from_slice(&earlier[..len]);
         starts.push(lists.len() as u32);
     }
-    if std::env::var("RT").is_ok() {
-        eprintln!("m {count} E {}", lists.len());
-    }
+    drop(rank_of);
 
     // Pass 3: the sweep, in visiting order, a batch of ranks at a time. Visiting order jumps
     // around the lists, and the sweep branches too often for the processor to run ahead to the

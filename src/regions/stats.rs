@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use super::Region;
-use super::sweep::unpack;
+use super::sweep::{unpack, voxel_of};
 use crate::volume::{Geometry, Volume};
 
 /// Radius of the 1 mL sphere used for SUVpeak: (3 / (4π))^(1/3) · 10 mm. Not public: the C
@@ -54,7 +54,7 @@ pub(super) fn label_and_measure(
         if id == 0 {
             continue;
         }
-        let voxel = [index % nx, (index / nx) % ny, index / (nx * ny)];
+        let voxel = voxel_of(index, nx, ny);
         let a = &mut accumulators[id as usize - 1];
         // Strictly greater: among equal maxima the lowest index stays.
         if a.count == 0 || suv > a.suv_max {

@@ -213,7 +213,7 @@ impl Forest {
     /// S4 steps 2–4 for a voxel of SUV `suv` whose neighbours carry the sweep labels
     /// `neighbours` (0 = not visited, [`VISITED_BACKGROUND`] or node + 1, in any order);
     /// returns the voxel's own sweep label.
-    #[inline]
+    #[inline(always)]
     pub(super) fn visit(&mut self, suv: f32, neighbours: &[u32], params: &RegionParams) -> u32 {
         let any_visited = neighbours.iter().fold(0, |acc, &label| acc | label) != 0;
         if !any_visited {
@@ -275,6 +275,15 @@ impl Forest {
     }
 }
 
+/// The voxel (x, y, z) at a linear index of a volume with `nx` × `ny` voxels per slice.
+#[inline]
+pub(super) fn voxel_of(index: usize, nx: usize, ny: usize) -> [usize; 3] {
+    // u32 division: indices are below 2^31, and it is much cheaper than u64 division.
+    let (index, nx, ny) = (index as u32, nx as u32, ny as u32);
+    let (x, yz) = (index % nx, index / nx);
+    [x as usize, (yz % ny) as usize, (yz / ny) as usize]
+}
+
 /// Reads the labels of a voxel's neighbours (a subset of the connectivity's steps) from a
 /// volume-sized label map.
 pub(super) struct Neighbourhood {
@@ -305,10 +314,7 @@ impl Neighbourhood {
     pub(super) fn gather<'a>(&self, labels: &[u32], index: usize, out: &'a mut [u32]) -> &'a [u32] {
         let [nx, ny, nz] = self.dims;
         let out = &mut out[..self.flat.len()];
-        // u32 division: indices are below 2^31, and it is much cheaper than u64 division.
-        let (index32, nx32, ny32) = (index as u32, nx as u32, ny as u32);
-        let (x, yz) = ((index32 % nx32) as usize, index32 / nx32);
-        let (y, z) = ((yz % ny32) as usize, (yz / ny32) as usize);
+        let [x, y, z] = voxel_of(index, nx, ny);
         if x > 0 && x + 1 < nx && y > 0 && y + 1 < ny && z > 0 && z + 1 < nz {
             // Independent loads that can overlap.
             for (label, &offset) in out.iter_mut().zip(&self.flat) {
