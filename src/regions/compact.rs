@@ -6,13 +6,14 @@
 //!
 //! 1. Every candidate's rank (its position in visiting order) + 1 goes into the label map.
 //! 2. In index order, every candidate's list: the ranks of its neighbours of lower rank,
-//!    which are exactly the neighbours S4 has visited before it.
+//!    which are exactly the neighbours S4 has visited before it. Passes 1 and 2 run together,
+//!    the ranks written one slice ahead of the neighbourhoods that read them.
 //! 3. The sweep runs over the ranks, reading each list and, for the ranks in it, the sweep
 //!    labels already given, from an array of one `u32` per candidate instead of the volume.
 //!
 //! Memory beyond the label map and the keys: 8 bytes per candidate for the visiting order
-//! (16 while it is radix sorted, 12 while the ranks are written), 4 each for the list bounds
-//! and the sweep labels, and 4 per pair of neighbouring candidates: at most half the
+//! (16 while it is radix sorted), 4 each for the ranks (until the lists are built), the list
+//! bounds and the sweep labels, and 4 per pair of neighbouring candidates: at most half the
 //! connectivity per candidate, 13 for 26-connectivity.
 
 use super::RegionParams;
@@ -105,7 +106,7 @@ pub(super) fn sweep(pet: &Volume<f32>, candidates: &[u64], params: &RegionParams
         for &key in keys {
             let position = unpack(key).1;
             let (start, end) = (starts[position], starts[position + 1]);
-            // The first and last entry: a list spans at most two cache lines.
+            // The first and last entry: most lists span one or two cache lines.
             touched |= lists.get(start as usize).copied().unwrap_or(0);
             touched |= lists
                 .get(end.wrapping_sub(1) as usize)
