@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use super::Region;
-use super::sweep::{Swept, VISITED_BACKGROUND, sort_by_index, unpack};
+use super::sweep::{unpack, voxel_of};
 use crate::volume::{Geometry, Volume};
 
 /// Radius of the 1 mL sphere used for SUVpeak: (3 / (4π))^(1/3) · 10 mm. Not public: the C
@@ -32,31 +32,29 @@ impl Accumulator {
     };
 }
 
-/// Turns the sweep's labels into region ids and measures every region. `order` (the visiting
-/// order) is put back into index order first, so the label map and the PET are read in memory
-/// order; sums are therefore formed in an order independent of the thread count.
+/// Turns the labels the sweep left at the candidates into region ids (`region_id` of each,
+/// 0 for none) and measures every region. `candidates` are the keys in index order, so the
+/// label map and the PET are read in memory order; sums are therefore formed in an order
+/// independent of the thread count and of the sweep used.
 pub(super) fn label_and_measure(
     pet: &Volume<f32>,
-    mut order: Vec<u64>,
-    swept: Swept,
+    candidates: Vec<u64>,
+    mut labels: Vec<u32>,
+    region_count: u32,
+    region_id: impl Fn(u32) -> u32,
 ) -> (Vec<u32>, Vec<Region>) {
-    let Swept { mut labels, forest } = swept;
-    let (region_of_node, region_count) = forest.into_region_ids();
-    sort_by_index(&mut order);
     let geometry = pet.geometry();
     let [nx, ny, _] = geometry.dims();
 
     let mut accumulators = vec![Accumulator::EMPTY; region_count as usize];
-    for &key in &order {
+    for &key in &candidates {
         let (suv, index) = unpack(key);
-        let label = labels[index];
-        if label == VISITED_BACKGROUND {
-            labels[index] = 0;
+        let id = region_id(labels[index]);
+        labels[index] = id;
+        if id == 0 {
             continue;
         }
-        let id = region_of_node[label as usize - 1];
-        labels[index] = id;
-        let voxel = [index % nx, (index / nx) % ny, index / (nx * ny)];
+        let voxel = voxel_of(index, nx, ny);
         let a = &mut accumulators[id as usize - 1];
         // Strictly greater: among equal maxima the lowest index stays.
         if a.count == 0 || suv > a.suv_max {
@@ -70,8 +68,7 @@ pub(super) fn label_and_measure(
             *hi = (*hi).max(c);
         }
     }
-    drop(region_of_node);
-    drop(order);
+    drop(candidates);
 
     // SUVpeak reads the PET around each maximum: visit the maxima in memory order, so that
     // neighbouring spheres share cache lines, then put the results back in id order.

@@ -1,4 +1,5 @@
-//! The visiting order and the descending-SUV sweep over a union-find forest of regions.
+//! The candidates and their visiting order, the union-find forest of regions with S4's rule
+//! for one voxel ([`Forest::visit`]), shared by both sweeps, and the direct sweep.
 //!
 //! Every region created by the sweep is a node of the forest; nodes are numbered in order of
 //! creation, which is also the visiting order of their seeds, so a node's peak never exceeds
@@ -49,33 +50,60 @@ struct ChunkScan {
     keys: Vec<u64>,
 }
 
-/// The candidates (SUV ≥ `threshold`, which is > 0) as keys in visiting order. Rejects
+/// Voxels per block of the scan: one branch-free, vectorised test per block skips the blocks
+/// without candidates or non-finite voxels, which are nearly all of a PET.
+const SCAN_BLOCK: usize = 64;
+
+impl ChunkScan {
+    /// Records the candidates and non-finite voxels of `voxels`, the first at linear index
+    /// `base`.
+    fn record(&mut self, voxels: &[f32], base: usize, threshold: f32) {
+        for (i, &v) in voxels.iter().enumerate() {
+            if !v.is_finite() {
+                self.first_non_finite = self.first_non_finite.min(base + i);
+                self.non_finite += 1;
+            } else if v >= threshold {
+                self.keys.push(candidate_key(v, base + i));
+            }
+        }
+    }
+}
+
+/// The candidates of `chunk` (whose first voxel has linear index `base`) as keys in index
+/// order, and its non-finite voxels.
+fn scan_chunk(chunk: &[f32], base: usize, threshold: f32) -> ChunkScan {
+    let mut scan = ChunkScan {
+        non_finite: 0,
+        first_non_finite: usize::MAX,
+        keys: Vec::new(),
+    };
+    // A block is notable when some |SUV| ≥ threshold or some voxel is not finite. The bits of
+    // |v| order like its value, and non-finite values have the largest, so one integer
+    // comparison per voxel covers both (negative voxels of large magnitude pass too, and are
+    // sorted out by `record`).
+    let magnitude = threshold.to_bits();
+    let mut blocks = chunk.chunks_exact(SCAN_BLOCK);
+    for (b, block) in blocks.by_ref().enumerate() {
+        let notable = block.iter().fold(0u32, |any, &v| {
+            any | u32::from(v.to_bits() & 0x7FFF_FFFF >= magnitude)
+        });
+        if notable != 0 {
+            scan.record(block, base + b * SCAN_BLOCK, threshold);
+        }
+    }
+    let rest = blocks.remainder();
+    scan.record(rest, base + chunk.len() - rest.len(), threshold);
+    scan
+}
+
+/// The candidates (SUV ≥ `threshold`, which is > 0) as keys in index order. Rejects
 /// non-finite voxels with the same error as [`Volume::check_finite`], in the same pass.
-pub(super) fn visiting_order(pet: &Volume<f32>, threshold: f32) -> Result<Vec<u64>, VolumeError> {
+pub(super) fn candidates(pet: &Volume<f32>, threshold: f32) -> Result<Vec<u64>, VolumeError> {
     let scans: Vec<ChunkScan> = pet
         .data()
         .par_chunks(SCAN_CHUNK)
         .enumerate()
-        .map(|(c, chunk)| {
-            let base = c * SCAN_CHUNK;
-            let non_finite = chunk.iter().filter(|v| !v.is_finite()).count();
-            let first_non_finite = if non_finite > 0 {
-                base + chunk.iter().position(|v| !v.is_finite()).unwrap_or(0)
-            } else {
-                usize::MAX
-            };
-            let keys = chunk
-                .iter()
-                .enumerate()
-                .filter(|&(_, &v)| v >= threshold)
-                .map(|(i, &v)| candidate_key(v, base + i))
-                .collect();
-            ChunkScan {
-                non_finite,
-                first_non_finite,
-                keys,
-            }
-        })
+        .map(|(c, chunk)| scan_chunk(chunk, c * SCAN_CHUNK, threshold))
         .collect();
 
     let non_finite: usize = scans.iter().map(|s| s.non_finite).sum();
@@ -90,13 +118,17 @@ pub(super) fn visiting_order(pet: &Volume<f32>, threshold: f32) -> Result<Vec<u6
     for scan in scans {
         keys.extend_from_slice(&scan.keys);
     }
-    // The keys are in index order, so a stable sort on the SUV half alone gives the full order.
+    Ok(keys)
+}
+
+/// Puts keys from index order into visiting order. Keys whose low halves increase with the
+/// index (linear indices, or positions in index order) need only a stable sort on the SUV half.
+pub(super) fn sort_by_suv(keys: &mut Vec<u64>) {
     if keys.len() < RADIX_MIN {
         keys.sort_unstable();
     } else {
-        radix_sort_half(&mut keys, 32);
+        radix_sort_half(keys, 32);
     }
-    Ok(keys)
 }
 
 /// Puts keys from visiting order back into linear index order (the indices are distinct).
@@ -150,6 +182,13 @@ pub(super) struct Forest {
 }
 
 impl Forest {
+    pub(super) fn new() -> Self {
+        Self {
+            parent: Vec::new(),
+            peak: Vec::new(),
+        }
+    }
+
     fn seed(&mut self, suv: f32) -> u32 {
         let node = self.parent.len() as u32;
         self.parent.push(node);
@@ -168,6 +207,52 @@ impl Forest {
             let grandparent = self.parent[parent as usize];
             self.parent[node as usize] = grandparent;
             node = grandparent;
+        }
+    }
+
+    /// S4 steps 2–4 for a voxel of SUV `suv` whose neighbours carry the sweep labels
+    /// `neighbours` (0 = not visited, [`VISITED_BACKGROUND`] or node + 1, in any order);
+    /// returns the voxel's own sweep label.
+    #[inline(always)]
+    pub(super) fn visit(&mut self, suv: f32, neighbours: &[u32], params: &RegionParams) -> u32 {
+        let any_visited = neighbours.iter().fold(0, |acc, &label| acc | label) != 0;
+        if !any_visited {
+            return if suv > params.seed_min_suv {
+                self.seed(suv) + 1
+            } else {
+                VISITED_BACKGROUND
+            };
+        }
+        // Distinct roots of the visited neighbours (the set R of S4).
+        let mut roots = [0u32; 26];
+        let mut root_count = 0;
+        let mut previous = 0;
+        for &label in neighbours {
+            // Neighbours often share a label; 0 and VISITED_BACKGROUND belong to no region.
+            if label == previous || label == 0 || label == VISITED_BACKGROUND {
+                continue;
+            }
+            previous = label;
+            let root = self.find(label - 1);
+            if !roots[..root_count].contains(&root) {
+                roots[root_count] = root;
+                root_count += 1;
+            }
+        }
+        let roots = &roots[..root_count];
+        let accepts = |root: u32| suv >= params.fraction * self.peak[root as usize];
+        // Among the accepting regions A, the highest peak (ties: created first) is the oldest
+        // node, because peaks do not increase with the node number.
+        match roots.iter().copied().filter(|&r| accepts(r)).min() {
+            None => VISITED_BACKGROUND,
+            Some(winner) => {
+                for &root in roots {
+                    if root != winner && accepts(root) {
+                        self.parent[root as usize] = winner;
+                    }
+                }
+                winner + 1
+            }
         }
     }
 
@@ -190,41 +275,89 @@ impl Forest {
     }
 }
 
-/// The label map during the sweep (0, [`VISITED_BACKGROUND`] or node + 1) and the forest.
-pub(super) struct Swept {
-    pub labels: Vec<u32>,
-    pub forest: Forest,
+/// The voxel (x, y, z) at a linear index of a volume with `nx` × `ny` voxels per slice.
+#[inline]
+pub(super) fn voxel_of(index: usize, nx: usize, ny: usize) -> [usize; 3] {
+    // u32 division: indices are below 2^31, and it is much cheaper than u64 division.
+    let (index, nx, ny) = (index as u32, nx as u32, ny as u32);
+    let (x, yz) = (index % nx, index / nx);
+    [x as usize, (yz % ny) as usize, (yz / ny) as usize]
 }
 
-/// Visits the candidates in `order` (from [`visiting_order`]) and applies S4 steps 2–4.
-pub(super) fn sweep(pet: &Volume<f32>, order: &[u64], params: &RegionParams) -> Swept {
-    let [nx, ny, nz] = pet.dims();
-    let steps = params.connectivity.offsets();
-    let plane = nx * ny;
-    let flat: Vec<isize> = steps
-        .iter()
-        .map(|&[dx, dy, dz]| dx + dy * nx as isize + dz * plane as isize)
-        .collect();
-    let fraction = params.fraction;
-    let seed_min = params.seed_min_suv;
+/// Reads the labels of a voxel's neighbours (a subset of the connectivity's steps) from a
+/// volume-sized label map.
+pub(super) struct Neighbourhood {
+    dims: [usize; 3],
+    steps: Vec<[isize; 3]>,
+    /// The same steps as flat index offsets.
+    flat: Vec<isize>,
+}
 
-    let mut labels = vec![0u32; pet.data().len()];
-    let mut forest = Forest {
-        parent: Vec::new(),
-        peak: Vec::new(),
-    };
+impl Neighbourhood {
+    pub(super) fn new(dims: [usize; 3], steps: Vec<[isize; 3]>) -> Self {
+        let [nx, ny, _] = dims;
+        let flat = steps
+            .iter()
+            .map(|&[dx, dy, dz]| dx + (dy + dz * ny as isize) * nx as isize)
+            .collect();
+        Self { dims, steps, flat }
+    }
+
+    /// Number of neighbours.
+    pub(super) fn len(&self) -> usize {
+        self.flat.len()
+    }
+
+    /// The labels of the neighbours of voxel `index`, in step order, 0 outside the volume;
+    /// `out` holds at least as many labels as there are steps.
+    #[inline(always)]
+    pub(super) fn gather<'a>(&self, labels: &[u32], index: usize, out: &'a mut [u32]) -> &'a [u32] {
+        let [nx, ny, nz] = self.dims;
+        let out = &mut out[..self.flat.len()];
+        let [x, y, z] = voxel_of(index, nx, ny);
+        if x > 0 && x + 1 < nx && y > 0 && y + 1 < ny && z > 0 && z + 1 < nz {
+            // Independent loads that can overlap.
+            for (label, &offset) in out.iter_mut().zip(&self.flat) {
+                *label = labels[index.wrapping_add_signed(offset)];
+            }
+        } else {
+            for (label, &[dx, dy, dz]) in out.iter_mut().zip(&self.steps) {
+                let (xn, yn, zn) = (
+                    x.wrapping_add_signed(dx),
+                    y.wrapping_add_signed(dy),
+                    z.wrapping_add_signed(dz),
+                );
+                // A step below 0 wraps to a huge value and fails the test as well.
+                *label = if xn < nx && yn < ny && zn < nz {
+                    labels[xn + nx * (yn + ny * zn)]
+                } else {
+                    0
+                };
+            }
+        }
+        out
+    }
+}
+
+/// Visits the candidates in `order` (keys in visiting order) directly on a volume-sized label
+/// map, S4 steps 2–4; returns that map (0, [`VISITED_BACKGROUND`] or node + 1) and the forest.
+pub(super) fn sweep(pet: &Volume<f32>, order: &[u64], params: &RegionParams) -> (Vec<u32>, Forest) {
+    let dims = pet.dims();
+    let [nx, ny, _] = dims;
+    let steps = params.connectivity.offsets();
     // Flat offsets of the rows (x - 1 ..= x + 1) that hold the neighbours, for the lookahead.
     let mut rows: Vec<isize> = steps
         .iter()
-        .map(|&[_, dy, dz]| dy * nx as isize + dz * plane as isize)
+        .map(|&[_, dy, dz]| (dy + dz * ny as isize) * nx as isize)
         .collect();
     rows.sort_unstable();
     rows.dedup();
+    let neighbourhood = Neighbourhood::new(dims, steps);
+
+    let mut labels = vec![0u32; pet.data().len()];
+    let mut forest = Forest::new();
     let mut touched = 0u32;
     let mut neighbour_labels = [0u32; 26];
-    // Distinct roots of the visited neighbours (the set R of S4).
-    let mut roots = [0u32; 26];
-
     for (k, &key) in order.iter().enumerate() {
         if let Some(&ahead) = order.get(k + LOOKAHEAD) {
             let (_, ahead) = unpack(ahead);
@@ -235,73 +368,11 @@ pub(super) fn sweep(pet: &Volume<f32>, order: &[u64], params: &RegionParams) -> 
             }
         }
         let (suv, index) = unpack(key);
-        // u32 division: indices are below 2^31, and it is much cheaper than u64 division.
-        let (index32, nx32, ny32) = (index as u32, nx as u32, ny as u32);
-        let (x, yz) = ((index32 % nx32) as usize, index32 / nx32);
-        let (y, z) = ((yz % ny32) as usize, (yz / ny32) as usize);
-        // The labels of all neighbours first (independent loads that can overlap), 0 outside.
-        let neighbours = &mut neighbour_labels[..flat.len()];
-        if x > 0 && x + 1 < nx && y > 0 && y + 1 < ny && z > 0 && z + 1 < nz {
-            for (label, &offset) in neighbours.iter_mut().zip(&flat) {
-                *label = labels[index.wrapping_add_signed(offset)];
-            }
-        } else {
-            for (label, &[dx, dy, dz]) in neighbours.iter_mut().zip(&steps) {
-                let (xn, yn, zn) = (
-                    x.wrapping_add_signed(dx),
-                    y.wrapping_add_signed(dy),
-                    z.wrapping_add_signed(dz),
-                );
-                // A step below 0 wraps to a huge value and fails the test as well.
-                *label = if xn < nx && yn < ny && zn < nz {
-                    labels[xn + nx * yn + plane * zn]
-                } else {
-                    0
-                };
-            }
-        }
-        let any_visited = neighbours.iter().fold(0, |acc, &label| acc | label) != 0;
-        let mut root_count = 0;
-        let mut previous = 0;
-        for &label in neighbours.iter() {
-            // Neighbours often share a label; 0 and VISITED_BACKGROUND belong to no region.
-            if label == previous || label == 0 || label == VISITED_BACKGROUND {
-                continue;
-            }
-            previous = label;
-            let root = forest.find(label - 1);
-            if !roots[..root_count].contains(&root) {
-                roots[root_count] = root;
-                root_count += 1;
-            }
-        }
-
-        labels[index] = if !any_visited {
-            if suv > seed_min {
-                forest.seed(suv) + 1
-            } else {
-                VISITED_BACKGROUND
-            }
-        } else {
-            let roots = &roots[..root_count];
-            let accepts = |root: u32| suv >= fraction * forest.peak[root as usize];
-            // Among the accepting regions A, the highest peak (ties: created first) is the
-            // oldest node, because peaks do not increase with the node number.
-            match roots.iter().copied().filter(|&r| accepts(r)).min() {
-                None => VISITED_BACKGROUND,
-                Some(winner) => {
-                    for &root in roots {
-                        if root != winner && accepts(root) {
-                            forest.parent[root as usize] = winner;
-                        }
-                    }
-                    winner + 1
-                }
-            }
-        };
+        let neighbours = neighbourhood.gather(&labels, index, &mut neighbour_labels);
+        labels[index] = forest.visit(suv, neighbours, params);
     }
     std::hint::black_box(touched);
-    Swept { labels, forest }
+    (labels, forest)
 }
 
 #[cfg(test)]

@@ -7,6 +7,10 @@
   random smooth volumes with plateaus, for 6-, 18- and 26-connectivity.
 * numpy: every statistic recomputed from the label map, SUVpeak from the voxel centres in mm.
 
+The comparisons with the plain reference and numpy run once with each of S4's two sweeps
+(forced through UPTAKE_REGIONS_SWEEP), which must give identical results; unforced, these small
+dense volumes would all take the direct one.
+
 Arithmetic: S4 compares in float32 (the voxel type): f*t and f*peak are float32 products, as
 `np.float32(f) * np.float32(p)` is here.
 """
@@ -138,8 +142,15 @@ PARAMETERS = [(0.45, 1.0), (0.5, 1.0), (0.3, 2.0), (0.7, 0.5)]
 SHAPES = [(7, 6, 5), (9, 8, 6), (6, 10, 7), (8, 8, 8)]
 
 
+@pytest.fixture(params=["direct", "compact"])
+def sweep(request, monkeypatch):
+    """Forces one of S4's sweeps for the CLI runs of a test."""
+    monkeypatch.setenv("UPTAKE_REGIONS_SWEEP", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("connectivity", CONNECTIVITIES)
-def test_matches_plain_reference_on_random_smooth_volumes(run_uptake, tmp_path, connectivity):
+def test_matches_plain_reference_on_random_smooth_volumes(run_uptake, tmp_path, connectivity, sweep):
     rng = np.random.default_rng(1000 + connectivity)
     volumes = 0
     for fraction, seed_min in PARAMETERS:
@@ -239,7 +250,7 @@ def lps_affine():
     return affine
 
 
-def test_statistics_and_suv_peak_against_direct_computation(run_uptake, tmp_path):
+def test_statistics_and_suv_peak_against_direct_computation(run_uptake, tmp_path, sweep):
     rng = np.random.default_rng(7)
     pets = [smooth_volume(rng, (14, 13, 12), None) for _ in range(4)]
     affine = lps_affine()
@@ -298,3 +309,10 @@ def test_bad_and_empty_input(run_uptake, tmp_path):
     assert proc.returncode != 0
     proc = run_uptake("regions", "--pet", tmp_path / "zero0.nii", "--fraction", "1.5", check=False)
     assert proc.returncode != 0 and "fraction" in proc.stderr
+
+
+def test_unknown_sweep_is_rejected(run_uptake, tmp_path, monkeypatch):
+    save(tmp_path / "pet.nii", np.ones((5, 5, 5), np.float32), np.diag([4.0, 4.0, 3.0, 1.0]))
+    monkeypatch.setenv("UPTAKE_REGIONS_SWEEP", "fast")
+    proc = run_uptake("regions", "--pet", tmp_path / "pet.nii", check=False)
+    assert proc.returncode != 0 and "UPTAKE_REGIONS_SWEEP" in proc.stderr
