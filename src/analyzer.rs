@@ -600,6 +600,6 @@ mod tests {
         };
         assert_eq!(auto.device(), expected);
         assert_eq!(auto.model().classes().len(), 23);
-        assert!(!auto.model().is_trained());
+        assert!(auto.model().is_trained());
     }
 }

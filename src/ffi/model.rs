@@ -232,7 +232,7 @@ mod tests {
             (info.input_channels, info.plane_size, info.class_count),
             (26, 64, 23)
         );
-        assert_eq!((info.model_version, info.trained), (1, 0));
+        assert_eq!((info.model_version, info.trained), (1, 1));
         let mut small = UptakeModelInfo {
             struct_size: 8,
             ..Default::default()
@@ -266,7 +266,7 @@ mod tests {
             .unwrap();
         let json: serde_json::Value = serde_json::from_str(text).unwrap();
         assert_eq!(json["classes"][13]["name"], "bladder");
-        assert_eq!(json["training"]["untrained"], true);
+        assert_eq!(json["training"]["untrained"], false);
         let mut short = [1 as c_char; 16];
         // SAFETY: 16 writable bytes.
         let st = unsafe {

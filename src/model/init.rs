@@ -1,4 +1,4 @@
-//! Seeded random initialisation: the untrained default model and test models.
+//! Seeded random initialisation of untrained models, for tests and benchmarks.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -7,10 +7,6 @@ use rand_distr::{Distribution, Normal};
 use super::graph::{Architecture, Layer};
 use super::{InputSpec, MODEL_VERSION, ModelError, ModelMetadata, ModelWriter, TrainingInfo};
 use crate::classes::v1_classes;
-
-/// The seed of the embedded default model (`models/default.safetensors`).
-/// cbindgen:ignore
-pub const DEFAULT_MODEL_SEED: u64 = 20_260_701;
 
 /// Standard deviation of the random biases: small, but non-zero so that tests see them.
 const BIAS_STD: f64 = 0.05;
@@ -34,14 +30,6 @@ pub fn untrained_v1_metadata(seed: u64) -> ModelMetadata {
         },
         threshold: 0.5,
     }
-}
-
-/// The embedded default model as written by `examples/make_default_model.rs`.
-pub fn default_model() -> Result<ModelWriter, ModelError> {
-    he_normal(
-        untrained_v1_metadata(DEFAULT_MODEL_SEED),
-        DEFAULT_MODEL_SEED,
-    )
 }
 
 /// A writer holding He-normal weights (std √(2 / fan_in)) and small normal biases for every

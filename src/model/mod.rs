@@ -36,8 +36,8 @@ pub use graph::{Architecture, Graph, Head, Layer};
 /// cbindgen:ignore
 pub const MODEL_VERSION: u32 = 1;
 
-/// The default model, embedded in the library (regenerate with
-/// `cargo run --release --example make_default_model -- models/default.safetensors`).
+/// The default model, embedded in the library: trained with `uptake-train` (strategy VI on a
+/// phantom cohort; provenance in its metadata, commands in docs/training-results.md).
 static EMBEDDED_MODEL: &[u8] = include_bytes!("../../models/default.safetensors");
 
 /// Why a model file was rejected or inference refused its input.

@@ -319,12 +319,12 @@ def test_embedded_model_is_the_committed_file_and_matches_onnxruntime(uptake_lib
         assert err < TOLERANCE, f"relative L2 {err:e}"
         info = analyzer.info
         assert (info.model_version, info.input_channels, info.plane_size) == (1, 26, 64)
-        assert info.class_count == 23 and info.trained == 0
+        assert info.class_count == 23 and info.trained == 1
         assert info.threshold == pytest.approx(float(meta["threshold"]))
         # DESIGN S7: about 157 MFLOP per region.
         assert 150e6 < info.flops_per_region < 160e6
         got = analyzer.metadata()
-        assert got["training"]["untrained"] is True
+        assert got["training"]["untrained"] is False
         assert got["classes"] == json.loads(meta["classes"])
         assert got["input"] == json.loads(meta["input"])
         assert [c["name"] for c in got["classes"]][13:15] == ["bladder", "prostate"]
