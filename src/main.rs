@@ -37,10 +37,12 @@ enum Command {
     Analyze(cli::analyze::Args),
     /// Generate a phantom study and analyze it.
     Demo(cli::demo::Args),
-    /// Train the network (runs `uptake-train train`).
+    /// Train the network (runs `uptake-train train`; `--help` lists its options).
+    #[command(disable_help_flag = true)]
     Train(cli::train_tool::Args),
     /// Evaluate a model on annotated studies it never saw: findings, lesion detection, staging
-    /// agreement (runs `uptake-train predict`).
+    /// agreement (runs `uptake-train predict`; `--help` lists its options).
+    #[command(disable_help_flag = true)]
     Evaluate(cli::train_tool::Args),
 }
 
