@@ -58,8 +58,8 @@ fn main() -> ExitCode {
         Command::Regions(a) => cli::regions::run(a),
         Command::Analyze(a) => cli::analyze::run(a),
         Command::Demo(a) => cli::demo::run(a),
-        Command::Train(a) => cli::train_tool::run("train", a),
-        Command::Evaluate(a) => cli::train_tool::run("predict", a),
+        Command::Train(a) => cli::train_tool::run("train", "train", a),
+        Command::Evaluate(a) => cli::train_tool::run("evaluate", "predict", a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

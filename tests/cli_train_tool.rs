@@ -64,7 +64,8 @@ fn a_missing_tool_is_a_clear_error() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("cargo build --release -p uptake-train"),
+        stderr.contains("`uptake evaluate` needs")
+            && stderr.contains("cargo build --release -p uptake-train"),
         "{stderr}"
     );
     std::fs::remove_dir_all(&dir).unwrap();

@@ -18,21 +18,16 @@ pub struct Args {
     rest: Vec<OsString>,
 }
 
-/// Runs `uptake-train <subcommand> <args>` and fails with its exit status.
-pub fn run(subcommand: &str, args: Args) -> CliResult {
+/// Runs `uptake-train <subcommand> <args>` for `uptake <command>` and fails with its exit status.
+pub fn run(command: &str, subcommand: &str, args: Args) -> CliResult {
     let exe_dir = std::env::current_exe()
         .ok()
         .and_then(|exe| exe.parent().map(Path::to_path_buf));
     let tool =
         find_tool(exe_dir.as_deref(), std::env::var_os("PATH").as_deref()).ok_or_else(|| {
             format!(
-                "`uptake {}` needs the {TOOL} tool, found neither next to this program nor on \
-                 PATH; build it with `cargo build --release -p uptake-train`",
-                if subcommand == "train" {
-                    "train"
-                } else {
-                    "evaluate"
-                }
+                "`uptake {command}` needs the {TOOL} tool, found neither next to this program \
+                 nor on PATH; build it with `cargo build --release -p uptake-train`"
             )
         })?;
     let status = Command::new(&tool)
