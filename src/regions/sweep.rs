@@ -215,10 +215,28 @@ impl Forest {
     /// returns the voxel's own sweep label.
     #[inline(always)]
     pub(super) fn visit(&mut self, suv: f32, neighbours: &[u32], params: &RegionParams) -> u32 {
-        let any_visited = neighbours.iter().fold(0, |acc, &label| acc | label) != 0;
-        if !any_visited {
+        // Branch-free: the first visited neighbour's label, and whether all visited neighbours
+        // carry it (the common case inside uptake: one region, or only background).
+        let first = neighbours
+            .iter()
+            .fold(0, |first, &label| if first == 0 { label } else { first });
+        if first == 0 {
             return if suv > params.seed_min_suv {
                 self.seed(suv) + 1
+            } else {
+                VISITED_BACKGROUND
+            };
+        }
+        let uniform = neighbours.iter().fold(true, |uniform, &label| {
+            uniform & ((label == 0) | (label == first))
+        });
+        if uniform {
+            if first == VISITED_BACKGROUND {
+                return VISITED_BACKGROUND;
+            }
+            let root = self.find(first - 1);
+            return if suv >= params.fraction * self.peak[root as usize] {
+                root + 1
             } else {
                 VISITED_BACKGROUND
             };
