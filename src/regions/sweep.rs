@@ -230,31 +230,28 @@ impl Forest {
         let uniform = neighbours.iter().fold(true, |uniform, &label| {
             uniform & ((label == 0) | (label == first))
         });
-        if uniform {
-            if first == VISITED_BACKGROUND {
-                return VISITED_BACKGROUND;
-            }
-            let root = self.find(first - 1);
-            return if suv >= params.fraction * self.peak[root as usize] {
-                root + 1
-            } else {
-                VISITED_BACKGROUND
-            };
-        }
         // Distinct roots of the visited neighbours (the set R of S4).
         let mut roots = [0u32; 26];
         let mut root_count = 0;
-        let mut previous = 0;
-        for &label in neighbours {
-            // Neighbours often share a label; 0 and VISITED_BACKGROUND belong to no region.
-            if label == previous || label == 0 || label == VISITED_BACKGROUND {
-                continue;
+        if uniform {
+            // One label: no set to build.
+            if first != VISITED_BACKGROUND {
+                roots[0] = self.find(first - 1);
+                root_count = 1;
             }
-            previous = label;
-            let root = self.find(label - 1);
-            if !roots[..root_count].contains(&root) {
-                roots[root_count] = root;
-                root_count += 1;
+        } else {
+            let mut previous = 0;
+            for &label in neighbours {
+                // Neighbours often share a label; 0 and VISITED_BACKGROUND belong to no region.
+                if label == previous || label == 0 || label == VISITED_BACKGROUND {
+                    continue;
+                }
+                previous = label;
+                let root = self.find(label - 1);
+                if !roots[..root_count].contains(&root) {
+                    roots[root_count] = root;
+                    root_count += 1;
+                }
             }
         }
         let roots = &roots[..root_count];
