@@ -31,6 +31,10 @@ pub struct Args {
     /// Analysis worker threads; 0 = one per core.
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Operating point (suspicious when p_suspicious ≥ it) for the findings' flags and the stage;
+    /// without it the model's own. For choosing a model's operating point on validation studies.
+    #[arg(long)]
+    threshold: Option<f32>,
 }
 
 pub fn run(args: Args) -> CliResult {
@@ -40,6 +44,14 @@ pub fn run(args: Args) -> CliResult {
         ..AnalyzerConfig::default()
     })
     .map_err(|e| e.to_string())?;
+    let threshold = args.threshold.unwrap_or(analyzer.model().threshold());
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(format!("threshold {threshold} must lie in [0, 1]"));
+    }
+    let options = AnalyzeOptions {
+        threshold: Some(threshold),
+        ..AnalyzeOptions::default()
+    };
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let mut rows = Vec::new();
     let mut stages = Vec::new();
@@ -47,12 +59,7 @@ pub fn run(args: Args) -> CliResult {
     args.cohort
         .for_each_study(&[Tracer::Psma, Tracer::Fdg], "analyzing studies", |study| {
             let report = analyzer
-                .analyze(
-                    &study.pet,
-                    &study.ct,
-                    study.info.tracer,
-                    &AnalyzeOptions::default(),
-                )
+                .analyze(&study.pet, &study.ct, study.info.tracer, &options)
                 .map_err(|e| format!("{}: {e}", study.info.subject))?;
             let (findings, detection) = label_report(&study, &report)?;
             rows.extend(
@@ -88,7 +95,7 @@ pub fn run(args: Args) -> CliResult {
         }
     };
     println!(
-        "{} subjects, {} findings (model {})",
+        "{} subjects, {} findings (model {}, threshold {threshold})",
         detections.len(),
         findings.findings.len(),
         analyzer.model().model_id()
@@ -104,11 +111,8 @@ pub fn run(args: Args) -> CliResult {
             sum(|d| d.suspicious_findings)
         )
     );
-    // Pooled figures at the model's operating point; `evaluate` adds intervals and summaries.
-    let pooled = findings.pooled(
-        &vec![1.0; findings.subjects.len()],
-        f64::from(analyzer.model().threshold()),
-    );
+    // Pooled figures at the operating point; `evaluate` adds intervals and summaries.
+    let pooled = findings.pooled(&vec![1.0; findings.subjects.len()], f64::from(threshold));
     for (name, value) in METRIC_NAMES.iter().zip(pooled.values()) {
         let value = value.map_or("-".to_string(), |v| format!("{v:.3}"));
         println!("{name:<26}{value}");
