@@ -19,7 +19,7 @@ use crate::gpu::{self, CudaBackend};
 use crate::model::engine::MAX_BATCH_SIZE;
 use crate::model::{Engine, EngineConfig, Model, Prediction};
 use crate::regions::{RegionParams, Segmentation};
-use crate::report::{ModelInfo, RegionStats, Report, RunInfo, StageTiming};
+use crate::report::{ModelInfo, Report, RunInfo, StageTiming};
 use crate::staging::{FindingInput, StagingConfig};
 use crate::tracer::Tracer;
 use crate::volume::Volume;
@@ -241,7 +241,7 @@ impl Analyzer {
             .iter()
             .zip(classified.predictions)
             .map(|(region, p)| FindingInput {
-                region: RegionStats::from(region),
+                region: region.clone(),
                 p_suspicious: p.p_suspicious,
                 location_probs: p.location_probs,
             })

@@ -7,50 +7,10 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::classes::Role;
+use crate::regions::Region;
 use crate::staging::{Burden, MiTnm, References, Staging, StagingConfig, role_name};
 use crate::tracer::Tracer;
 use crate::volume::Volume;
-
-/// Statistics of one uptake region on the native PET grid (DESIGN S4); field names follow
-/// `regions::Region`. SUV values are body-weight SUV (g/mL).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RegionStats {
-    /// Label of the region in the label map (≥ 1; 0 is background).
-    pub id: u32,
-    pub voxel_count: usize,
-    pub volume_ml: f64,
-    pub suv_max: f64,
-    /// Voxel (x, y, z) of the SUVmax.
-    pub max_voxel: [usize; 3],
-    /// Patient LPS position (mm) of the SUVmax voxel centre.
-    pub max_lps: [f64; 3],
-    pub suv_mean: f64,
-    /// Mean SUV in a 1 mL sphere centred on the SUVmax voxel.
-    pub suv_peak: f64,
-    /// SUVmean × volume (SUV·mL).
-    pub total_uptake: f64,
-    /// Inclusive voxel bounding box.
-    pub bbox_min: [usize; 3],
-    pub bbox_max: [usize; 3],
-}
-
-impl From<&crate::regions::Region> for RegionStats {
-    fn from(r: &crate::regions::Region) -> Self {
-        Self {
-            id: r.id,
-            voxel_count: r.voxel_count as usize,
-            volume_ml: r.volume_ml,
-            suv_max: f64::from(r.suv_max),
-            max_voxel: r.max_voxel,
-            max_lps: r.max_lps,
-            suv_mean: r.suv_mean,
-            suv_peak: r.suv_peak,
-            total_uptake: r.total_uptake,
-            bbox_min: r.bbox_min,
-            bbox_max: r.bbox_max,
-        }
-    }
-}
 
 /// One location class with the network's probability for it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,7 +24,8 @@ pub struct LocationPrediction {
 /// One uptake region with its classification and what it means for staging.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
-    pub region: RegionStats,
+    /// The region's statistics (S4), as segmented.
+    pub region: Region,
     pub p_suspicious: f32,
     /// `p_suspicious ≥ threshold`.
     pub suspicious: bool,

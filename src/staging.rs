@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::classes::{LocationClass, Role};
-use crate::report::{Finding, LocationPrediction, RegionStats};
+use crate::regions::Region;
+use crate::report::{Finding, LocationPrediction};
 use crate::volume::Volume;
 
 /// CT value (HU) above which a voxel of the common grid counts as skeleton for dmi.
@@ -130,7 +131,7 @@ impl StagingConfig {
 /// One uptake region with the network's output, as the pipeline hands it to staging.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FindingInput {
-    pub region: RegionStats,
+    pub region: Region,
     pub p_suspicious: f32,
     /// One probability per class of the model's table, in table order.
     pub location_probs: Vec<f32>,
@@ -167,7 +168,7 @@ impl FindingInput {
         let r = &self.region;
         let stats = [
             ("volume_ml", r.volume_ml),
-            ("suv_max", r.suv_max),
+            ("suv_max", f64::from(r.suv_max)),
             ("suv_mean", r.suv_mean),
             ("suv_peak", r.suv_peak),
             ("total_uptake", r.total_uptake),
@@ -517,7 +518,7 @@ impl References {
 /// Σ total uptake / Σ volume (= Σ SUVmean·mL / Σ mL) over the non-suspicious findings located
 /// in `class_name`, with their region ids (ascending).
 fn reference_suv(findings: &[Finding], class_name: &str) -> (Option<f64>, Vec<u32>) {
-    let regions: Vec<&RegionStats> = findings
+    let regions: Vec<&Region> = findings
         .iter()
         .filter(|f| !f.suspicious && f.location.name == class_name)
         .map(|f| &f.region)
@@ -569,7 +570,7 @@ pub fn stage(
     }
     let references = References::from_findings(&assessed, config.blood_pool_suv);
     for f in assessed.iter_mut().filter(|f| f.suspicious) {
-        f.expression_score = Some(references.expression_score(f.region.suv_max));
+        f.expression_score = Some(references.expression_score(f64::from(f.region.suv_max)));
     }
     let burden = Burden::from_findings(&assessed, skeleton_volume_ml);
     let tnm = MiTnm::from_findings(&assessed, &burden, config.dmi_fraction);

@@ -58,7 +58,11 @@ fn phantom_report_is_consistent_with_its_regions() {
     assert_eq!(ids, found, "one finding per region of the label map");
     for f in &r.findings {
         let voxels = labels.data().iter().filter(|&&l| l == f.region.id).count();
-        assert_eq!(voxels, f.region.voxel_count, "region {}", f.region.id);
+        assert_eq!(
+            voxels as u64, f.region.voxel_count,
+            "region {}",
+            f.region.id
+        );
         let [x, y, z] = f.region.max_voxel;
         assert_eq!(labels.data()[s.pet.geometry().index(x, y, z)], f.region.id);
         assert_eq!(f.suspicious, f.p_suspicious >= r.staging_config.threshold);

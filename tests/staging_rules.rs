@@ -260,13 +260,13 @@ fn m1b_ids(tnm: &MiTnm) -> Vec<u32> {
 fn expression_study(liver: bool, parotid: bool, lesion_suv_max: &[f64]) -> Staging {
     let mut findings = Vec::new();
     if liver {
-        // Volume-weighted: (4·900 + 6·100) / 1000 = 4.2.
+        // Volume-weighted: (4·900 + 6.5·100) / 1000 = 4.25.
         findings.push(FindingInput {
             region: region(1, 900.0, 9.0, 4.0),
             ..finding(1, "liver", 0.1)
         });
         findings.push(FindingInput {
-            region: region(2, 100.0, 9.0, 6.0),
+            region: region(2, 100.0, 9.0, 6.5),
             ..finding(2, "liver", 0.3)
         });
     }
@@ -313,7 +313,7 @@ fn reference_values_come_from_non_suspicious_liver_and_salivary_regions() {
     let s = expression_study(true, true, &[]);
     let r = &s.references;
     assert_eq!(r.blood_pool_suv, 1.5);
-    assert!((r.liver_suv.unwrap() - 4.2).abs() < 1e-12, "{r:?}");
+    assert!((r.liver_suv.unwrap() - 4.25).abs() < 1e-12, "{r:?}");
     assert_eq!(r.liver_region_ids, vec![1, 2]);
     assert_eq!(r.parotid_suv, Some(12.0));
     assert_eq!(r.parotid_region_ids, vec![3, 4]);
@@ -331,19 +331,20 @@ fn reference_values_come_from_non_suspicious_liver_and_salivary_regions() {
 
 #[test]
 fn expression_score_boundaries_give_the_higher_score() {
-    let liver = 4.2f64;
+    // SUVmax is the PET's f32, so the values just below a boundary are f32 ones.
+    let liver = 4.25f32;
     let suv_max = [
-        (1.5f64.next_down(), 0),
+        (1.5f32.next_down(), 0),
         (1.5, 1),
         (liver.next_down(), 1),
         (liver, 2),
-        (12.0f64.next_down(), 2),
+        (12.0f32.next_down(), 2),
         (12.0, 3),
         (80.0, 3),
     ];
-    let s = expression_study(true, true, &suv_max.map(|(v, _)| v));
+    let s = expression_study(true, true, &suv_max.map(|(v, _)| f64::from(v)));
     // The liver reference is computed, not typed in: check it is the value used above.
-    assert_eq!(s.references.liver_suv, Some(liver));
+    assert_eq!(s.references.liver_suv, Some(f64::from(liver)));
     let expected: Vec<Option<u8>> = suv_max.iter().map(|&(_, score)| Some(score)).collect();
     assert_eq!(lesion_scores(&s), expected);
     // Non-suspicious regions carry no score.
@@ -559,7 +560,7 @@ fn invalid_input_gives_typed_errors() {
         StagingError::Probability { region: 3, .. }
     ));
     let mut nan_suv = finding(3, "bone", 0.9);
-    nan_suv.region.suv_max = f64::NAN;
+    nan_suv.region.suv_max = f32::NAN;
     assert!(matches!(
         err(nan_suv),
         StagingError::NonFinite {

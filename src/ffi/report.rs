@@ -159,9 +159,9 @@ fn c_finding(f: &Finding, location_name: &CString) -> UptakeFinding {
     UptakeFinding {
         region_id: r.id,
         suspicious: f.suspicious as u32,
-        voxel_count: r.voxel_count as u64,
+        voxel_count: r.voxel_count,
         volume_ml: r.volume_ml,
-        suv_max: r.suv_max,
+        suv_max: f64::from(r.suv_max),
         suv_mean: r.suv_mean,
         suv_peak: r.suv_peak,
         total_uptake: r.total_uptake,
@@ -467,7 +467,8 @@ mod tests {
     use super::*;
     use crate::classes::{v1_classes, v1_id};
     use crate::ffi::{UPTAKE_ERR_INVALID_ARGUMENT, UPTAKE_OK};
-    use crate::report::{ModelInfo, RegionStats, RunInfo};
+    use crate::regions::Region;
+    use crate::report::{ModelInfo, RunInfo};
     use crate::staging::{FindingInput, StagingConfig, stage};
     use crate::tracer::Tracer;
     use crate::volume::{Geometry, Volume};
@@ -477,11 +478,11 @@ mod tests {
         location_probs[v1_id(class).unwrap() as usize] = 0.6;
         location_probs[0] = 0.2;
         FindingInput {
-            region: RegionStats {
+            region: Region {
                 id,
-                voxel_count: 10 * id as usize,
+                voxel_count: 10 * u64::from(id),
                 volume_ml: 0.5 * id as f64,
-                suv_max,
+                suv_max: suv_max as f32,
                 max_voxel: [1, 2, 3],
                 max_lps: [-1.5, 2.5, 30.0 + id as f64],
                 suv_mean: suv_max / 2.0,
@@ -554,7 +555,7 @@ mod tests {
             for (cf, f) in c.iter().zip(&rust.findings) {
                 assert_eq!(cf.region_id, f.region.id);
                 assert_eq!(cf.suspicious, f.suspicious as u32);
-                assert_eq!(cf.voxel_count, f.region.voxel_count as u64);
+                assert_eq!(cf.voxel_count, f.region.voxel_count);
                 assert_eq!(
                     [
                         cf.volume_ml,
@@ -565,7 +566,7 @@ mod tests {
                     ],
                     [
                         f.region.volume_ml,
-                        f.region.suv_max,
+                        f64::from(f.region.suv_max),
                         f.region.suv_mean,
                         f.region.suv_peak,
                         f.region.total_uptake

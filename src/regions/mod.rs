@@ -65,7 +65,7 @@ mod compact;
 mod stats;
 mod sweep;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::volume::{Volume, VolumeError};
@@ -194,8 +194,8 @@ pub enum RegionsError {
     BadSweep(String),
 }
 
-/// One uptake region and its statistics (all on the native PET grid).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One uptake region and its statistics (all on the native PET grid; SUV as the PET gives it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Region {
     /// 1-based; ids follow descending SUVmax, ties by the linear index of the maximum voxel.
     pub id: u32,

@@ -2,16 +2,17 @@
 //! given by class name in the v1 table.
 
 use uptake::classes::{LocationClass, v1_classes, v1_id};
-use uptake::report::RegionStats;
+use uptake::regions::Region;
 use uptake::staging::FindingInput;
 
 /// A region with the given id, volume and SUVs; total uptake = SUVmean × mL as in S4.
-pub fn region(id: u32, volume_ml: f64, suv_max: f64, suv_mean: f64) -> RegionStats {
-    RegionStats {
+/// (S4 keeps SUVmax in the PET's f32.)
+pub fn region(id: u32, volume_ml: f64, suv_max: f64, suv_mean: f64) -> Region {
+    Region {
         id,
-        voxel_count: (volume_ml / 0.048).round() as usize,
+        voxel_count: (volume_ml / 0.048).round() as u64,
         volume_ml,
-        suv_max,
+        suv_max: suv_max as f32,
         max_voxel: [id as usize, 2, 3],
         max_lps: [id as f64, -20.5, 300.25],
         suv_mean,

@@ -39,7 +39,7 @@ pub fn label_report(
             id: f.region.id,
             max_voxel: f.region.max_voxel,
             max_lps: f.region.max_lps,
-            suv_max: f.region.suv_max as f32,
+            suv_max: f.region.suv_max,
         })
         .collect();
     let truth = GroundTruth {
