@@ -66,8 +66,9 @@ pub(super) fn sweep(pet: &Volume<f32>, candidates: &[u64], params: &RegionParams
     let mut written = 0;
     let mut neighbour_labels = [0u32; 26];
     let mut starts = Vec::with_capacity(count + 1);
-    // The most the lists can hold in all: reserved, not touched, so no reallocation copies.
-    let mut lists = Vec::with_capacity(count * neighbourhood.len() / 2);
+    // The most the lists can hold in all (and room for one whole `earlier` beyond): reserved,
+    // not touched, so no reallocation copies.
+    let mut lists = Vec::with_capacity(count * neighbourhood.len() / 2 + 26);
     starts.push(0);
     for &key in candidates {
         let index = unpack(key).1;
@@ -89,7 +90,11 @@ pub(super) fn sweep(pet: &Volume<f32>, candidates: &[u64], params: &RegionParams
             earlier[len] = label.wrapping_sub(1);
             len += usize::from(label.wrapping_sub(1) < rank - 1);
         }
-        lists.extend_from_slice(&earlier[..len]);
+        // A copy of fixed size is a few vector moves, where one of variable size is a call to
+        // memmove per candidate; the list is then cut to its length.
+        let end = lists.len() + len;
+        lists.extend_from_slice(&earlier);
+        lists.truncate(end);
         starts.push(lists.len() as u32);
     }
     drop(rank_of);
