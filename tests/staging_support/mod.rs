@@ -5,8 +5,8 @@ use uptake::classes::{LocationClass, v1_classes, v1_id};
 use uptake::regions::Region;
 use uptake::staging::FindingInput;
 
-/// A region with the given id, volume and SUVs; total uptake = SUVmean × mL as in S4.
-/// (S4 keeps SUVmax in the PET's f32.)
+/// A region with the given id, volume and SUVs; total uptake = SUVmean × mL, and SUVmax in the
+/// PET's f32, as in S4.
 pub fn region(id: u32, volume_ml: f64, suv_max: f64, suv_mean: f64) -> Region {
     Region {
         id,

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use uptake::Tracer;
 use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig};
+use uptake::staging::StagingConfig;
 use uptake_train::eval::agreement;
 use uptake_train::eval::metrics::{FindingSet, METRIC_NAMES};
 use uptake_train::predict::{Detection, label_report, m_code};
@@ -45,9 +46,13 @@ pub fn run(args: Args) -> CliResult {
     })
     .map_err(|e| e.to_string())?;
     let threshold = args.threshold.unwrap_or(analyzer.model().threshold());
-    if !(0.0..=1.0).contains(&threshold) {
-        return Err(format!("threshold {threshold} must lie in [0, 1]"));
+    // The staging rules' own check, before any study is generated.
+    StagingConfig {
+        threshold,
+        ..StagingConfig::default()
     }
+    .validate()
+    .map_err(|e| e.to_string())?;
     let options = AnalyzeOptions {
         threshold: Some(threshold),
         ..AnalyzeOptions::default()
