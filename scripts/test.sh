@@ -49,7 +49,8 @@ cargo test --workspace
 
 step "CUDA kernels through NVRTC and GPU parity (each prints 'skipped: no CUDA device' without one)"
 # pipefail makes a failing cargo fail the step; grep only trims the output to what matters.
-cargo test --test gpu_nvrtc --test gpu_device --test gpu_parity -- --nocapture 2>&1 |
+# --workspace as above: the same feature resolution, so the binaries built there are reused.
+cargo test --workspace --test gpu_nvrtc --test gpu_device --test gpu_parity -- --nocapture 2>&1 |
     grep -E 'skipped|test result|panicked|FAILED|error'
 
 step "C ABI test (-std=c11 -Wall -Wextra -Werror, AddressSanitizer + UBSan, leak check)"
