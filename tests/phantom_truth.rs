@@ -278,3 +278,32 @@ fn ct_hu_per_tissue() {
         "test both contrast phases"
     );
 }
+
+/// The stage is read from the lesions the scan shows. PSMA seed 575 plans a single bone lesion
+/// below the field of view (mid-thigh): the body has it, the PET does not, so the study is M0.
+#[test]
+fn lesions_beyond_the_field_of_view_do_not_stage() {
+    let spec = small(Tracer::Psma, 575);
+    let study = phantom::generate(&spec).unwrap();
+    let pet_g = *study.pet.geometry();
+    let [_, _, nz] = pet_g.dims();
+    let bottom_z = pet_g.voxel_to_patient([0.0, 0.0, 0.0])[2]
+        .min(pet_g.voxel_to_patient([0.0, 0.0, (nz - 1) as f64])[2]);
+    let unseen: Vec<_> = study.lesions.iter().filter(|l| l.pet_voxels == 0).collect();
+    assert_eq!(unseen.len(), 1, "{:?}", study.lesions);
+    assert_eq!(unseen[0].role, uptake::classes::Role::M1b);
+    assert!(unseen[0].centre_lps[2] < bottom_z, "{:?}", unseen[0]);
+    let (_, plan) = phantom::plan(&spec);
+    assert_eq!(phantom::plan_truth(&plan).mi_m, "M1b");
+    assert_eq!(study.truth.mi_m, "M0");
+    assert_eq!(study.truth.bone_pattern, None);
+    // Lesions in view stage as before.
+    let roles: Vec<_> = study
+        .lesions
+        .iter()
+        .filter(|l| l.pet_voxels > 0)
+        .map(|l| l.role)
+        .collect();
+    assert!(!roles.is_empty());
+    assert_eq!(study.truth, phantom::truth::stage(&roles, false));
+}

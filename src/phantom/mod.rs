@@ -233,7 +233,9 @@ pub fn plan(spec: &PhantomSpec) -> (Body, DiseasePlan) {
     (body, disease)
 }
 
-/// The true stage of a disease plan.
+/// The stage of every lesion of a disease plan, without rendering (cohort statistics). A
+/// rendered study's `truth` leaves out lesions beyond the PET field of view, which this cannot
+/// know; they are rare (the centres of 59 of 23,287 planned lesions of seeds 1–2000, both tracers).
 pub fn plan_truth(disease: &DiseasePlan) -> TrueStage {
     let roles: Vec<Role> = disease.lesions.iter().map(|l| l.role).collect();
     stage(&roles, disease.diffuse_marrow)
@@ -443,7 +445,14 @@ pub fn generate(spec: &PhantomSpec) -> Result<Study, PhantomError> {
         (&physiological_suv, &pet, &pet_structures, &pet_lesions),
         pet_dims,
     );
-    let truth = plan_truth(&disease);
+    // The stage an expert reads from the scan: a lesion beyond the PET field of view (low in a
+    // femur, below mid-thigh) is in the body but not in the image.
+    let roles: Vec<Role> = lesions
+        .iter()
+        .filter(|l| l.pet_voxels > 0)
+        .map(|l| l.role)
+        .collect();
+    let truth = stage(&roles, disease.diffuse_marrow);
 
     Ok(Study {
         spec: *spec,
