@@ -1,11 +1,13 @@
 //! The held-out test of a model through the plugin's own analysis: every finding of a report
 //! labelled against the study's ground truth with the training rule (`data::label_regions`),
-//! lesion detection, and the report's stage in the codes of the staging CSV.
+//! lesion detection, the report's stage in the codes of the staging CSV, and the stage a perfect
+//! classifier would give with the same regions.
 
 use std::collections::BTreeSet;
 
+use uptake::classes::LocationClass;
 use uptake::report::Report;
-use uptake::staging::{MStage, MiTnm};
+use uptake::staging::{FindingInput, MStage, MiTnm, StagingConfig, stage};
 
 use crate::data::{GroundTruth, RegionRef, label_regions};
 use crate::eval::metrics::Finding;
@@ -86,6 +88,50 @@ pub fn label_report(
             true_positive_findings,
         },
     ))
+}
+
+/// The stage of `report`'s regions read as their ground-truth labels say (`labelled`, from
+/// [`label_report`], in the report's finding order): suspicious or not, and the true location
+/// where it is known (else the predicted one, which a non-suspicious finding never uses). This
+/// is the most any classifier can reach with these regions: where it differs from the expert
+/// stage, the regions themselves (a lesion merged into brighter uptake, or too faint to form a
+/// region) decide, not the network.
+pub fn ceiling_stage(
+    report: &Report,
+    labelled: &[Finding],
+    classes: &[LocationClass],
+) -> Result<MiTnm, String> {
+    if labelled.len() != report.findings.len() {
+        return Err(format!(
+            "{} labelled findings for {} reported ones",
+            labelled.len(),
+            report.findings.len()
+        ));
+    }
+    let inputs: Vec<FindingInput> = report
+        .findings
+        .iter()
+        .zip(labelled)
+        .map(|(finding, label)| {
+            let location = label.location.unwrap_or(label.predicted_location);
+            FindingInput {
+                region: finding.region.clone(),
+                p_suspicious: if label.suspicious { 1.0 } else { 0.0 },
+                location_probs: classes
+                    .iter()
+                    .map(|c| if c.id == location { 1.0 } else { 0.0 })
+                    .collect(),
+            }
+        })
+        .collect();
+    // Any threshold in (0, 1] reads these 0/1 scores the same; the other rules as configured.
+    let config = StagingConfig {
+        threshold: 0.5,
+        ..report.staging_config.clone()
+    };
+    stage(&inputs, classes, report.burden.skeleton_volume_ml, &config)
+        .map(|staged| staged.tnm)
+        .map_err(|e| e.to_string())
 }
 
 /// The M stage of `tnm` as the staging CSV writes it: "M1b/u", "M1b/o", "M1b/d", "M1b/dmi" (diffuse

@@ -4,7 +4,9 @@
 //! framework) on annotated studies the model never saw, labels every reported finding against the
 //! ground truth with the training labelling rule, and writes what `evaluate` and `agreement`
 //! read: `findings.csv` and `staging.csv`, plus `detection.csv` (lesions per subject and how many
-//! were found). Prints lesion detection recall, finding precision and the staging agreement.
+//! were found) and `staging-ceiling.csv` (the stage of the same regions read as the ground truth
+//! labels them: what a perfect classifier would give). Prints lesion detection recall, finding
+//! precision and both agreements.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -14,7 +16,7 @@ use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig};
 use uptake::staging::StagingConfig;
 use uptake_train::eval::agreement;
 use uptake_train::eval::metrics::{FindingSet, METRIC_NAMES};
-use uptake_train::predict::{Detection, label_report, m_code};
+use uptake_train::predict::{Detection, ceiling_stage, label_report, m_code};
 
 use super::train::Cohort;
 use super::{CliResult, agreement as agreement_cli};
@@ -60,6 +62,7 @@ pub fn run(args: Args) -> CliResult {
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let mut rows = Vec::new();
     let mut stages = Vec::new();
+    let mut ceilings = Vec::new();
     let mut detections = Vec::new();
     args.cohort
         .for_each_study(&[Tracer::Psma, Tracer::Fdg], "analyzing studies", |study| {
@@ -67,6 +70,8 @@ pub fn run(args: Args) -> CliResult {
                 .analyze(&study.pet, &study.ct, study.info.tracer, &options)
                 .map_err(|e| format!("{}: {e}", study.info.subject))?;
             let (findings, detection) = label_report(&study, &report)?;
+            let ceiling = ceiling_stage(&report, &findings, analyzer.model().classes())
+                .map_err(|e| format!("{}: {e}", study.info.subject))?;
             rows.extend(
                 findings
                     .into_iter()
@@ -74,14 +79,18 @@ pub fn run(args: Args) -> CliResult {
             );
             detections.push(detection);
             if let Some(expert) = &study.info.stage {
-                stages.push(format!(
-                    "{},{},{},{},{}",
-                    study.info.subject,
-                    expert.n,
-                    report.staging.n.code(),
-                    expert.m,
-                    m_code(&report.staging)
-                ));
+                let row = |tnm: &uptake::staging::MiTnm| {
+                    format!(
+                        "{},{},{},{},{}",
+                        study.info.subject,
+                        expert.n,
+                        tnm.n.code(),
+                        expert.m,
+                        m_code(tnm)
+                    )
+                };
+                stages.push(row(&report.staging));
+                ceilings.push(row(&ceiling));
             }
             Ok(())
         })?;
@@ -123,17 +132,27 @@ pub fn run(args: Args) -> CliResult {
         println!("{name:<26}{value}");
     }
     if !stages.is_empty() {
-        write(&args.out.join("staging.csv"), &staging_csv(&stages))?;
-        let pairs =
-            agreement::read_csv(&args.out.join("staging.csv")).map_err(|e| e.to_string())?;
-        agreement_cli::print(&agreement::agreement(&pairs));
+        for (file, rows, title) in [
+            ("staging.csv", &stages, "Staging agreement"),
+            (
+                "staging-ceiling.csv",
+                &ceilings,
+                "Ceiling: the same regions staged by their ground-truth labels",
+            ),
+        ] {
+            let path = args.out.join(file);
+            write(&path, &staging_csv(rows))?;
+            let pairs = agreement::read_csv(&path).map_err(|e| e.to_string())?;
+            println!("\n{title}");
+            agreement_cli::print(&agreement::agreement(&pairs));
+        }
     }
     eprintln!(
         "wrote findings.csv, detection.csv{} to {}",
         if stages.is_empty() {
             ""
         } else {
-            ", staging.csv"
+            ", staging.csv, staging-ceiling.csv"
         },
         args.out.display()
     );

@@ -4,10 +4,11 @@ use std::collections::BTreeSet;
 
 use uptake::Tracer;
 use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig};
-use uptake::phantom::Preset;
+use uptake::classes::v1_classes;
+use uptake::phantom::{Preset, truth};
 use uptake::staging::{BonePattern, MStage, MiTnm, NStage, TStage};
 use uptake_train::phantom_cohort::phantom_study;
-use uptake_train::predict::{label_report, m_code};
+use uptake_train::predict::{ceiling_stage, label_report, m_code};
 use uptake_train::studies::cache_study;
 
 #[test]
@@ -90,4 +91,56 @@ fn m_codes_match_the_staging_csv() {
     assert_eq!(m_code(&tnm(MStage::M1b, disseminated, true)), "M1b/dmi");
     // M1c is the highest category: bone involvement does not change its code.
     assert_eq!(m_code(&tnm(MStage::M1c, oligo, false)), "M1c");
+}
+
+/// The ceiling stage is the phantom's own truth rule (phantom::truth, written apart from the
+/// staging module) applied to the regions that the ground truth labels suspicious, one role per
+/// region; and it does not depend on the network's scores.
+#[test]
+fn ceiling_stages_the_regions_by_their_labels() {
+    let analyzer = Analyzer::new(AnalyzerConfig::default()).unwrap();
+    let classes = v1_classes();
+    let mut staged_m = Vec::new();
+    // PSMA and FDG phantoms with nodes, bone and visceral lesions between them.
+    for (tracer, seed) in [
+        (Tracer::Psma, 1004),
+        (Tracer::Fdg, 8021),
+        (Tracer::Psma, 8009),
+    ] {
+        let study = phantom_study(tracer, seed, Preset::Small).unwrap();
+        let at = |threshold| {
+            let options = AnalyzeOptions {
+                threshold: Some(threshold),
+                ..AnalyzeOptions::default()
+            };
+            let report = analyzer
+                .analyze(&study.pet, &study.ct, tracer, &options)
+                .unwrap();
+            let (labelled, _) = label_report(&study, &report).unwrap();
+            let ceiling = ceiling_stage(&report, &labelled, analyzer.model().classes()).unwrap();
+            (labelled, ceiling)
+        };
+        let (labelled, ceiling) = at(0.5);
+        let roles: Vec<_> = labelled
+            .iter()
+            .filter(|f| f.suspicious)
+            .map(|f| classes[f.location.unwrap() as usize].role)
+            .collect();
+        assert!(!roles.is_empty(), "seed {seed}: no lesion formed a region");
+        let expected = truth::stage(&roles, false);
+        let expected_m = match (&expected.mi_m[..], &expected.bone_pattern) {
+            ("M1b", Some(pattern)) => format!("M1b/{pattern}"),
+            (m, _) => m.to_string(),
+        };
+        assert_eq!(ceiling.n.code(), expected.mi_n, "seed {seed}");
+        assert_eq!(m_code(&ceiling), expected_m, "seed {seed}");
+        // At another operating point the network calls other findings suspicious; the ceiling
+        // reads only the labels.
+        let (_, at_zero) = at(0.0);
+        assert_eq!(at_zero, ceiling, "seed {seed}");
+        staged_m.push(expected_m);
+    }
+    staged_m.sort();
+    staged_m.dedup();
+    assert!(staged_m.len() > 1, "the studies stage alike: {staged_m:?}");
 }
