@@ -6,6 +6,15 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+
+/// Held by each test while it writes and runs its programs. A program written by one test thread
+/// is still open for writing in any child that another thread forks at that moment, and
+/// executing it then fails with "Text file busy" (ETXTBSY); one test at a time avoids that.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// A folder holding a copy of `uptake` and, optionally, a fake `uptake-train` that prints its
 /// arguments and exits with the status given in `UPTAKE_FAKE_STATUS`.
@@ -27,6 +36,7 @@ fn install(name: &str, with_tool: bool) -> PathBuf {
 
 #[test]
 fn train_and_evaluate_forward_every_argument() {
+    let _serial = one_at_a_time();
     let dir = install("forward", true);
     let run = |args: &[&str], status: &str| {
         Command::new(dir.join("uptake"))
@@ -55,6 +65,7 @@ fn train_and_evaluate_forward_every_argument() {
 
 #[test]
 fn a_missing_tool_is_a_clear_error() {
+    let _serial = one_at_a_time();
     let dir = install("missing", false);
     let out = Command::new(dir.join("uptake"))
         .args(["evaluate", "--out", "x"])
