@@ -93,7 +93,7 @@ pub fn label_report(
 /// The stage of `report`'s regions read as their ground-truth labels say (`labelled`, from
 /// [`label_report`], in the report's finding order): suspicious or not, and the true location
 /// where it is known (else the predicted one, which a non-suspicious finding never uses). This
-/// is the most any classifier can reach with these regions: where it differs from the expert
+/// is what a perfect classifier of these regions reports: where it differs from the expert
 /// stage, the regions themselves (a lesion merged into brighter uptake, or too faint to form a
 /// region) decide, not the network.
 pub fn ceiling_stage(
