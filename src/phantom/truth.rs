@@ -23,6 +23,17 @@ pub struct TrueStage {
     pub bone_pattern: Option<String>,
 }
 
+impl TrueStage {
+    /// The M code of the staging CSV: the highest category, with the bone pattern after a slash
+    /// when it is M1b ("M1b/o").
+    pub fn m_code(&self) -> String {
+        match (&self.mi_m[..], &self.bone_pattern) {
+            ("M1b", Some(pattern)) => format!("M1b/{pattern}"),
+            (m, _) => m.to_string(),
+        }
+    }
+}
+
 /// Stages a set of lesion roles. `diffuse_marrow` marks diffuse marrow involvement, which is
 /// M1b "dmi" whatever the count of focal bone lesions.
 pub fn stage(roles: &[Role], diffuse_marrow: bool) -> TrueStage {
@@ -145,6 +156,20 @@ mod tests {
             assert_eq!(s.mi_m, *m, "{roles:?}");
             assert_eq!(s.m_categories, cats.to_vec(), "{roles:?}");
             assert_eq!(s.bone_pattern.as_deref(), *pattern, "{roles:?}");
+        }
+    }
+
+    #[test]
+    fn m_code_carries_the_bone_pattern_of_m1b_only() {
+        let cases: &[(&[Role], bool, &str)] = &[
+            (&[], false, "M0"),
+            (&[M1a], false, "M1a"),
+            (&[M1b, M1b], false, "M1b/o"),
+            (&[], true, "M1b/dmi"),
+            (&[M1b, M1c], false, "M1c"),
+        ];
+        for (roles, diffuse, code) in cases {
+            assert_eq!(stage(roles, *diffuse).m_code(), *code, "{roles:?}");
         }
     }
 }

@@ -54,10 +54,6 @@ fn convert(study: &Study, subject: String) -> Result<AnnotatedStudy, StudyError>
         lesion_classes[usize::from(l.id) - 1] = l.class_id;
     }
     let truth = &study.truth;
-    let m = match (&truth.mi_m[..], &truth.bone_pattern) {
-        ("M1b", Some(pattern)) => format!("M1b/{pattern}"),
-        (m, _) => m.to_string(),
-    };
     let geometry = *study.pet.geometry();
     let volume = |data: Vec<u32>| {
         Volume::new(geometry, data).map_err(|e| StudyError::Study {
@@ -72,7 +68,7 @@ fn convert(study: &Study, subject: String) -> Result<AnnotatedStudy, StudyError>
             lesion_classes,
             stage: Some(Stage {
                 n: truth.mi_n.clone(),
-                m,
+                m: truth.m_code(),
             }),
         },
         pet: study.pet.clone(),

@@ -128,10 +128,7 @@ fn ceiling_stages_the_regions_by_their_labels() {
             .collect();
         assert!(!roles.is_empty(), "seed {seed}: no lesion formed a region");
         let expected = truth::stage(&roles, false);
-        let expected_m = match (&expected.mi_m[..], &expected.bone_pattern) {
-            ("M1b", Some(pattern)) => format!("M1b/{pattern}"),
-            (m, _) => m.to_string(),
-        };
+        let expected_m = expected.m_code();
         assert_eq!(ceiling.n.code(), expected.mi_n, "seed {seed}");
         assert_eq!(m_code(&ceiling), expected_m, "seed {seed}");
         // At another operating point the network calls other findings suspicious; the ceiling
