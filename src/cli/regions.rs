@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use uptake::regions::{self, Connectivity, Region, RegionParams};
+use uptake::regions::{self, Connectivity, Region, RegionParams, Sweep};
 use uptake::volume::nifti;
 
 use super::CliResult;
@@ -31,6 +31,27 @@ pub struct Args {
     /// A region starts only at a voxel whose SUV exceeds this.
     #[arg(long = "seed-min", default_value_t = RegionParams::default().seed_min_suv)]
     seed_min: f32,
+    /// Which of S4's two sweeps to run: both give identical results (chosen by the share of
+    /// candidate voxels unless given; for checking one against the other).
+    #[arg(long, value_enum, default_value_t = SweepArg::Auto)]
+    sweep: SweepArg,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SweepArg {
+    Auto,
+    Direct,
+    Compact,
+}
+
+impl From<SweepArg> for Sweep {
+    fn from(sweep: SweepArg) -> Self {
+        match sweep {
+            SweepArg::Auto => Sweep::Automatic,
+            SweepArg::Direct => Sweep::Direct,
+            SweepArg::Compact => Sweep::Compact,
+        }
+    }
 }
 
 fn parse_connectivity(s: &str) -> Result<u32, String> {
@@ -68,8 +89,8 @@ pub fn run(args: Args) -> CliResult {
     };
     for (i, pet_path) in args.pet.iter().enumerate() {
         let pet = nifti::read_volume(pet_path)?;
-        let segmentation =
-            regions::segment(&pet, &params).map_err(|e| format!("{}: {e}", pet_path.display()))?;
+        let segmentation = regions::segment_with(&pet, &params, args.sweep.into())
+            .map_err(|e| format!("{}: {e}", pet_path.display()))?;
         if let Some(out) = args.out.get(i) {
             nifti::write(out, &segmentation.labels)?;
         }

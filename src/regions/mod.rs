@@ -47,8 +47,7 @@
 //!      slower (nearly every neighbourhood misses the cache) but without the lists, so memory
 //!      stays small when most voxels are candidates.
 //!
-//!    The environment variable `UPTAKE_REGIONS_SWEEP` (`direct` or `compact`) forces one, so
-//!    that both can be tested on any volume.
+//!    [`segment_with`] runs a chosen one, so that both can be checked on any volume.
 //! 4. In index order: region ids into the label map and the statistics of every region.
 //!
 //! # Bad input
@@ -190,8 +189,6 @@ pub enum RegionsError {
     ThresholdUnderflow { fraction: f32, seed_min_suv: f32 },
     #[error("the given visiting order is not S4's order of this PET's candidates: {0}")]
     BadOrder(String),
-    #[error("{SWEEP_VARIABLE}={0:?}: expected `direct` or `compact`")]
-    BadSweep(String),
 }
 
 /// One uptake region and its statistics (all on the native PET grid; SUV as the PET gives it).
@@ -225,29 +222,22 @@ pub struct Segmentation {
     pub regions: Vec<Region>,
 }
 
-/// Segments the uptake regions of a PET volume in SUV (S4).
+/// Segments the uptake regions of a PET volume in SUV (S4), with the sweep chosen by the share
+/// of candidates in the volume.
 ///
 /// Deterministic: the result does not depend on the number of threads, nor on the sweep
 /// used (see [`Sweep`]).
 pub fn segment(pet: &Volume<f32>, params: &RegionParams) -> Result<Segmentation, RegionsError> {
-    let sweep = match std::env::var(SWEEP_VARIABLE) {
-        Err(_) => None,
-        Ok(name) => Some(match name.as_str() {
-            "direct" => Sweep::Direct,
-            "compact" => Sweep::Compact,
-            _ => return Err(RegionsError::BadSweep(name)),
-        }),
-    };
-    segment_with(pet, params, sweep)
+    segment_with(pet, params, Sweep::Automatic)
 }
 
-/// Environment variable that forces one sweep, `direct` or `compact`, so that tests can run
-/// each on any volume; unset, the sweep follows the share of candidates in the volume.
-const SWEEP_VARIABLE: &str = "UPTAKE_REGIONS_SWEEP";
-
-/// How the sweep reads the labels of a candidate's neighbours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sweep {
+/// How the sweep reads the labels of a candidate's neighbours. Both sweeps give identical
+/// results; they differ in speed and memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sweep {
+    /// Compact while the candidates are at most 1/32 of the voxels, direct above.
+    #[default]
+    Automatic,
     /// From the volume-sized label map, in visiting order: no memory beyond the label map and
     /// the order, but nearly every neighbourhood misses the cache.
     Direct,
@@ -257,11 +247,13 @@ enum Sweep {
 }
 
 impl Sweep {
-    fn automatic(candidates: usize, voxels: usize) -> Self {
-        if candidates <= voxels / COMPACT_MAX_SHARE {
-            Self::Compact
-        } else {
-            Self::Direct
+    /// The sweep to run for this many candidates among this many voxels.
+    fn resolve(self, candidates: usize, voxels: usize) -> Self {
+        match self {
+            Self::Automatic if candidates <= voxels / COMPACT_MAX_SHARE => Self::Compact,
+            Self::Automatic => Self::Direct,
+            Self::Compact if !compact::fits(candidates) => Self::Direct,
+            chosen => chosen,
         }
     }
 }
@@ -270,15 +262,17 @@ impl Sweep {
 /// (1/32), which keeps its memory under about 2 bytes per voxel beyond the direct sweep's.
 const COMPACT_MAX_SHARE: usize = 32;
 
-fn segment_with(
+/// [`segment`] with a chosen sweep. A compact sweep over more candidates than its lists can
+/// address (over 330 million) runs the direct one.
+pub fn segment_with(
     pet: &Volume<f32>,
     params: &RegionParams,
-    sweep: Option<Sweep>,
+    sweep: Sweep,
 ) -> Result<Segmentation, RegionsError> {
     let threshold = params.candidate_threshold()?;
     let candidates = sweep::candidates(pet, threshold)?;
-    let sweep = sweep.unwrap_or_else(|| Sweep::automatic(candidates.len(), pet.data().len()));
-    let (labels, regions) = if sweep == Sweep::Compact && compact::fits(candidates.len()) {
+    let sweep = sweep.resolve(candidates.len(), pet.data().len());
+    let (labels, regions) = if sweep == Sweep::Compact {
         let ranked = compact::sweep(pet, &candidates, params);
         let (region_of_node, region_count) = ranked.forest.into_region_ids();
         let region_id =
@@ -403,8 +397,8 @@ mod tests {
     }
 
     fn both_sweeps(pet: &Volume<f32>, params: &RegionParams) -> usize {
-        let direct = segment_with(pet, params, Some(Sweep::Direct)).unwrap();
-        let compact = segment_with(pet, params, Some(Sweep::Compact)).unwrap();
+        let direct = segment_with(pet, params, Sweep::Direct).unwrap();
+        let compact = segment_with(pet, params, Sweep::Compact).unwrap();
         assert_eq!(direct.labels.data(), compact.labels.data(), "{params:?}");
         assert_eq!(direct.regions, compact.regions, "{params:?}");
         direct.regions.len()
@@ -448,7 +442,7 @@ mod tests {
         let candidates = sweep::candidates(&pet, 0.45).unwrap().len();
         assert!(candidates > 50, "{candidates} candidates");
         assert_eq!(
-            Sweep::automatic(candidates, pet.data().len()),
+            Sweep::Automatic.resolve(candidates, pet.data().len()),
             Sweep::Compact
         );
         assert!(both_sweeps(&pet, &RegionParams::default()) > 3);
@@ -456,9 +450,17 @@ mod tests {
 
     #[test]
     fn automatic_sweep_follows_the_share_of_candidates() {
-        assert_eq!(Sweep::automatic(0, 1), Sweep::Compact);
-        assert_eq!(Sweep::automatic(1, 1), Sweep::Direct);
-        assert_eq!(Sweep::automatic(1000, 32_000), Sweep::Compact);
-        assert_eq!(Sweep::automatic(1001, 32_000), Sweep::Direct);
+        let automatic = |candidates, voxels| Sweep::Automatic.resolve(candidates, voxels);
+        assert_eq!(automatic(0, 1), Sweep::Compact);
+        assert_eq!(automatic(1, 1), Sweep::Direct);
+        assert_eq!(automatic(1000, 32_000), Sweep::Compact);
+        assert_eq!(automatic(1001, 32_000), Sweep::Direct);
+        // A chosen sweep is kept, unless the lists could not address the candidates.
+        assert_eq!(Sweep::Compact.resolve(1001, 32_000), Sweep::Compact);
+        assert_eq!(Sweep::Direct.resolve(1000, 32_000), Sweep::Direct);
+        assert_eq!(
+            Sweep::Compact.resolve(400_000_000, usize::MAX),
+            Sweep::Direct
+        );
     }
 }

@@ -8,7 +8,7 @@
 * numpy: every statistic recomputed from the label map, SUVpeak from the voxel centres in mm.
 
 The comparisons with the plain reference and numpy run once with each of S4's two sweeps
-(forced through UPTAKE_REGIONS_SWEEP), which must give identical results; unforced, these small
+(chosen with `uptake regions --sweep`), which must give identical results; left to choose, these small
 dense volumes would all take the direct one.
 
 Arithmetic: S4 compares in float32 (the voxel type): f*t and f*peak are float32 products, as
@@ -103,7 +103,8 @@ def save(path, pet, affine):
     nib.save(nib.Nifti1Image(np.asarray(pet, np.float32), affine), path)
 
 
-def segment_many(run_uptake, tmp_path, pets, affine=None, connectivity=26, fraction=0.45, seed_min=1.0, tag="v"):
+def segment_many(run_uptake, tmp_path, pets, affine=None, connectivity=26, fraction=0.45, seed_min=1.0, tag="v",
+                 sweep="auto"):
     """Runs one `uptake regions` call over all volumes; returns [(labels, json)]."""
     affine = np.diag([4.0, 4.0, 3.0, 1.0]) if affine is None else affine
     args = []
@@ -114,7 +115,7 @@ def segment_many(run_uptake, tmp_path, pets, affine=None, connectivity=26, fract
     run_uptake(
         "regions", *args,
         "--connectivity", connectivity, "--fraction", repr(float(np.float32(fraction))),
-        "--seed-min", repr(float(np.float32(seed_min))),
+        "--seed-min", repr(float(np.float32(seed_min))), "--sweep", sweep,
     )
     results = []
     for k in range(len(pets)):
@@ -143,9 +144,8 @@ SHAPES = [(7, 6, 5), (9, 8, 6), (6, 10, 7), (8, 8, 8)]
 
 
 @pytest.fixture(params=["direct", "compact"])
-def sweep(request, monkeypatch):
-    """Forces one of S4's sweeps for the CLI runs of a test."""
-    monkeypatch.setenv("UPTAKE_REGIONS_SWEEP", request.param)
+def sweep(request):
+    """One of S4's sweeps, for the CLI runs of a test."""
     return request.param
 
 
@@ -160,7 +160,7 @@ def test_matches_plain_reference_on_random_smooth_volumes(run_uptake, tmp_path, 
         ]
         results = segment_many(
             run_uptake, tmp_path, pets, connectivity=connectivity, fraction=fraction,
-            seed_min=seed_min, tag=f"p{PARAMETERS.index((fraction, seed_min))}_",
+            seed_min=seed_min, tag=f"p{PARAMETERS.index((fraction, seed_min))}_", sweep=sweep,
         )
         for pet, (labels, report) in zip(pets, results):
             expected, regions = reference_regions(pet, fraction, seed_min, connectivity)
@@ -254,7 +254,7 @@ def test_statistics_and_suv_peak_against_direct_computation(run_uptake, tmp_path
     rng = np.random.default_rng(7)
     pets = [smooth_volume(rng, (14, 13, 12), None) for _ in range(4)]
     affine = lps_affine()
-    results = segment_many(run_uptake, tmp_path, pets, affine=affine)
+    results = segment_many(run_uptake, tmp_path, pets, affine=affine, sweep=sweep)
     stored = nib.load(tmp_path / "v0.nii").affine  # float32-rounded, as the tool reads it
     ijk = np.stack(np.meshgrid(*[np.arange(n) for n in pets[0].shape], indexing="ij"), -1)
     centres = ijk @ stored[:3, :3].T + stored[:3, 3]
@@ -311,8 +311,7 @@ def test_bad_and_empty_input(run_uptake, tmp_path):
     assert proc.returncode != 0 and "fraction" in proc.stderr
 
 
-def test_unknown_sweep_is_rejected(run_uptake, tmp_path, monkeypatch):
+def test_unknown_sweep_is_rejected(run_uptake, tmp_path):
     save(tmp_path / "pet.nii", np.ones((5, 5, 5), np.float32), np.diag([4.0, 4.0, 3.0, 1.0]))
-    monkeypatch.setenv("UPTAKE_REGIONS_SWEEP", "fast")
-    proc = run_uptake("regions", "--pet", tmp_path / "pet.nii", check=False)
-    assert proc.returncode != 0 and "UPTAKE_REGIONS_SWEEP" in proc.stderr
+    proc = run_uptake("regions", "--pet", tmp_path / "pet.nii", "--sweep", "fast", check=False)
+    assert proc.returncode != 0 and "--sweep" in proc.stderr
