@@ -256,19 +256,26 @@ pub struct Targets {
     pub location: Tensor<1, Int>,
     /// [N]: 1 where the location is known, 0 where it is masked from the loss.
     pub location_known: Tensor<1>,
+    /// [N, 1]: weight of each finding's suspicious term (1, or the distant weight where the
+    /// known location stages as miM).
+    pub suspicious_weight: Tensor<2>,
 }
 
 /// Loss of S12: BCE(suspicious logit) + cross-entropy(location), the latter averaged over the
-/// findings with a known location only (zero when none is known).
+/// findings with a known location only (zero when none is known). The BCE is the mean weighted
+/// by `suspicious_weight` (all 1: the plain mean of S12).
 pub fn loss(output: &Output, targets: &Targets) -> Tensor<1> {
     // BCE with logits, in the overflow-free form max(x, 0) − x·y + log(1 + e^{−|x|}).
     let x = output.suspicious.clone();
+    let weight = targets.suspicious_weight.clone();
     let bce = x
         .clone()
         .clamp_min(0.0)
         .sub(x.clone().mul(targets.suspicious.clone()))
         .add(x.abs().neg().exp().log1p())
-        .mean();
+        .mul(weight.clone())
+        .sum()
+        .div(weight.sum());
     let n = targets.location.dims()[0];
     let log_p = log_softmax(output.location.clone(), 1);
     let picked: Tensor<2> = log_p.gather(1, targets.location.clone().reshape([n, 1]));

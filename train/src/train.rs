@@ -22,6 +22,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use uptake::Tracer;
+use uptake::classes::{LocationClass, Role, v1_classes};
 use uptake::mpr::{Augment, MprSpec};
 
 use crate::data::{Candidate, Sampling, StudyCache, epoch_examples};
@@ -110,6 +111,15 @@ pub struct TrainConfig {
     /// Stop after this many epochs without a lower validation loss.
     pub patience: usize,
     pub seed: u64,
+    /// Weight of the suspicious term for findings whose true location stages as miM (distant
+    /// nodes, bone, organs), against 1 for the others; 1 is S12's plain loss.
+    #[serde(default = "plain_weight")]
+    pub distant_weight: f32,
+}
+
+/// Runs recorded before the distant weight existed used the plain loss.
+fn plain_weight() -> f32 {
+    1.0
 }
 
 /// What a run has done so far (`state.json` in the run folder).
@@ -160,12 +170,13 @@ pub fn mpr_spec() -> MprSpec {
 }
 
 /// Network inputs and targets for `examples` ((study, candidate) pairs), with one augmentation
-/// per example when `augments` is given.
+/// per example when `augments` is given; `distant_weight` as in [`TrainConfig`].
 pub fn batch_tensors(
     studies: &[StudyCache],
     examples: &[(usize, usize)],
     augments: Option<&[Augment]>,
     strategy: Strategy,
+    distant_weight: f32,
     device: &Device,
 ) -> Result<(Tensor<4>, Tensor<2>, Targets), TrainError> {
     let spec = mpr_spec();
@@ -205,6 +216,11 @@ pub fn batch_tensors(
         .iter()
         .map(|e| f32::from(u8::from(candidate(e).location.is_some())))
         .collect();
+    let classes = v1_classes();
+    let weights: Vec<f32> = examples
+        .iter()
+        .map(|e| suspicious_weight(&classes, candidate(e).location, distant_weight))
+        .collect();
     let side = spec.plane_size;
     Ok((
         Tensor::from_data(
@@ -216,15 +232,30 @@ pub fn batch_tensors(
             suspicious: Tensor::from_data(TensorData::new(suspicious, [n, 1]), device),
             location: Tensor::<1, Int>::from_data(TensorData::new(location, [n]), device),
             location_known: Tensor::from_data(TensorData::new(known, [n]), device),
+            suspicious_weight: Tensor::from_data(TensorData::new(weights, [n, 1]), device),
         },
     ))
+}
+
+/// Weight of a finding's suspicious term: `distant_weight` where its true location (a class of
+/// `classes`) stages as miM (a distant node, bone or an organ), 1 elsewhere and where the
+/// location is unknown.
+pub fn suspicious_weight(
+    classes: &[LocationClass],
+    location: Option<u32>,
+    distant_weight: f32,
+) -> f32 {
+    let distant = location
+        .and_then(|l| classes.get(l as usize))
+        .is_some_and(|c| matches!(c.role, Role::M1a | Role::M1b | Role::M1c));
+    if distant { distant_weight } else { 1.0 }
 }
 
 /// Per-candidate predictions: (p_suspicious, location probabilities).
 pub struct Predictions {
     pub p_suspicious: Vec<f32>,
     pub location_probabilities: Vec<Vec<f32>>,
-    /// Mean loss over the candidates.
+    /// Mean loss over the candidates (the suspicious term weighted as in training).
     pub loss: f64,
 }
 
@@ -233,6 +264,7 @@ pub fn predict(
     net: &UptakeNet,
     studies: &[StudyCache],
     strategy: Strategy,
+    distant_weight: f32,
     batch_size: usize,
     device: &Device,
 ) -> Result<Predictions, TrainError> {
@@ -245,7 +277,8 @@ pub fn predict(
     let mut location_probabilities = Vec::with_capacity(examples.len());
     let mut loss_sum = 0.0;
     for chunk in examples.chunks(batch_size.max(1)) {
-        let (input, tracer, targets) = batch_tensors(studies, chunk, None, strategy, device)?;
+        let (input, tracer, targets) =
+            batch_tensors(studies, chunk, None, strategy, distant_weight, device)?;
         let output = net.forward(input, tracer);
         loss_sum += scalar(loss(&output, &targets)) * chunk.len() as f64;
         let Output {
@@ -356,6 +389,12 @@ pub fn train(
             validation.len()
         )));
     }
+    let w = config.distant_weight;
+    if !(w.is_finite() && w > 0.0) {
+        return Err(TrainError::Config(format!(
+            "distant weight {w} must be finite and > 0"
+        )));
+    }
     if config.strategy == Strategy::V && init.is_none() && !resume {
         return Err(TrainError::Config(
             "strategy V fine-tunes a strategy IV model: pass --init with its checkpoint".into(),
@@ -415,8 +454,14 @@ pub fn train(
             let chunk_augments = augments
                 .as_ref()
                 .map(|a| &a[step * batch..step * batch + chunk.len()]);
-            let (input, tracer, targets) =
-                batch_tensors(train, chunk, chunk_augments, strategy, &ad)?;
+            let (input, tracer, targets) = batch_tensors(
+                train,
+                chunk,
+                chunk_augments,
+                strategy,
+                config.distant_weight,
+                &ad,
+            )?;
             let output = net.forward(input, tracer);
             let batch_loss = loss(&output, &targets);
             let value = scalar(batch_loss.clone());
@@ -431,7 +476,14 @@ pub fn train(
         }
         bar.finish_and_clear();
         let inference = net.valid();
-        let predictions = predict(&inference, validation, strategy, batch, device)?;
+        let predictions = predict(
+            &inference,
+            validation,
+            strategy,
+            config.distant_weight,
+            batch,
+            device,
+        )?;
         let (scores, positives, located, correct) = validation_figures(validation, &predictions);
         let record = EpochRecord {
             epoch,

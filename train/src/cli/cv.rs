@@ -93,6 +93,7 @@ pub fn run(args: Args) -> CliResult {
             learning_rate: args.run.learning_rate,
             patience: args.run.patience,
             seed: args.run.seed + fold as u64,
+            distant_weight: args.run.distant_weight,
         };
         let run = RunDir(args.out.join(format!("fold{fold}")));
         eprintln!(
@@ -115,8 +116,15 @@ pub fn run(args: Args) -> CliResult {
         .map_err(|e| e.to_string())?;
         let net =
             load_net(&run.best_model(), NetShape::v1(), &device).map_err(|e| e.to_string())?;
-        let predictions = predict(&net, &test, args.strategy, args.run.batch_size, &device)
-            .map_err(|e| e.to_string())?;
+        let predictions = predict(
+            &net,
+            &test,
+            args.strategy,
+            args.run.distant_weight,
+            args.run.batch_size,
+            &device,
+        )
+        .map_err(|e| e.to_string())?;
         let candidates = test
             .iter()
             .flat_map(|s| s.candidates.iter().map(move |c| (s, c)));

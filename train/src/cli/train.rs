@@ -51,6 +51,10 @@ pub struct RunArgs {
     /// Continue an interrupted run (`cv`: its folds) from the last checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// Weight of the suspicious term for findings whose true location stages as miM (distant
+    /// nodes, bone, organs); 1 is the paper's loss.
+    #[arg(long, default_value_t = 1.0)]
+    pub distant_weight: f32,
 }
 
 /// Where the studies come from: folders on disk and/or phantoms generated in memory.
@@ -179,6 +183,7 @@ pub fn run(args: Args) -> CliResult {
         learning_rate: args.run.learning_rate,
         patience: args.run.patience,
         seed: args.run.seed,
+        distant_weight: args.run.distant_weight,
     };
     let state = train(
         &config,

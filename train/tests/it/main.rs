@@ -5,6 +5,7 @@ mod cli_predict;
 mod embedded_model;
 mod eval_oracles;
 mod export_parity;
+mod loss;
 mod phantom_labels;
 mod predict_labels;
 mod train_loop;

@@ -58,6 +58,7 @@ fn config(strategy: Strategy, epochs: usize) -> TrainConfig {
         learning_rate: 1e-3,
         patience: 10,
         seed: 3,
+        distant_weight: 1.0,
     }
 }
 

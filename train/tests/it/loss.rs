@@ -1,0 +1,91 @@
+//! The training loss against a direct computation, and the weight of distant findings.
+
+use burn::prelude::*;
+use burn::tensor::{Int, TensorData};
+use uptake::classes::{v1_classes, v1_id};
+use uptake_train::network::{Output, Targets, loss};
+use uptake_train::train::suspicious_weight;
+
+/// BCE with logits of one finding, in f64.
+fn bce(x: f64, y: f64) -> f64 {
+    -(y * (1.0 / (1.0 + (-x).exp())).ln() + (1.0 - y) * (1.0 / (1.0 + x.exp())).ln())
+}
+
+fn loss_of(logits: &[f32], labels: &[f32], weights: &[f32], device: &Device) -> f64 {
+    let n = logits.len();
+    let classes = 23;
+    let output = Output {
+        suspicious: Tensor::from_data(TensorData::new(logits.to_vec(), [n, 1]), device),
+        location: Tensor::zeros([n, classes], device),
+    };
+    let targets = Targets {
+        suspicious: Tensor::from_data(TensorData::new(labels.to_vec(), [n, 1]), device),
+        location: Tensor::<1, Int>::zeros([n], device),
+        // No known location: the cross-entropy term is zero and the loss is the BCE alone.
+        location_known: Tensor::zeros([n], device),
+        suspicious_weight: Tensor::from_data(TensorData::new(weights.to_vec(), [n, 1]), device),
+    };
+    f64::from(loss(&output, &targets).into_scalar::<f32>())
+}
+
+#[test]
+fn suspicious_term_is_the_weighted_mean_bce() {
+    let device = Device::flex();
+    let logits = [2.5f32, -1.0, 0.3, -4.0, 7.0, 0.0];
+    let labels = [1.0f32, 0.0, 0.0, 1.0, 1.0, 0.0];
+    let terms: Vec<f64> = logits
+        .iter()
+        .zip(&labels)
+        .map(|(&x, &y)| bce(x.into(), y.into()))
+        .collect();
+    let plain = terms.iter().sum::<f64>() / terms.len() as f64;
+    let got = loss_of(&logits, &labels, &[1.0; 6], &device);
+    assert!((got - plain).abs() < 1e-5, "{got} vs {plain}");
+
+    let weights = [3.0f32, 1.0, 3.0, 1.0, 1.0, 3.0];
+    let weighted = terms
+        .iter()
+        .zip(&weights)
+        .map(|(t, &w)| t * f64::from(w))
+        .sum::<f64>()
+        / weights.iter().map(|&w| f64::from(w)).sum::<f64>();
+    let got = loss_of(&logits, &labels, &weights, &device);
+    assert!((got - weighted).abs() < 1e-5, "{got} vs {weighted}");
+    assert!(
+        (weighted - plain).abs() > 1e-2,
+        "the weights must matter here"
+    );
+}
+
+#[test]
+fn distant_weight_goes_to_findings_that_stage_as_mim() {
+    let classes = v1_classes();
+    let id = |name| Some(v1_id(name).unwrap());
+    for (location, weight) in [
+        (id("bone"), 3.0),
+        (id("liver"), 3.0),
+        (id("ln_supradiaphragmatic"), 3.0),
+        // Common iliac nodes are M1a by default (N only in the alternative reading).
+        (id("ln_common_iliac"), 3.0),
+        (id("prostate"), 1.0),
+        (id("bladder"), 1.0),
+        (id("ln_pelvic"), 1.0),
+        (None, 1.0),
+        (Some(999), 1.0),
+    ] {
+        assert_eq!(
+            suspicious_weight(&classes, location, 3.0),
+            weight,
+            "{location:?}"
+        );
+    }
+}
+
+/// Runs recorded before the distant weight existed resume with the plain loss.
+#[test]
+fn earlier_run_settings_read_as_the_plain_loss() {
+    let text = r#"{"strategy":"VI","max_epochs":5,"batch_size":32,"learning_rate":5e-05,
+                   "patience":2,"seed":0}"#;
+    let config: uptake_train::train::TrainConfig = serde_json::from_str(text).unwrap();
+    assert_eq!(config.distant_weight, 1.0);
+}
