@@ -382,17 +382,17 @@ pub fn train(
     resume: bool,
     device: &Device,
 ) -> Result<RunState, TrainError> {
+    let w = config.distant_weight;
+    if !(w.is_finite() && w > 0.0) {
+        return Err(TrainError::Config(format!(
+            "distant weight {w} must be finite and > 0"
+        )));
+    }
     if train.is_empty() || validation.is_empty() {
         return Err(TrainError::Config(format!(
             "need training and validation subjects (have {} and {})",
             train.len(),
             validation.len()
-        )));
-    }
-    let w = config.distant_weight;
-    if !(w.is_finite() && w > 0.0) {
-        return Err(TrainError::Config(format!(
-            "distant weight {w} must be finite and > 0"
         )));
     }
     if config.strategy == Strategy::V && init.is_none() && !resume {

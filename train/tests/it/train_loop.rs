@@ -117,7 +117,7 @@ fn trains_checkpoints_and_resumes() {
 }
 
 #[test]
-fn strategy_v_needs_initial_weights_and_sets_need_subjects() {
+fn strategy_v_needs_initial_weights_sets_need_subjects_and_weights_are_positive() {
     let device = Device::flex();
     let run = temp_run("v");
     let s = vec![study("a", Tracer::Psma, 1)];
@@ -134,4 +134,12 @@ fn strategy_v_needs_initial_weights_and_sets_need_subjects() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("validation"), "{err}");
+    for weight in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+        let config = TrainConfig {
+            distant_weight: weight,
+            ..config(Strategy::III, 1)
+        };
+        let err = train(&config, &s, &s, &run, None, false, &device).unwrap_err();
+        assert!(err.to_string().contains("distant weight"), "{err}");
+    }
 }
