@@ -8,8 +8,8 @@
 * numpy: every statistic recomputed from the label map, SUVpeak from the voxel centres in mm.
 
 The comparisons with the plain reference and numpy run once with each of S4's two sweeps
-(chosen with `uptake regions --sweep`), which must give identical results; left to choose, these small
-dense volumes would all take the direct one.
+(chosen with `uptake regions --sweep`), which must give identical results; left to choose,
+these small dense volumes would all take the direct one.
 
 Arithmetic: S4 compares in float32 (the voxel type): f*t and f*peak are float32 products, as
 `np.float32(f) * np.float32(p)` is here.
