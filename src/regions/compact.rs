@@ -4,17 +4,23 @@
 //! in the volume-sized label map nearly all miss the cache. Here the neighbourhoods are read
 //! in index order instead, where consecutive candidates share cache lines, and kept as lists:
 //!
-//! 1. Every candidate's rank (its position in visiting order) + 1 goes into the label map.
-//! 2. In index order, every candidate's list: the ranks of its neighbours of lower rank,
-//!    which are exactly the neighbours S4 has visited before it. Passes 1 and 2 run together,
-//!    the ranks written one slice ahead of the neighbourhoods that read them.
+//! 1. Every candidate's rank (its position in visiting order) + 1 goes into the label map,
+//!    in parallel over fixed ranges of the volume.
+//! 2. Every candidate's list: the ranks of its neighbours of lower rank, which are exactly the
+//!    neighbours S4 has visited before it. In parallel over fixed runs of candidates in index
+//!    order, each run writing its lists end to end into a slot of its own (see [`Lists`]).
 //! 3. The sweep runs over the ranks, reading each list and, for the ranks in it, the sweep
 //!    labels already given, from an array of one `u32` per candidate instead of the volume.
 //!
+//! Passes 1 and 2 run on all threads; their work items are fixed, so the lists, and hence
+//! the result, do not depend on the number of threads.
+//!
 //! Memory beyond the label map and the keys: 8 bytes per candidate for the visiting order
 //! (16 while it is radix sorted), 4 each for the ranks (until the lists are built), the list
-//! bounds and the sweep labels, and 4 per pair of neighbouring candidates: at most half the
+//! ends and the sweep labels, and 4 per pair of neighbouring candidates: at most half the
 //! connectivity per candidate, 13 for 26-connectivity.
+
+use rayon::prelude::*;
 
 use super::RegionParams;
 use super::sweep::{Forest, Neighbourhood, sort_by_suv, unpack};
@@ -23,11 +29,88 @@ use crate::volume::Volume;
 /// Ranks per batch of the sweep (see pass 3).
 const BATCH: usize = 64;
 
+/// Voxels per work item of pass 1.
+const RANK_RANGE: usize = 1 << 16;
+
+/// Candidates per run of pass 2 (a power of two: the first list of a run is found by a mask).
+const LIST_RUN: usize = 1 << 14;
+
+/// Entries a candidate's list is written with before it is cut to its length: a copy of
+/// fixed size is a few vector moves, where one of variable size is a call to memmove.
+const LIST_WRITE: usize = 26;
+
 /// Whether the lists of `candidates` candidates can be addressed by `u32` offsets.
 pub(super) fn fits(candidates: usize) -> bool {
     candidates
-        .checked_mul(13)
-        .is_some_and(|pairs| pairs < u32::MAX as usize)
+        .div_ceil(LIST_RUN)
+        .checked_mul(Lists::slot(26))
+        .is_some_and(|entries| entries <= u32::MAX as usize)
+}
+
+/// Every candidate's list of neighbours of lower rank, by position in index order. Run r's
+/// lists lie end to end in slot r of `entries`, which holds the longest lists a run can have;
+/// the slots are reserved zeroed, so the operating system maps only the pages written.
+struct Lists {
+    entries: Vec<u32>,
+    /// Where each list ends in `entries`; a list starts where the one before it in its run
+    /// ends, the first of a run at its slot.
+    ends: Vec<u32>,
+    slot: usize,
+}
+
+impl Lists {
+    /// Entries per slot with `neighbours` neighbours per voxel: all of them for every
+    /// candidate of the run, and room for the last fixed-size write.
+    fn slot(neighbours: usize) -> usize {
+        LIST_RUN * neighbours + LIST_WRITE
+    }
+
+    /// Pass 2, from a label map holding rank + 1 at every candidate.
+    fn build(labels: &[u32], candidates: &[u64], neighbourhood: &Neighbourhood) -> Self {
+        let slot = Self::slot(neighbourhood.len());
+        let mut entries = vec![0u32; candidates.len().div_ceil(LIST_RUN) * slot];
+        let mut ends = vec![0u32; candidates.len()];
+        entries
+            .par_chunks_mut(slot)
+            .zip(ends.par_chunks_mut(LIST_RUN))
+            .zip(candidates.par_chunks(LIST_RUN))
+            .enumerate()
+            .for_each(|(run, ((entries, ends), candidates))| {
+                let mut neighbour_labels = [0u32; 26];
+                let mut len = 0;
+                for (&key, end) in candidates.iter().zip(ends) {
+                    let index = unpack(key).1;
+                    let rank = labels[index];
+                    // Branch-free: whether a neighbour was visited before is a coin toss.
+                    let mut earlier = [0u32; LIST_WRITE];
+                    let mut count = 0;
+                    for &label in neighbourhood.gather(labels, index, &mut neighbour_labels) {
+                        // Visited before: a candidate (label ≥ 1) of lower rank.
+                        earlier[count] = label.wrapping_sub(1);
+                        count += usize::from(label.wrapping_sub(1) < rank - 1);
+                    }
+                    entries[len..len + LIST_WRITE].copy_from_slice(&earlier);
+                    len += count;
+                    *end = (run * slot + len) as u32;
+                }
+            });
+        Self {
+            entries,
+            ends,
+            slot,
+        }
+    }
+
+    /// The list of the candidate at `position` in index order.
+    #[inline]
+    fn get(&self, position: usize) -> &[u32] {
+        let start = if position.is_multiple_of(LIST_RUN) {
+            position / LIST_RUN * self.slot
+        } else {
+            self.ends[position - 1] as usize
+        };
+        &self.entries[start..self.ends[position] as usize]
+    }
 }
 
 /// The result of the compact sweep.
@@ -56,48 +139,22 @@ pub(super) fn sweep(pet: &Volume<f32>, candidates: &[u64], params: &RegionParams
         rank_of[unpack(key).1] = rank as u32;
     }
 
-    // Passes 1 and 2 together, in index order: the lists, list p being
-    // `lists[starts[p]..starts[p + 1]]`, with the ranks written into the label map just ahead
-    // of the neighbourhoods that read them, while their cache lines are still at hand.
-    let [nx, ny, _] = pet.dims();
-    let reach = nx * ny + nx + 1;
-    let neighbourhood = Neighbourhood::new(pet.dims(), params.connectivity.offsets());
+    // Pass 1.
     let mut labels = vec![0u32; pet.data().len()];
-    let mut written = 0;
-    let mut neighbour_labels = [0u32; 26];
-    let mut starts = Vec::with_capacity(count + 1);
-    // The most the lists can hold in all (and room for one whole `earlier` beyond): reserved,
-    // not touched, so no reallocation copies.
-    let mut lists = Vec::with_capacity(count * neighbourhood.len() / 2 + 26);
-    starts.push(0);
-    for &key in candidates {
-        let index = unpack(key).1;
-        // Every neighbour lies within `reach` of the voxel in index order.
-        while let Some(&ahead) = candidates.get(written) {
-            let ahead = unpack(ahead).1;
-            if ahead > index + reach {
-                break;
+    labels
+        .par_chunks_mut(RANK_RANGE)
+        .enumerate()
+        .for_each(|(range, labels)| {
+            let base = range * RANK_RANGE;
+            let first = candidates.partition_point(|&key| unpack(key).1 < base);
+            let last = candidates.partition_point(|&key| unpack(key).1 < base + labels.len());
+            for (&key, &rank) in candidates[first..last].iter().zip(&rank_of[first..last]) {
+                labels[unpack(key).1 - base] = rank + 1;
             }
-            labels[ahead] = rank_of[written] + 1;
-            written += 1;
-        }
-        let rank = labels[index];
-        // Branch-free: whether a neighbour was visited before is a coin toss.
-        let mut earlier = [0u32; 26];
-        let mut len = 0;
-        for &label in neighbourhood.gather(&labels, index, &mut neighbour_labels) {
-            // Visited before: a candidate (label ≥ 1) of lower rank.
-            earlier[len] = label.wrapping_sub(1);
-            len += usize::from(label.wrapping_sub(1) < rank - 1);
-        }
-        // A copy of fixed size is a few vector moves, where one of variable size is a call to
-        // memmove per candidate; the list is then cut to its length.
-        let end = lists.len() + len;
-        lists.extend_from_slice(&earlier);
-        lists.truncate(end);
-        starts.push(lists.len() as u32);
-    }
+        });
     drop(rank_of);
+    let neighbourhood = Neighbourhood::new(pet.dims(), params.connectivity.offsets());
+    let lists = Lists::build(&labels, candidates, &neighbourhood);
 
     // Pass 3: the sweep, in visiting order, a batch of ranks at a time. Visiting order jumps
     // around the lists, and the sweep branches too often for the processor to run ahead to the
@@ -110,17 +167,14 @@ pub(super) fn sweep(pet: &Volume<f32>, candidates: &[u64], params: &RegionParams
     for keys in order.chunks(BATCH) {
         for &key in keys {
             let position = unpack(key).1;
-            let (start, end) = (starts[position], starts[position + 1]);
             // The first and last entry: most lists span one or two cache lines.
-            touched |= lists.get(start as usize).copied().unwrap_or(0);
-            touched |= lists
-                .get(end.wrapping_sub(1) as usize)
-                .copied()
-                .unwrap_or(0);
+            let list = lists.get(position);
+            touched |= list.first().copied().unwrap_or(0);
+            touched |= list.last().copied().unwrap_or(0);
         }
         for &key in keys {
             let (suv, position) = unpack(key);
-            let list = &lists[starts[position] as usize..starts[position + 1] as usize];
+            let list = lists.get(position);
             for (label, &other) in visited.iter_mut().zip(list) {
                 *label = sweep_labels[other as usize];
             }
@@ -132,5 +186,73 @@ pub(super) fn sweep(pet: &Volume<f32>, candidates: &[u64], params: &RegionParams
         labels,
         sweep_labels,
         forest,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+
+    use super::*;
+    use crate::regions::Connectivity;
+
+    #[test]
+    fn every_list_holds_the_neighbours_of_lower_rank() {
+        // 84,000 voxels, every seventh no candidate, the others ranked at random: six runs
+        // of lists, each ending inside the volume.
+        let dims = [70, 60, 20];
+        let [nx, ny, nz] = dims;
+        let voxels = nx * ny * nz;
+        let candidates: Vec<u64> = (0..voxels as u64).filter(|i| i % 7 != 3).collect();
+        let mut ranks: Vec<u32> = (1..=candidates.len() as u32).collect();
+        ranks.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(14));
+        let mut labels = vec![0u32; voxels];
+        for (&index, &rank) in candidates.iter().zip(&ranks) {
+            labels[index as usize] = rank;
+        }
+        for connectivity in [
+            Connectivity::Six,
+            Connectivity::Eighteen,
+            Connectivity::TwentySix,
+        ] {
+            let steps = connectivity.offsets();
+            let lists = Lists::build(
+                &labels,
+                &candidates,
+                &Neighbourhood::new(dims, steps.clone()),
+            );
+            for (position, &index) in candidates.iter().enumerate() {
+                let index = index as usize;
+                let [x, y, z] = [index % nx, index / nx % ny, index / (nx * ny)];
+                let expected: Vec<u32> = steps
+                    .iter()
+                    .filter_map(|&[dx, dy, dz]| {
+                        let (xn, yn, zn) = (
+                            x.checked_add_signed(dx)?,
+                            y.checked_add_signed(dy)?,
+                            z.checked_add_signed(dz)?,
+                        );
+                        (xn < nx && yn < ny && zn < nz).then(|| labels[xn + nx * (yn + ny * zn)])
+                    })
+                    .filter(|&label| label != 0 && label < labels[index])
+                    .map(|label| label - 1)
+                    .collect();
+                assert_eq!(
+                    lists.get(position),
+                    expected,
+                    "{connectivity:?} voxel {index}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn lists_fit_while_their_offsets_fit_u32() {
+        // 26 entries per candidate and room for one write per run of 2^14.
+        assert!(fits(0));
+        assert!(fits(165_000_000));
+        assert!(!fits(165_300_000));
+        assert!(!fits(usize::MAX));
     }
 }

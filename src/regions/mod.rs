@@ -263,7 +263,7 @@ impl Sweep {
 const COMPACT_MAX_SHARE: usize = 32;
 
 /// [`segment`] with a chosen sweep. A compact sweep over more candidates than its lists can
-/// address (over 330 million) runs the direct one.
+/// address (over 165 million) runs the direct one.
 pub fn segment_with(
     pet: &Volume<f32>,
     params: &RegionParams,
@@ -446,6 +446,27 @@ mod tests {
             Sweep::Compact
         );
         assert!(both_sweeps(&pet, &RegionParams::default()) > 3);
+    }
+
+    #[test]
+    fn compact_sweep_over_several_runs_of_lists_agrees_with_the_direct_one() {
+        // About a quarter of 64 × 64 × 48 voxels are candidates: several runs of lists and
+        // several ranges of pass 1, with runs and ranges ending inside regions.
+        let mut rng = ChaCha8Rng::seed_from_u64(16);
+        let pet = random_volume(&mut rng, [64, 64, 48], 1, [-1.0, 2.0], Some(1.0 / 128.0));
+        let candidates = sweep::candidates(&pet, 0.45).unwrap().len();
+        assert!(candidates > 3 * (1 << 14), "{candidates} candidates");
+        for connectivity in [
+            Connectivity::Six,
+            Connectivity::Eighteen,
+            Connectivity::TwentySix,
+        ] {
+            let params = RegionParams {
+                connectivity,
+                ..RegionParams::default()
+            };
+            assert!(both_sweeps(&pet, &params) > 50);
+        }
     }
 
     #[test]
