@@ -123,11 +123,7 @@ fn statistics_match_direct_computation() {
     let mut regions = 0;
     for (k, g) in grids.into_iter().enumerate() {
         let pet = smooth_noise(g, k as u64);
-        for connectivity in [
-            Connectivity::Six,
-            Connectivity::Eighteen,
-            Connectivity::TwentySix,
-        ] {
+        for connectivity in Connectivity::ALL {
             let params = RegionParams {
                 connectivity,
                 ..RegionParams::default()

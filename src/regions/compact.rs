@@ -211,11 +211,7 @@ mod tests {
         for (&index, &rank) in candidates.iter().zip(&ranks) {
             labels[index as usize] = rank;
         }
-        for connectivity in [
-            Connectivity::Six,
-            Connectivity::Eighteen,
-            Connectivity::TwentySix,
-        ] {
+        for connectivity in Connectivity::ALL {
             let steps = connectivity.offsets();
             let lists = Lists::build(
                 &labels,
