@@ -6,10 +6,12 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 
 use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig, Device, Stage};
-use uptake::phantom::{self, PhantomSpec, Preset, Study};
 use uptake::report::Report;
 use uptake::volume::{Geometry, Volume};
 use uptake::{Error, Tracer};
+
+mod study_support;
+use study_support::study;
 
 fn analyzer() -> &'static Arc<Analyzer> {
     static A: OnceLock<Arc<Analyzer>> = OnceLock::new();
@@ -22,18 +24,6 @@ fn analyzer() -> &'static Arc<Analyzer> {
             })
             .unwrap(),
         )
-    })
-}
-
-fn study() -> &'static Study {
-    static S: OnceLock<Study> = OnceLock::new();
-    S.get_or_init(|| {
-        phantom::generate(&PhantomSpec {
-            tracer: Tracer::Psma,
-            seed: 208,
-            preset: Preset::Small,
-        })
-        .unwrap()
     })
 }
 

@@ -8,6 +8,8 @@ use uptake::gpu::mpr::ReformatSpec;
 use uptake::gpu::{CudaBackend, GpuError};
 use uptake::{Geometry, Volume};
 
+mod study_support;
+
 fn device() -> Option<CudaBackend> {
     match CudaBackend::open(0) {
         Ok(backend) => Some(backend),
@@ -509,24 +511,13 @@ fn resampling_and_reformations_match_the_cpu_stages() {
 /// CPU and on the device.
 mod whole_analysis {
     use std::cell::RefCell;
-    use std::sync::{Arc, OnceLock};
+    use std::sync::Arc;
 
     use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig, Device, Stage};
-    use uptake::phantom::{self, PhantomSpec, Preset, Study};
     use uptake::report::{Finding, Report};
     use uptake::{Error, Geometry, Tracer, Volume};
 
-    fn study() -> &'static Study {
-        static S: OnceLock<Study> = OnceLock::new();
-        S.get_or_init(|| {
-            phantom::generate(&PhantomSpec {
-                tracer: Tracer::Psma,
-                seed: 208,
-                preset: Preset::Small,
-            })
-            .unwrap()
-        })
-    }
+    use super::study_support::study;
 
     fn analyzer(device: Device, batch_size: usize) -> Analyzer {
         Analyzer::new(AnalyzerConfig {
@@ -764,12 +755,7 @@ mod whole_analysis {
 #[test]
 fn segmenting_over_a_given_order_equals_segment_and_checks_the_order() {
     use uptake::regions::{RegionParams, RegionsError, segment, segment_ordered};
-    let s = uptake::phantom::generate(&uptake::phantom::PhantomSpec {
-        tracer: uptake::Tracer::Psma,
-        seed: 208,
-        preset: uptake::phantom::Preset::Small,
-    })
-    .unwrap();
+    let s = study_support::study();
     let params = RegionParams::default();
     let threshold = params.candidate_threshold().unwrap();
     // S4 step 1 written out, as the device computes it.
