@@ -55,17 +55,28 @@ struct ChunkScan {
 const SCAN_BLOCK: usize = 64;
 
 impl ChunkScan {
-    /// Records the candidates and non-finite voxels of `voxels`, the first at linear index
-    /// `base`.
+    /// Records the candidates and non-finite voxels of `voxels` (at most [`SCAN_BLOCK`]), the
+    /// first at linear index `base`.
     fn record(&mut self, voxels: &[f32], base: usize, threshold: f32) {
-        for (i, &v) in voxels.iter().enumerate() {
-            if !v.is_finite() {
-                self.first_non_finite = self.first_non_finite.min(base + i);
-                self.non_finite += 1;
-            } else if v >= threshold {
-                self.keys.push(candidate_key(v, base + i));
+        if voxels.iter().any(|v| !v.is_finite()) {
+            // The scan fails: only the non-finite voxels matter now.
+            for (i, v) in voxels.iter().enumerate() {
+                if !v.is_finite() {
+                    self.first_non_finite = self.first_non_finite.min(base + i);
+                    self.non_finite += 1;
+                }
             }
+            return;
         }
+        // Branch-free: which voxels of a block with uptake are candidates is a coin toss.
+        // Every voxel's key is written, and the next one overwrites it unless it is a candidate.
+        let mut keys = [0u64; SCAN_BLOCK];
+        let mut count = 0;
+        for (i, &v) in voxels.iter().enumerate() {
+            keys[count] = candidate_key(v, base + i);
+            count += usize::from(v >= threshold);
+        }
+        self.keys.extend_from_slice(&keys[..count]);
     }
 }
 
