@@ -17,8 +17,11 @@
 //!
 //! Memory beyond the label map and the keys: 8 bytes per candidate for the visiting order
 //! (16 while it is radix sorted), 4 each for the ranks (until the lists are built), the list
-//! ends and the sweep labels, and 4 per pair of neighbouring candidates: at most half the
-//! connectivity per candidate, 13 for 26-connectivity.
+//! ends and the sweep labels, and the lists: 4 bytes per pair of neighbouring candidates
+//! (at most 13 pairs per candidate for 26-connectivity), written into slots reserved for the
+//! longest lists, 104 bytes per candidate. Fresh from the operating system, the unwritten
+//! pages of a slot are never mapped; memory that the allocator reuses is zeroed first, and
+//! then the whole reservation counts.
 
 use rayon::prelude::*;
 
@@ -32,7 +35,7 @@ const BATCH: usize = 64;
 /// Voxels per work item of pass 1.
 const RANK_RANGE: usize = 1 << 16;
 
-/// Candidates per run of pass 2 (a power of two: the first list of a run is found by a mask).
+/// Candidates per run of pass 2.
 const LIST_RUN: usize = 1 << 14;
 
 /// Entries a candidate's list is written with before it is cut to its length: a copy of

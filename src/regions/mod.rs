@@ -56,9 +56,11 @@
 //! per voxel for the label map, 8 per candidate for the keys (16 while they are radix sorted),
 //! 8 per seed for the union-find forest, and about 250 bytes per region for its statistics
 //! and the returned [`Region`]. The compact sweep adds 16 bytes per candidate for the visiting
-//! order, list bounds and sweep labels, and 4 per pair of neighbouring candidates (at most 13
-//! pairs per candidate): at most about 2 bytes per voxel while it is chosen. Seeds and regions
-//! never outnumber the candidates.
+//! order, list ends and sweep labels, and its lists, reserved at 104 bytes per candidate, of
+//! which only the pages written are mapped while the memory is fresh from the operating system
+//! (`compact.rs`): at most about 4 bytes per voxel while it is chosen; 1.9 on the first call
+//! of `scripts/bench_regions.py`'s clinical-size PET, 2.9 over repeated calls. Seeds and
+//! regions never outnumber the candidates.
 
 mod compact;
 mod stats;
@@ -245,7 +247,7 @@ pub enum Sweep {
     /// the order, but nearly every neighbourhood misses the cache.
     Direct,
     /// From per-candidate lists built in index order (`compact.rs`): several times faster,
-    /// for 16 bytes per candidate and 4 per pair of neighbouring candidates.
+    /// for up to 120 bytes per candidate.
     Compact,
 }
 
@@ -262,7 +264,7 @@ impl Sweep {
 }
 
 /// The compact sweep is chosen while the candidates are at most this share of the voxels
-/// (1/32), which keeps its memory under about 2 bytes per voxel beyond the direct sweep's.
+/// (1/32), which keeps its memory under about 4 bytes per voxel beyond the direct sweep's.
 const COMPACT_MAX_SHARE: usize = 32;
 
 /// [`segment`] with a chosen sweep. A compact sweep over more candidates than its lists can
