@@ -20,9 +20,10 @@ if [ -n "$NVRTC_DIR" ]; then
     export LD_LIBRARY_PATH="$NVRTC_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 
-step "rustfmt and clippy"
+step "rustfmt, clippy and rustdoc"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 step "build (debug for the dlopen test, release for C and Python)"
 cargo build

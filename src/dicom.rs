@@ -2,8 +2,8 @@
 //!
 //! One folder holds one series (files that are not DICOM Part 10 are skipped). Pixel values are
 //! `stored × RescaleSlope + RescaleIntercept` per slice, so for Units BQML the volume is in Bq/mL.
-//! Geometry: array x runs along the ImageOrientationPatient row direction (PixelSpacing[1]),
-//! y along its column direction (PixelSpacing[0]), z along their cross product, the slice
+//! Geometry: array x runs along the ImageOrientationPatient row direction (`PixelSpacing[1]`),
+//! y along its column direction (`PixelSpacing[0]`), z along their cross product, the slice
 //! normal; slices are sorted by the projection of ImagePositionPatient on that normal. A series
 //! whose slices differ in orientation, pixel spacing or size, do not stack along the normal
 //! (a tilted gantry), repeat a position, or have inconsistent slice spacing is rejected.

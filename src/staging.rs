@@ -387,7 +387,7 @@ impl MiTnm {
         code
     }
 
-    /// One line for people: "miTNM: T+ N1 M1b/o | T+ [4] | N1 [7] | M1a [9] | M1b/o [2, 3]".
+    /// One line for people: `miTNM: T+ N1 M1b/o | T+ [4] | N1 [7] | M1a [9] | M1b/o [2, 3]`.
     pub fn line(&self) -> String {
         let ids = |ids: &[u32]| {
             let ids: Vec<String> = ids.iter().map(u32::to_string).collect();

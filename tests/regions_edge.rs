@@ -193,7 +193,7 @@ fn a_peak_on_a_plateau_edge_is_not_a_separate_region() {
     let mut values = vec![3.0f32; 27];
     values[13] = 2.9;
     let pet = volume([3, 3, 3], values);
-    for c in Connectivity::ALL {
+    for c in Connectivity::all() {
         assert!(
             labels(&pet, &with_connectivity(c)).iter().all(|&l| l == 1),
             "{c:?}"
@@ -217,7 +217,7 @@ fn connectivity_decides_diagonal_contacts() {
     expect(&edge, Connectivity::Six, 2);
     expect(&edge, Connectivity::Eighteen, 1);
     expect(&edge, Connectivity::TwentySix, 1);
-    for c in Connectivity::ALL {
+    for c in Connectivity::all() {
         expect(&face, c, 1);
     }
 }

@@ -123,7 +123,7 @@ fn statistics_match_direct_computation() {
     let mut regions = 0;
     for (k, g) in grids.into_iter().enumerate() {
         let pet = smooth_noise(g, k as u64);
-        for connectivity in Connectivity::ALL {
+        for connectivity in Connectivity::all() {
             let params = RegionParams {
                 connectivity,
                 ..RegionParams::default()

@@ -2,11 +2,11 @@
 //!
 //! Conventions every function follows:
 //! - returns a `u32` status (`UPTAKE_OK` = 0) unless it is a getter or a `*_free`;
-//! - never lets a panic cross the boundary: [`guard`] turns it into `UPTAKE_ERR_PANIC`;
+//! - never lets a panic cross the boundary: `guard` turns it into `UPTAKE_ERR_PANIC`;
 //! - on failure stores a message for `uptake_last_error` on the calling thread;
 //! - never modifies or frees memory the caller owns; library-owned results are freed by the
 //!   matching `uptake_*_free`, and `uptake_*_free(NULL)` is a no-op;
-//! - option structs begin with `struct_size`, so old and new callers both work ([`read_sized`]).
+//! - option structs begin with `struct_size`, so old and new callers both work (`read_sized`).
 
 pub mod analyze;
 pub mod analyzer;

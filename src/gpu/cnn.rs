@@ -48,7 +48,7 @@ const CONV_THREADS: u32 = 128;
 pub struct ConvLayer<'a> {
     pub in_channels: usize,
     pub out_channels: usize,
-    /// [out_channels][in_channels][3][3].
+    /// `[out_channels][in_channels][3][3]`.
     pub weight: &'a [f32],
     pub bias: &'a [f32],
 }
@@ -58,7 +58,7 @@ pub struct ConvLayer<'a> {
 pub struct LinearLayer<'a> {
     pub in_features: usize,
     pub out_features: usize,
-    /// [out_features][in_features].
+    /// `[out_features][in_features]`.
     pub weight: &'a [f32],
     pub bias: &'a [f32],
 }

@@ -214,7 +214,7 @@ mod tests {
         for (&index, &rank) in candidates.iter().zip(&ranks) {
             labels[index as usize] = rank;
         }
-        for connectivity in Connectivity::ALL {
+        for connectivity in Connectivity::all() {
             let steps = connectivity.offsets();
             let lists = Lists::build(
                 &labels,

@@ -86,7 +86,9 @@ pub enum Connectivity {
 
 impl Connectivity {
     /// The three connectivities, fewest neighbours first.
-    pub const ALL: [Self; 3] = [Self::Six, Self::Eighteen, Self::TwentySix];
+    pub fn all() -> [Self; 3] {
+        [Self::Six, Self::Eighteen, Self::TwentySix]
+    }
 
     /// The connectivity with this many neighbours (6, 18 or 26).
     pub fn from_neighbours(count: u32) -> Option<Self> {
@@ -421,7 +423,7 @@ mod tests {
             let quantum = [None, Some(0.125), Some(0.25)][k % 3];
             let pet = random_volume(&mut rng, dims, k % 3, [-0.5, 4.0], quantum);
             for (fraction, seed_min_suv) in parameters {
-                for connectivity in Connectivity::ALL {
+                for connectivity in Connectivity::all() {
                     let params = RegionParams {
                         fraction,
                         seed_min_suv,
@@ -457,7 +459,7 @@ mod tests {
         let pet = random_volume(&mut rng, [64, 64, 48], 1, [-1.0, 2.0], Some(1.0 / 128.0));
         let candidates = sweep::candidates(&pet, 0.45).unwrap().len();
         assert!(candidates > 3 * (1 << 14), "{candidates} candidates");
-        for connectivity in Connectivity::ALL {
+        for connectivity in Connectivity::all() {
             let params = RegionParams {
                 connectivity,
                 ..RegionParams::default()

@@ -52,9 +52,9 @@ pub struct UptakeNet {
 
 /// Network outputs for a batch.
 pub struct Output {
-    /// [N, 1] suspicious logit.
+    /// `[N, 1]` suspicious logit.
     pub suspicious: Tensor<2>,
-    /// [N, classes] location logits.
+    /// `[N, classes]` location logits.
     pub location: Tensor<2>,
 }
 
@@ -110,7 +110,7 @@ impl UptakeNet {
         }
     }
 
-    /// `input` [N, C, H, W], `tracer` [N, 1] (0 PSMA, 1 FDG).
+    /// `input` `[N, C, H, W]`, `tracer` `[N, 1]` (0 PSMA, 1 FDG).
     pub fn forward(&self, input: Tensor<4>, tracer: Tensor<2>) -> Output {
         let mut x = input;
         for block in &self.blocks {
@@ -161,8 +161,8 @@ impl UptakeNet {
     }
 
     /// Named weights in the model-file layout (DESIGN S7, `docs/model-format.md`): conv weight
-    /// [out, in, k, k], linear weight [out, in] (burn stores [in, out]), biases [out]. Only for a
-    /// folded network; a network with batch norm returns `None`.
+    /// `[out, in, k, k]`, linear weight `[out, in]` (burn stores `[in, out]`), biases `[out]`.
+    /// Only for a folded network; a network with batch norm returns `None`.
     pub fn export_tensors(&self) -> Option<Vec<NamedTensor>> {
         let mut out = Vec::new();
         for (i, block) in self.blocks.iter().enumerate() {
@@ -250,13 +250,13 @@ pub type TensorLookup<'a> = &'a dyn Fn(&str) -> Option<(Vec<usize>, Vec<f32>)>;
 
 /// Training targets of a batch.
 pub struct Targets {
-    /// [N, 1]: 1 suspicious, 0 physiological.
+    /// `[N, 1]`: 1 suspicious, 0 physiological.
     pub suspicious: Tensor<2>,
-    /// [N]: S6 class id (any value where the location is unknown).
+    /// `[N]`: S6 class id (any value where the location is unknown).
     pub location: Tensor<1, Int>,
-    /// [N]: 1 where the location is known, 0 where it is masked from the loss.
+    /// `[N]`: 1 where the location is known, 0 where it is masked from the loss.
     pub location_known: Tensor<1>,
-    /// [N, 1]: weight of each finding's suspicious term (1, or the distant weight where the
+    /// `[N, 1]`: weight of each finding's suspicious term (1, or the distant weight where the
     /// known location stages as miM).
     pub suspicious_weight: Tensor<2>,
 }
