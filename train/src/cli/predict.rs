@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use uptake::Tracer;
 use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig};
 use uptake::staging::StagingConfig;
-use uptake_train::eval::agreement;
+use uptake_train::eval::agreement::{self, StagePair};
 use uptake_train::eval::metrics::{FindingSet, METRIC_NAMES};
 use uptake_train::predict::{Detection, ceiling_stage, label_report, m_code};
 
@@ -79,18 +79,13 @@ pub fn run(args: Args) -> CliResult {
             );
             detections.push(detection);
             if let Some(expert) = &study.info.stage {
-                let row = |tnm: &uptake::staging::MiTnm| {
-                    format!(
-                        "{},{},{},{},{}",
-                        study.info.subject,
-                        expert.n,
-                        tnm.n.code(),
-                        expert.m,
-                        m_code(tnm)
-                    )
+                let pair = |tnm: &uptake::staging::MiTnm| {
+                    let names = [expert.n.as_str(), tnm.n.code(), &expert.m, &m_code(tnm)];
+                    StagePair::parse(&study.info.subject, names)
+                        .map_err(|e| format!("{}: {e}", study.info.subject))
                 };
-                stages.push(row(&report.staging));
-                ceilings.push(row(&ceiling));
+                stages.push(pair(&report.staging)?);
+                ceilings.push(pair(&ceiling)?);
             }
             Ok(())
         })?;
@@ -140,11 +135,9 @@ pub fn run(args: Args) -> CliResult {
                 "Ceiling: the same regions staged by their ground-truth labels",
             ),
         ] {
-            let path = args.out.join(file);
-            write(&path, &staging_csv(rows))?;
-            let pairs = agreement::read_csv(&path).map_err(|e| e.to_string())?;
+            write(&args.out.join(file), &agreement::to_csv(rows))?;
             println!("\n{title}");
-            agreement_cli::print(&agreement::agreement(&pairs));
+            agreement_cli::print(&agreement::agreement(rows));
         }
     }
     eprintln!(
@@ -157,15 +150,6 @@ pub fn run(args: Args) -> CliResult {
         args.out.display()
     );
     Ok(())
-}
-
-fn staging_csv(rows: &[String]) -> String {
-    let mut text = "subject,expert_N,predicted_N,expert_M,predicted_M\n".to_string();
-    for row in rows {
-        text += row;
-        text.push('\n');
-    }
-    text
 }
 
 fn detection_csv(detections: &[Detection]) -> String {

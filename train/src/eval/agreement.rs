@@ -6,6 +6,7 @@
 //! - N exact; N0 vs N+ (any regional node);
 //! - M exact; M without the bone pattern (all M1b/* as one); M0 vs M1 (any distant metastasis).
 
+use std::fmt::Write;
 use std::path::Path;
 
 use serde::Serialize;
@@ -30,6 +31,39 @@ pub struct StagePair {
     pub predicted_n: usize,
     pub expert_m: usize,
     pub predicted_m: usize,
+}
+
+impl StagePair {
+    /// A subject's stages from their names (`expert_N`, `predicted_N`, `expert_M`,
+    /// `predicted_M`), written as [`read_csv`] accepts them.
+    pub fn parse(subject: &str, [en, pn, em, pm]: [&str; 4]) -> Result<Self, String> {
+        let n = |t: &str| parse_stage(&N_STAGES, t).ok_or_else(|| format!("unknown N stage {t:?}"));
+        let m = |t: &str| parse_stage(&M_STAGES, t).ok_or_else(|| format!("unknown M stage {t:?}"));
+        Ok(Self {
+            subject: subject.to_string(),
+            expert_n: n(en)?,
+            predicted_n: n(pn)?,
+            expert_m: m(em)?,
+            predicted_m: m(pm)?,
+        })
+    }
+}
+
+/// The staging CSV of `pairs`, as [`read_csv`] reads it.
+pub fn to_csv(pairs: &[StagePair]) -> String {
+    let mut text = "subject,expert_N,predicted_N,expert_M,predicted_M\n".to_string();
+    for p in pairs {
+        let _ = writeln!(
+            text,
+            "{},{},{},{},{}",
+            p.subject,
+            N_STAGES[p.expert_n],
+            N_STAGES[p.predicted_n],
+            M_STAGES[p.expert_m],
+            M_STAGES[p.predicted_m]
+        );
+    }
+    text
 }
 
 /// A fraction with its counts.
@@ -129,19 +163,7 @@ pub fn read_csv(path: &Path) -> Result<Vec<StagePair>, EvalError> {
                 format!("expected 5 fields, found {}", fields.len()),
             ));
         };
-        let n = |t: &str| {
-            parse_stage(&N_STAGES, t).ok_or_else(|| error(i + 1, format!("unknown N stage {t:?}")))
-        };
-        let m = |t: &str| {
-            parse_stage(&M_STAGES, t).ok_or_else(|| error(i + 1, format!("unknown M stage {t:?}")))
-        };
-        pairs.push(StagePair {
-            subject: subject.to_string(),
-            expert_n: n(en)?,
-            predicted_n: n(pn)?,
-            expert_m: m(em)?,
-            predicted_m: m(pm)?,
-        });
+        pairs.push(StagePair::parse(subject, [en, pn, em, pm]).map_err(|e| error(i + 1, e))?);
     }
     if pairs.is_empty() {
         return Err(EvalError::Empty);
@@ -161,6 +183,22 @@ mod tests {
         assert_eq!(parse_stage(&M_STAGES, "M1b/dmi"), Some(5));
         assert_eq!(parse_stage(&M_STAGES, "M1b"), None);
         assert_eq!(parse_stage(&N_STAGES, "N3"), None);
+    }
+
+    #[test]
+    fn written_csv_reads_back_as_the_same_pairs() {
+        let pairs = vec![
+            StagePair::parse("a", ["N0", "miN2", "M0", "M1b/dmi"]).unwrap(),
+            StagePair::parse("b", ["n1", "N1", "miM1c", "m1b/o"]).unwrap(),
+        ];
+        assert_eq!(pairs[0].predicted_n, 2);
+        assert_eq!(pairs[1].predicted_m, 3);
+        assert!(StagePair::parse("c", ["N0", "N3", "M0", "M0"]).is_err());
+        let path = std::env::temp_dir().join(format!("staging-{}.csv", std::process::id()));
+        std::fs::write(&path, to_csv(&pairs)).unwrap();
+        let read = read_csv(&path);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(read.unwrap(), pairs);
     }
 
     #[test]
