@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use uptake_train::eval::agreement::{self, StagePair};
+
 fn predict(out: &Path, threshold: &str) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_uptake-train"))
         .args([
@@ -29,6 +31,13 @@ fn counts(out: &Path) -> (usize, usize) {
     (findings.lines().count() - 1, row[3].parse().unwrap())
 }
 
+/// The one subject's stage pair in a staging CSV of `out`.
+fn staging(out: &Path, file: &str) -> [StagePair; 1] {
+    let pairs = agreement::read_csv(&out.join(file)).unwrap();
+    assert_eq!(pairs[0].subject, "psma-07004");
+    pairs.try_into().unwrap()
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir =
         std::env::temp_dir().join(format!("uptake-cli-predict-{}-{name}", std::process::id()));
@@ -52,7 +61,22 @@ fn threshold_sets_the_operating_point() {
             stdout.contains(&format!("threshold {threshold}")),
             "{stdout}"
         );
+        // The printed agreement is that of the pair written to staging.csv.
+        let [pair] = staging(dir, "staging.csv");
+        for (name, agree) in [
+            ("N agreement", pair.expert_n == pair.predicted_n),
+            ("M agreement", pair.expert_m == pair.predicted_m),
+        ] {
+            let agree = usize::from(agree);
+            let line = format!("{name:<28} {:>5.1} %  ({agree}/1)", 100.0 * agree as f64);
+            assert!(stdout.contains(&line), "{line:?} not in {stdout}");
+        }
     }
+    // The ceiling stages the regions by their ground truth: the threshold does not matter.
+    assert_eq!(
+        staging(&all, "staging-ceiling.csv"),
+        staging(&strict, "staging-ceiling.csv")
+    );
     let (findings_all, suspicious_all) = counts(&all);
     let (findings_strict, suspicious_strict) = counts(&strict);
     // The same findings either way; at 0 every one is suspicious, at 0.99 fewer are.
