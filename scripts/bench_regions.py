@@ -8,9 +8,11 @@ hundreds of lesions, PSF blur, signal-dependent noise), then times
   * uptake::regions::segment on the same volume (default parameters, candidate scan and
     statistics included), through `cargo bench --bench regions`, which also reports its peak
     memory beyond the input,
-and prints both and the ratio. Usage:
+and prints both and the ratio. With --rounds R both are timed alternately R times, since the
+speed of a shared host drifts between the two measurements, and the median ratio is printed too.
+Usage:
 
-    .venv/bin/python scripts/bench_regions.py [--runs 15] [--keep DIR]
+    .venv/bin/python scripts/bench_regions.py [--runs 15] [--rounds 1] [--keep DIR]
 """
 
 import argparse
@@ -88,6 +90,8 @@ def best(fn, runs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="time cc3d and uptake alternately this many times (the host's speed drifts)")
     parser.add_argument("--keep", type=pathlib.Path, help="write the phantom here and keep it")
     args = parser.parse_args()
 
@@ -103,31 +107,38 @@ def main():
     nib.save(nib.Nifti1Image(pet, np.diag([*SPACING, 1.0])), path)
 
     mask = pet >= 1.0
-    labels, n = cc3d.connected_components(mask, connectivity=26, return_N=True)
-    cc3d_min, cc3d_median, cc3d_cpu_min, cc3d_cpu_median = best(
-        lambda: cc3d.connected_components(mask, connectivity=26), args.runs
-    )
-    print(f"cc3d SUV >= 1, 26-conn: {n} components, min {cc3d_min * 1e3:.1f} ms, "
-          f"median {cc3d_median * 1e3:.1f} ms over {args.runs} runs; CPU time min "
-          f"{cc3d_cpu_min * 1e3:.1f} ms, median {cc3d_cpu_median * 1e3:.1f} ms")
-
+    _, n = cc3d.connected_components(mask, connectivity=26, return_N=True)
     env = dict(os.environ, UPTAKE_BENCH_PET=str(path), UPTAKE_BENCH_RUNS=str(args.runs))
     env.setdefault("RAYON_NUM_THREADS", "2")
-    proc = subprocess.run(
-        ["cargo", "bench", "--quiet", "--bench", "regions"],
-        cwd=ROOT, env=env, capture_output=True, text=True,
-    )
-    sys.stdout.write(proc.stdout)
-    if proc.returncode != 0:
-        sys.exit(f"cargo bench failed:\n{proc.stderr}")
-    found = re.search(
-        r"clinical: .* min ([\d.]+) ms, median ([\d.]+) ms .* CPU time min ([\d.]+) ms, median ([\d.]+) ms",
-        proc.stdout,
-    )
-    ours = [float(g) / 1e3 for g in found.groups()]
-    print(f"ratio uptake/cc3d wall: min {ours[0] / cc3d_min:.2f}, median {ours[1] / cc3d_median:.2f}; "
-          f"CPU time: min {ours[2] / cc3d_cpu_min:.2f}, median {ours[3] / cc3d_cpu_median:.2f} "
-          f"(RAYON_NUM_THREADS={env['RAYON_NUM_THREADS']})")
+    ratios = []
+    for round_ in range(1, args.rounds + 1):
+        if args.rounds > 1:
+            print(f"\nround {round_} of {args.rounds}")
+        cc3d_min, cc3d_median, cc3d_cpu_min, cc3d_cpu_median = best(
+            lambda: cc3d.connected_components(mask, connectivity=26), args.runs
+        )
+        print(f"cc3d SUV >= 1, 26-conn: {n} components, min {cc3d_min * 1e3:.1f} ms, "
+              f"median {cc3d_median * 1e3:.1f} ms over {args.runs} runs; CPU time min "
+              f"{cc3d_cpu_min * 1e3:.1f} ms, median {cc3d_cpu_median * 1e3:.1f} ms")
+        proc = subprocess.run(
+            ["cargo", "bench", "--quiet", "--bench", "regions"],
+            cwd=ROOT, env=env, capture_output=True, text=True,
+        )
+        sys.stdout.write(proc.stdout)
+        if proc.returncode != 0:
+            sys.exit(f"cargo bench failed:\n{proc.stderr}")
+        found = re.search(
+            r"clinical: .* min ([\d.]+) ms, median ([\d.]+) ms .* CPU time min ([\d.]+) ms, median ([\d.]+) ms",
+            proc.stdout,
+        )
+        ours = [float(g) / 1e3 for g in found.groups()]
+        ratios.append(ours[0] / cc3d_min)
+        print(f"ratio uptake/cc3d wall: min {ours[0] / cc3d_min:.2f}, median {ours[1] / cc3d_median:.2f}; "
+              f"CPU time: min {ours[2] / cc3d_cpu_min:.2f}, median {ours[3] / cc3d_cpu_median:.2f} "
+              f"(RAYON_NUM_THREADS={env['RAYON_NUM_THREADS']})")
+    if args.rounds > 1:
+        print(f"\nwall-time ratio of the minima over {args.rounds} rounds: median "
+              f"{float(np.median(ratios)):.2f}, range {min(ratios):.2f}-{max(ratios):.2f}")
     if not args.keep:
         path.unlink()
         workdir.rmdir()
