@@ -16,7 +16,7 @@
 //! the result, do not depend on the number of threads.
 //!
 //! Memory beyond the label map and the keys: 8 bytes per candidate for the visiting order
-//! (16 while it is radix sorted), 4 each for the ranks (until the lists are built), the list
+//! (16 while it is radix sorted), 4 each for the ranks (until pass 1 has written them), the list
 //! ends and the sweep labels, and the lists: 4 bytes per pair of neighbouring candidates
 //! (at most 13 pairs per candidate for 26-connectivity), written into slots reserved for the
 //! longest lists, 104 bytes per candidate. Fresh from the operating system, the unwritten
@@ -52,7 +52,8 @@ pub(super) fn fits(candidates: usize) -> bool {
 
 /// Every candidate's list of neighbours of lower rank, by position in index order. Run r's
 /// lists lie end to end in slot r of `entries`, which holds the longest lists a run can have;
-/// the slots are reserved zeroed, so the operating system maps only the pages written.
+/// the slots are reserved zeroed, so while the memory is fresh from the operating system only
+/// the pages written are mapped. The last run's slot holds only its own candidates' lists.
 struct Lists {
     entries: Vec<u32>,
     /// Where each list ends in `entries`; a list starts where the one before it in its run
@@ -71,7 +72,13 @@ impl Lists {
     /// Pass 2, from a label map holding rank + 1 at every candidate.
     fn build(labels: &[u32], candidates: &[u64], neighbourhood: &Neighbourhood) -> Self {
         let slot = Self::slot(neighbourhood.len());
-        let mut entries = vec![0u32; candidates.len().div_ceil(LIST_RUN) * slot];
+        let last = candidates.len() % LIST_RUN;
+        let last_slot = if last == 0 {
+            0
+        } else {
+            last * neighbourhood.len() + LIST_WRITE
+        };
+        let mut entries = vec![0u32; candidates.len() / LIST_RUN * slot + last_slot];
         let mut ends = vec![0u32; candidates.len()];
         entries
             .par_chunks_mut(slot)
@@ -202,7 +209,7 @@ mod tests {
 
     #[test]
     fn every_list_holds_the_neighbours_of_lower_rank() {
-        // 84,000 voxels, every seventh no candidate, the others ranked at random: six runs
+        // 84,000 voxels, every seventh no candidate, the others ranked at random: five runs
         // of lists, each ending inside the volume.
         let dims = [70, 60, 20];
         let [nx, ny, nz] = dims;
@@ -250,8 +257,9 @@ mod tests {
     fn lists_fit_while_their_offsets_fit_u32() {
         // 26 entries per candidate and room for one write per run of 2^14.
         assert!(fits(0));
-        assert!(fits(165_000_000));
-        assert!(!fits(165_300_000));
+        // 10,081 runs of 2^14 candidates, each slot 2^14 · 26 + 26 entries.
+        assert!(fits(165_167_104));
+        assert!(!fits(165_167_105));
         assert!(!fits(usize::MAX));
     }
 }
