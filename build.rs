@@ -8,6 +8,8 @@ fn main() {
     // cbindgen reads the whole crate (a public constant anywhere can reach the header), so any
     // change under src/ regenerates it.
     println!("cargo:rerun-if-changed=src");
+    // A hand edit of the committed header is undone by the next build.
+    println!("cargo:rerun-if-changed=include/uptake.h");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))

@@ -94,6 +94,8 @@ def main():
                         help="time cc3d and uptake alternately this many times (the host's speed drifts)")
     parser.add_argument("--keep", type=pathlib.Path, help="write the phantom here and keep it")
     args = parser.parse_args()
+    if args.runs < 1 or args.rounds < 1:
+        parser.error("--runs and --rounds must be at least 1")
 
     t = time.perf_counter()
     pet = phantom()

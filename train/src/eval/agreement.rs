@@ -37,6 +37,11 @@ impl StagePair {
     /// A subject's stages from their names (`expert_N`, `predicted_N`, `expert_M`,
     /// `predicted_M`), written as [`read_csv`] accepts them.
     pub fn parse(subject: &str, [en, pn, em, pm]: [&str; 4]) -> Result<Self, String> {
+        if subject.contains([',', '\n', '\r']) {
+            return Err(format!(
+                "subject {subject:?} contains a comma or a line break"
+            ));
+        }
         let n = |t: &str| parse_stage(&N_STAGES, t).ok_or_else(|| format!("unknown N stage {t:?}"));
         let m = |t: &str| parse_stage(&M_STAGES, t).ok_or_else(|| format!("unknown M stage {t:?}"));
         Ok(Self {
@@ -194,6 +199,13 @@ mod tests {
         assert_eq!(pairs[0].predicted_n, 2);
         assert_eq!(pairs[1].predicted_m, 3);
         assert!(StagePair::parse("c", ["N0", "N3", "M0", "M0"]).is_err());
+        assert!(StagePair::parse("c,d", ["N0", "N0", "M0", "M0"]).is_err());
+        assert_eq!(
+            to_csv(&pairs),
+            "subject,expert_N,predicted_N,expert_M,predicted_M\n\
+             a,N0,N2,M0,M1b/dmi\n\
+             b,N1,N1,M1c,M1b/o\n"
+        );
         let path = std::env::temp_dir().join(format!("staging-{}.csv", std::process::id()));
         std::fs::write(&path, to_csv(&pairs)).unwrap();
         let read = read_csv(&path);

@@ -61,15 +61,18 @@ fn threshold_sets_the_operating_point() {
             stdout.contains(&format!("threshold {threshold}")),
             "{stdout}"
         );
-        // The printed agreement is that of the pair written to staging.csv.
-        let [pair] = staging(dir, "staging.csv");
-        for (name, agree) in [
-            ("N agreement", pair.expert_n == pair.predicted_n),
-            ("M agreement", pair.expert_m == pair.predicted_m),
-        ] {
-            let agree = usize::from(agree);
-            let line = format!("{name:<28} {:>5.1} %  ({agree}/1)", 100.0 * agree as f64);
-            assert!(stdout.contains(&line), "{line:?} not in {stdout}");
+        // Each printed agreement is that of the pair written to its file.
+        let (staged, ceiling) = stdout.split_once("\nCeiling:").expect("a ceiling section");
+        for (section, file) in [(staged, "staging.csv"), (ceiling, "staging-ceiling.csv")] {
+            let [pair] = staging(dir, file);
+            for (name, agree) in [
+                ("N agreement", pair.expert_n == pair.predicted_n),
+                ("M agreement", pair.expert_m == pair.predicted_m),
+            ] {
+                let agree = usize::from(agree);
+                let line = format!("{name:<28} {:>5.1} %  ({agree}/1)", 100.0 * agree as f64);
+                assert!(section.contains(&line), "{line:?} not in {section}");
+            }
         }
     }
     // The ceiling stages the regions by their ground truth: the threshold does not matter.
