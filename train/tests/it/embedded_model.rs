@@ -1,5 +1,5 @@
 //! The model embedded in the library is a trained one: on phantom studies it never saw (seeds
-//! outside the development cohorts 1000–1719, the validation cohort 8000–8039 and the held-out
+//! outside the development cohorts 1000–2799, the validation cohort 8000–8039 and the held-out
 //! test 9000–9039 of docs/training-results.md), it ranks suspicious findings far above chance and
 //! locates them.
 //! An untrained or mis-exported model (AP near the prevalence of ≈ 0.1) fails here.
