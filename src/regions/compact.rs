@@ -19,9 +19,9 @@
 //! (16 while it is radix sorted), 4 each for the ranks (until pass 1 has written them), the list
 //! ends and the sweep labels, and the lists: 4 bytes per pair of neighbouring candidates
 //! (at most 13 pairs per candidate for 26-connectivity), written into slots reserved for the
-//! longest lists, 104 bytes per candidate. Fresh from the operating system, the unwritten
-//! pages of a slot are never mapped; memory that the allocator reuses is zeroed first, and
-//! then the whole reservation counts.
+//! longest lists, 104 bytes per candidate, of which only the pages written are mapped.
+
+use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
@@ -51,11 +51,13 @@ pub(super) fn fits(candidates: usize) -> bool {
 }
 
 /// Every candidate's list of neighbours of lower rank, by position in index order. Run r's
-/// lists lie end to end in slot r of `entries`, which holds the longest lists a run can have;
-/// the slots are reserved zeroed, so while the memory is fresh from the operating system only
-/// the pages written are mapped. The last run's slot holds only its own candidates' lists.
+/// lists lie end to end from the start of slot r of `entries`, which holds the longest lists a
+/// run can have; the last run's slot holds only its own candidates' lists. The slots are
+/// reserved uninitialised, so only the pages written are mapped: zeroing would map the whole
+/// reservation and, in memory that the allocator reuses, cost a sequential pass over it.
 struct Lists {
-    entries: Vec<u32>,
+    /// Written from the start of each slot up to the end of its run's last list.
+    entries: Box<[MaybeUninit<u32>]>,
     /// Where each list ends in `entries`; a list starts where the one before it in its run
     /// ends, the first of a run at its slot.
     ends: Vec<u32>,
@@ -78,7 +80,7 @@ impl Lists {
         } else {
             last * neighbourhood.len() + LIST_WRITE
         };
-        let mut entries = vec![0u32; candidates.len() / LIST_RUN * slot + last_slot];
+        let mut entries = Box::new_uninit_slice(candidates.len() / LIST_RUN * slot + last_slot);
         let mut ends = vec![0u32; candidates.len()];
         entries
             .par_chunks_mut(slot)
@@ -99,7 +101,9 @@ impl Lists {
                         earlier[count] = label.wrapping_sub(1);
                         count += usize::from(label.wrapping_sub(1) < rank - 1);
                     }
-                    entries[len..len + LIST_WRITE].copy_from_slice(&earlier);
+                    for (entry, &label) in entries[len..len + LIST_WRITE].iter_mut().zip(&earlier) {
+                        entry.write(label);
+                    }
                     len += count;
                     *end = (run * slot + len) as u32;
                 }
@@ -113,13 +117,18 @@ impl Lists {
 
     /// The list of the candidate at `position` in index order.
     #[inline]
+    #[allow(unsafe_code)]
     fn get(&self, position: usize) -> &[u32] {
         let start = if position.is_multiple_of(LIST_RUN) {
             position / LIST_RUN * self.slot
         } else {
             self.ends[position - 1] as usize
         };
-        &self.entries[start..self.ends[position] as usize]
+        let list = &self.entries[start..self.ends[position] as usize];
+        // SAFETY: `build` wrote every entry of a slot from its start up to the end of its
+        // run's last list, and a list lies in that span of its run's slot; `MaybeUninit<u32>`
+        // has the layout of `u32`.
+        unsafe { &*(list as *const [MaybeUninit<u32>] as *const [u32]) }
     }
 }
 
