@@ -19,7 +19,9 @@
 //! (16 while it is radix sorted), 4 each for the ranks (until pass 1 has written them), the list
 //! ends and the sweep labels, and the lists: 4 bytes per pair of neighbouring candidates
 //! (at most 13 pairs per candidate for 26-connectivity), written into slots reserved for the
-//! longest lists, 104 bytes per candidate, of which only the pages written are mapped.
+//! longest lists, 104 bytes per candidate. The reservation is never zeroed: while it is fresh
+//! from the operating system only the pages written are mapped, and memory that the allocator
+//! reuses costs no pass over it.
 
 use std::mem::MaybeUninit;
 
@@ -53,8 +55,8 @@ pub(super) fn fits(candidates: usize) -> bool {
 /// Every candidate's list of neighbours of lower rank, by position in index order. Run r's
 /// lists lie end to end from the start of slot r of `entries`, which holds the longest lists a
 /// run can have; the last run's slot holds only its own candidates' lists. The slots are
-/// reserved uninitialised, so only the pages written are mapped: zeroing would map the whole
-/// reservation and, in memory that the allocator reuses, cost a sequential pass over it.
+/// reserved uninitialised: zeroing memory that the allocator reuses (from the second call on)
+/// would be a sequential pass over the whole reservation and map all of it.
 struct Lists {
     /// Written from the start of each slot up to the end of its run's last list.
     entries: Box<[MaybeUninit<u32>]>,
@@ -125,9 +127,10 @@ impl Lists {
             self.ends[position - 1] as usize
         };
         let list = &self.entries[start..self.ends[position] as usize];
-        // SAFETY: `build` wrote every entry of a slot from its start up to the end of its
-        // run's last list, and a list lies in that span of its run's slot; `MaybeUninit<u32>`
-        // has the layout of `u32`.
+        // SAFETY: `build` writes each list as LIST_WRITE entries from where the one before it
+        // ends and keeps at most LIST_WRITE of them, so every entry of a slot from its start
+        // up to the end of its run's last list is written; a list lies in that span of its
+        // run's slot. `MaybeUninit<u32>` has the layout of `u32`.
         unsafe { &*(list as *const [MaybeUninit<u32>] as *const [u32]) }
     }
 }
@@ -216,14 +219,14 @@ mod tests {
     use super::*;
     use crate::regions::Connectivity;
 
-    #[test]
-    fn every_list_holds_the_neighbours_of_lower_rank() {
-        // 84,000 voxels, every seventh no candidate, the others ranked at random: five runs
-        // of lists, each ending inside the volume.
-        let dims = [70, 60, 20];
+    /// Checks every list of the candidates `is_candidate` picks from a volume of `dims`,
+    /// ranked at random, against a direct reading of the neighbourhoods.
+    fn check_lists(dims: [usize; 3], is_candidate: impl Fn(usize) -> bool) {
         let [nx, ny, nz] = dims;
         let voxels = nx * ny * nz;
-        let candidates: Vec<u64> = (0..voxels as u64).filter(|i| i % 7 != 3).collect();
+        let candidates: Vec<u64> = (0..voxels as u64)
+            .filter(|&i| is_candidate(i as usize))
+            .collect();
         let mut ranks: Vec<u32> = (1..=candidates.len() as u32).collect();
         ranks.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(14));
         let mut labels = vec![0u32; voxels];
@@ -260,6 +263,16 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn every_list_holds_the_neighbours_of_lower_rank() {
+        // 84,000 voxels, every seventh no candidate: five runs of lists, the last one partial.
+        check_lists([70, 60, 20], |i| i % 7 != 3);
+        // Every voxel a candidate: exactly two full runs.
+        check_lists([32, 32, 32], |_| true);
+        // No candidate: no lists.
+        check_lists([8, 8, 8], |_| false);
     }
 
     #[test]

@@ -56,10 +56,11 @@
 //! per voxel for the label map, 8 per candidate for the keys (16 while they are radix sorted),
 //! 8 per seed for the union-find forest, and about 250 bytes per region for its statistics
 //! and the returned [`Region`]. The compact sweep adds 16 bytes per candidate for the visiting
-//! order, list ends and sweep labels, and its lists, reserved at 104 bytes per candidate, of
-//! which only the pages written are mapped (`compact.rs`): at most about 4 bytes per voxel
-//! while it is chosen; 1.9 on the first call of `scripts/bench_regions.py`'s clinical-size
-//! PET, 2.1 over repeated calls. Seeds and regions never outnumber the candidates.
+//! order, list ends and sweep labels, and its lists, reserved at 104 bytes per candidate and
+//! never zeroed, so that unwritten pages of fresh memory stay unmapped (`compact.rs`): at most
+//! about 4 bytes per voxel while it is chosen; 1.9 on the first call of
+//! `scripts/bench_regions.py`'s clinical-size PET, 2.1 over repeated calls. Seeds and regions
+//! never outnumber the candidates.
 
 mod compact;
 mod stats;
