@@ -135,7 +135,7 @@ def main():
         )
         ours = [float(g) / 1e3 for g in found.groups()]
         ratios.append(ours[0] / cc3d_min)
-        print(f"ratio uptake/cc3d wall: min {ours[0] / cc3d_min:.2f}, median {ours[1] / cc3d_median:.2f}; "
+        print(f"ratio uptake/cc3d wall: min {ratios[-1]:.2f}, median {ours[1] / cc3d_median:.2f}; "
               f"CPU time: min {ours[2] / cc3d_cpu_min:.2f}, median {ours[3] / cc3d_cpu_median:.2f} "
               f"(RAYON_NUM_THREADS={env['RAYON_NUM_THREADS']})")
     if args.rounds > 1:

@@ -48,7 +48,7 @@ const LIST_WRITE: usize = 26;
 pub(super) fn fits(candidates: usize) -> bool {
     candidates
         .div_ceil(LIST_RUN)
-        .checked_mul(Lists::slot(26))
+        .checked_mul(Lists::slot(LIST_RUN, 26))
         .is_some_and(|entries| entries <= u32::MAX as usize)
 }
 
@@ -67,20 +67,20 @@ struct Lists {
 }
 
 impl Lists {
-    /// Entries per slot with `neighbours` neighbours per voxel: all of them for every
-    /// candidate of the run, and room for the last fixed-size write.
-    fn slot(neighbours: usize) -> usize {
-        LIST_RUN * neighbours + LIST_WRITE
+    /// Entries in the slot of a run of `candidates` with `neighbours` neighbours per voxel:
+    /// all of them for every candidate, and room for the last fixed-size write.
+    fn slot(candidates: usize, neighbours: usize) -> usize {
+        candidates * neighbours + LIST_WRITE
     }
 
     /// Pass 2, from a label map holding rank + 1 at every candidate.
     fn build(labels: &[u32], candidates: &[u64], neighbourhood: &Neighbourhood) -> Self {
-        let slot = Self::slot(neighbourhood.len());
+        let slot = Self::slot(LIST_RUN, neighbourhood.len());
         let last = candidates.len() % LIST_RUN;
         let last_slot = if last == 0 {
             0
         } else {
-            last * neighbourhood.len() + LIST_WRITE
+            Self::slot(last, neighbourhood.len())
         };
         let mut entries = Box::new_uninit_slice(candidates.len() / LIST_RUN * slot + last_slot);
         let mut ends = vec![0u32; candidates.len()];
@@ -240,6 +240,10 @@ mod tests {
                 &candidates,
                 &Neighbourhood::new(dims, steps.clone()),
             );
+            assert_eq!(lists.ends.len(), candidates.len());
+            if candidates.is_empty() {
+                assert!(lists.entries.is_empty(), "{connectivity:?}");
+            }
             for (position, &index) in candidates.iter().enumerate() {
                 let index = index as usize;
                 let [x, y, z] = [index % nx, index / nx % ny, index / (nx * ny)];
