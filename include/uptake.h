@@ -162,7 +162,7 @@ typedef struct UptakeAnalyzeOptions {
     // SUV per Bq/mL; required (finite, > 0) with `UPTAKE_PET_UNITS_BQML`, else ignored.
     double suv_factor;
     // Suspicious threshold in (0, 1]; a negative value (default −1) uses the model's
-    // operating point.
+    // operating point. Set without `distant_threshold`, it holds for every finding.
     double threshold;
     // Uptake-region connectivity: 6, 18 or 26 (default 26).
     uint32_t connectivity;
@@ -181,6 +181,11 @@ typedef struct UptakeAnalyzeOptions {
     // Optional progress callback and the pointer passed back to it.
     UptakeProgressCallback progress;
     void *progress_user_data;
+    // Suspicious threshold in (0, 1] of distant findings (locations staged M1a, M1b, M1c); a
+    // negative value (default −1) uses `threshold` when that is set, else the model's distant
+    // operating point. Added after the first version of this struct: a caller compiled
+    // without it gets the default.
+    double distant_threshold;
 } UptakeAnalyzeOptions;
 
 // A caller-owned volume in patient LPS space (DESIGN S1). The library only reads it.
@@ -237,10 +242,12 @@ typedef struct UptakeModelInfo {
     uint32_t class_count;
     // 1 when the weights were trained, 0 for a randomly initialised placeholder model.
     uint32_t trained;
-    // Operating threshold on p_suspicious.
+    // Operating threshold on p_suspicious (of local and regional findings, and of all when the
+    // model has a single one).
     float threshold;
-    // Reserved, 0.
-    uint32_t reserved;
+    // Operating threshold of distant findings (locations staged M1a, M1b, M1c); equal to
+    // `threshold` when the model has a single one.
+    float distant_threshold;
     // Pixel spacing of the input planes (mm).
     double pixel_mm;
     // Floating-point operations of one region's forward pass.

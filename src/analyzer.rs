@@ -248,6 +248,10 @@ impl Analyzer {
             .collect();
         let config = StagingConfig {
             threshold: options.threshold.unwrap_or(self.model.threshold()),
+            distant_threshold: options
+                .distant_threshold
+                .or(options.threshold)
+                .unwrap_or(self.model.distant_threshold()),
             ..options.staging.clone()
         };
         let staged = staging::stage(
@@ -551,9 +555,13 @@ impl Stage {
 pub struct AnalyzeOptions<'a> {
     /// S4 parameters (45 % of SUVmax, seeds above 1 SUV, 26-connectivity by default).
     pub regions: RegionParams,
-    /// Suspicious threshold; `None` = the model's operating point.
+    /// Suspicious threshold; `None` = the model's operating point. Given without
+    /// `distant_threshold`, it holds for every finding.
     pub threshold: Option<f32>,
-    /// Staging settings; its `threshold` is replaced by the one above.
+    /// Suspicious threshold of distant findings (M1a, M1b, M1c); `None` = `threshold` when that
+    /// is given, else the model's distant operating point.
+    pub distant_threshold: Option<f32>,
+    /// Staging settings; its two thresholds are replaced by the ones above.
     pub staging: StagingConfig,
     /// Map non-finite voxels to 0 SUV / −1000 HU (with a warning) instead of rejecting them.
     pub replace_non_finite: bool,

@@ -1,9 +1,11 @@
 //! PROMISE miTNM staging and tumour burden (DESIGN S8).
 //!
 //! Input: every uptake region of a study with the network's output (p_suspicious and one
-//! probability per location class of the model's table). A finding is suspicious when
-//! `p_suspicious ≥ threshold`; its location is the most probable class, whose role in the table
-//! (T, N, M1a, M1b, M1c) says what it means for staging. From the suspicious findings:
+//! probability per location class of the model's table). A finding's location is the most
+//! probable class, whose role in the table (T, N, M1a, M1b, M1c) says what it means for staging;
+//! it is suspicious when `p_suspicious` reaches the operating point of that role: `threshold`
+//! for local and regional findings, `distant_threshold` for distant ones (M1a, M1b, M1c), where
+//! a single false finding turns a study metastatic. From the suspicious findings:
 //!
 //! ```text
 //! miT  T0 | T+                  any local (prostate, bladder) finding
@@ -39,8 +41,8 @@ const PAROTID_CLASS: &str = "salivary_gland";
 /// Why staging rejected its input.
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum StagingError {
-    #[error("threshold is {0}; it must lie in [0, 1]")]
-    Threshold(f32),
+    #[error("{name} is {value}; it must lie in [0, 1]")]
+    Threshold { name: &'static str, value: f32 },
     #[error("dmi_fraction is {0}; it must lie in (0, 1]")]
     DmiFraction(f64),
     #[error("blood_pool_suv is {0}; it must be finite and > 0")]
@@ -78,9 +80,14 @@ pub enum StagingError {
 /// Settings of the staging rules.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StagingConfig {
-    /// Operating point: a finding is suspicious when `p_suspicious ≥ threshold`. Default 0.5;
-    /// the analyzer replaces it by the operating point stored in the model file.
+    /// Operating point of local and regional findings (roles T and N): suspicious when
+    /// `p_suspicious ≥ threshold`. Default 0.5; the analyzer replaces it by the operating point
+    /// stored in the model file.
     pub threshold: f32,
+    /// Operating point of distant findings (roles M1a, M1b, M1c). Default 0.5; the analyzer
+    /// replaces it by the model's distant operating point (its single one when it has no
+    /// separate one).
+    pub distant_threshold: f32,
     /// Read classes that carry an alternative role with that role (model v1: common iliac
     /// nodes as regional, N, instead of M1a). Default false.
     pub common_iliac_as_regional: bool,
@@ -97,6 +104,7 @@ impl Default for StagingConfig {
     fn default() -> Self {
         Self {
             threshold: 0.5,
+            distant_threshold: 0.5,
             common_iliac_as_regional: false,
             dmi_fraction: 0.2,
             blood_pool_suv: 1.5,
@@ -107,8 +115,13 @@ impl Default for StagingConfig {
 impl StagingConfig {
     /// Checks every field's range.
     pub fn validate(&self) -> Result<(), StagingError> {
-        if !(0.0..=1.0).contains(&self.threshold) {
-            return Err(StagingError::Threshold(self.threshold));
+        for (name, value) in [
+            ("threshold", self.threshold),
+            ("distant_threshold", self.distant_threshold),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(StagingError::Threshold { name, value });
+            }
         }
         if !(self.dmi_fraction > 0.0 && self.dmi_fraction <= 1.0) {
             return Err(StagingError::DmiFraction(self.dmi_fraction));
@@ -124,6 +137,14 @@ impl StagingConfig {
         match class.alternative_role {
             Some(alternative) if self.common_iliac_as_regional => alternative,
             _ => class.role,
+        }
+    }
+
+    /// The operating point of findings whose location has `role`.
+    fn threshold_of(&self, role: Role) -> f32 {
+        match role {
+            Role::T | Role::N => self.threshold,
+            Role::M1a | Role::M1b | Role::M1c => self.distant_threshold,
         }
     }
 }
@@ -599,14 +620,15 @@ fn classify(input: &FindingInput, classes: &[LocationClass], config: &StagingCon
         prediction(order[1]),
         prediction(order[2]),
     ];
-    let suspicious = input.p_suspicious >= config.threshold;
+    let role = config.role_of(&classes[order[0]]);
+    let suspicious = input.p_suspicious >= config.threshold_of(role);
     Finding {
         region: input.region.clone(),
         p_suspicious: input.p_suspicious,
         suspicious,
         location: top3[0].clone(),
         top3,
-        role: suspicious.then(|| config.role_of(&classes[order[0]])),
+        role: suspicious.then_some(role),
         expression_score: None,
     }
 }

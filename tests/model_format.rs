@@ -123,6 +123,7 @@ fn writer_round_trips_metadata_and_fp16_weights() {
         .metrics
         .insert("average_precision".into(), 0.875);
     metadata.threshold = 0.37;
+    metadata.distant_threshold = Some(0.81);
     let writer = he_normal(metadata.clone(), 5).unwrap();
     let path = std::env::temp_dir().join(format!(
         "uptake-model-rt-{}.safetensors",
@@ -132,6 +133,12 @@ fn writer_round_trips_metadata_and_fp16_weights() {
     let model = Model::load(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
     assert_eq!(model.metadata(), &metadata);
+    assert_eq!((model.threshold(), model.distant_threshold()), (0.37, 0.81));
+    // Without a separate distant operating point the single one holds for all findings.
+    metadata.distant_threshold = None;
+    let single = Model::from_bytes(&he_normal(metadata, 5).unwrap().to_bytes().unwrap()).unwrap();
+    assert_eq!(single.metadata().distant_threshold, None);
+    assert_eq!(single.distant_threshold(), 0.37);
     let parsed = format::parse(&writer.to_bytes().unwrap()).unwrap();
     for (name, t) in writer.tensors() {
         let got = &parsed.tensors[name];
@@ -185,12 +192,15 @@ fn missing_or_malformed_metadata_is_named() {
             other => panic!("{key}: {other}"),
         }
     }
-    let cases: [(&str, &str); 6] = [
+    let cases: [(&str, &str); 9] = [
         ("classes", r#"[{"id": 1, "name": "x", "role": "T"}]"#),
         ("classes", r#"[{"id": 0, "name": "x", "role": "Q"}]"#),
         ("input", r#"{"plane_offsets_mm": [0], "plane_size": 64}"#),
         ("threshold", "1.5"),
         ("threshold", "NaN"),
+        ("distant_threshold", "0"),
+        ("distant_threshold", "NaN"),
+        ("distant_threshold", "high"),
         ("training", "[]"),
     ];
     for (key, value) in cases {

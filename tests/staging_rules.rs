@@ -224,7 +224,7 @@ fn common_iliac_nodes_are_m1a_unless_configured_as_regional() {
 fn p_equal_to_the_threshold_is_suspicious() {
     for threshold in [0.5f32, 0.7, 0.0, 1.0] {
         let config = StagingConfig {
-            threshold,
+            distant_threshold: threshold,
             ..Default::default()
         };
         let below = if threshold > 0.0 {
@@ -247,6 +247,60 @@ fn p_equal_to_the_threshold_is_suspicious() {
         }
         assert_eq!(m1b_ids(&s.tnm), vec![1]);
     }
+}
+
+#[test]
+fn each_role_uses_its_operating_point() {
+    // One finding of each role at p = 0.6: with the distant operating point above it only the
+    // local and regional findings count, with the other one above it only the distant ones.
+    let sites = [
+        "prostate",
+        "ln_pelvic",
+        "ln_retroperitoneal",
+        "bone",
+        "liver",
+    ];
+    let findings: Vec<FindingInput> = sites
+        .iter()
+        .enumerate()
+        .map(|(i, site)| finding(i as u32 + 1, site, 0.6))
+        .collect();
+    let strict_distant = StagingConfig {
+        threshold: 0.5,
+        distant_threshold: 0.7,
+        ..Default::default()
+    };
+    let s = run_with(&findings, 5000.0, &strict_distant);
+    let flags: Vec<bool> = s.findings.iter().map(|f| f.suspicious).collect();
+    assert_eq!(flags, [true, true, false, false, false]);
+    assert_eq!(
+        (s.tnm.t, s.tnm.n, s.tnm.m),
+        (TStage::TPlus, NStage::N1, MStage::M0)
+    );
+    assert_eq!(s.burden.role_counts.m1b, 0);
+    let strict_regional = StagingConfig {
+        threshold: 0.7,
+        distant_threshold: 0.5,
+        ..Default::default()
+    };
+    let s = run_with(&findings, 5000.0, &strict_regional);
+    let flags: Vec<bool> = s.findings.iter().map(|f| f.suspicious).collect();
+    assert_eq!(flags, [false, false, true, true, true]);
+    assert_eq!(
+        (s.tnm.t, s.tnm.n, s.tnm.m),
+        (TStage::T0, NStage::N0, MStage::M1c)
+    );
+    // The role follows the configured reading: a common iliac node read as regional uses the
+    // regional operating point.
+    let common_iliac = [finding(1, "ln_common_iliac", 0.6)];
+    let s = run_with(&common_iliac, 5000.0, &strict_distant);
+    assert_eq!(s.tnm.m, MStage::M0);
+    let regional = StagingConfig {
+        common_iliac_as_regional: true,
+        ..strict_distant
+    };
+    let s = run_with(&common_iliac, 5000.0, &regional);
+    assert_eq!((s.tnm.n, s.tnm.m), (NStage::N1, MStage::M0));
 }
 
 fn m1b_ids(tnm: &MiTnm) -> Vec<u32> {
@@ -502,8 +556,19 @@ fn invalid_input_gives_typed_errors() {
             threshold: 1.5,
             ..ok.clone()
         }),
-        StagingError::Threshold(_)
+        StagingError::Threshold {
+            name: "threshold",
+            ..
+        }
     ));
+    assert_eq!(
+        bad_config(StagingConfig {
+            distant_threshold: -0.1,
+            ..ok.clone()
+        })
+        .to_string(),
+        "distant_threshold is -0.1; it must lie in [0, 1]"
+    );
     for dmi_fraction in [0.0, -0.1, 1.01, f64::NAN] {
         assert!(matches!(
             bad_config(StagingConfig {

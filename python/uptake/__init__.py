@@ -95,6 +95,7 @@ class _AnalyzeOptions(ctypes.Structure):
         ("reserved", ctypes.c_uint32),
         ("progress", _PROGRESS_CALLBACK),
         ("progress_user_data", ctypes.c_void_p),
+        ("distant_threshold", ctypes.c_double),
     ]
 
 
@@ -273,12 +274,15 @@ class Analyzer:
         tracer="psma",
         suv_factor=None,
         threshold=None,
+        distant_threshold=None,
         common_iliac_as_regional=False,
         replace_non_finite=False,
         progress=None,
     ):
         """Analyze one study. `pet` and `ct` are `Volume`s (PET in SUV, or Bq/mL with
-        `suv_factor`; CT in HU). `progress(stage: str, fraction: float)` may return True to
+        `suv_factor`; CT in HU). `threshold` alone sets the operating point of every finding,
+        `distant_threshold` that of distant ones (M1a, M1b, M1c); both default to the model's.
+        `progress(stage: str, fraction: float)` may return True to
         cancel (UptakeError with ERR_CANCELLED). Returns (report dict, label map [x, y, z])."""
         if tracer not in TRACERS:
             raise ValueError(f"tracer must be one of {sorted(TRACERS)}")
@@ -289,6 +293,8 @@ class Analyzer:
             opts.suv_factor = float(suv_factor)
         if threshold is not None:
             opts.threshold = float(threshold)
+        if distant_threshold is not None:
+            opts.distant_threshold = float(distant_threshold)
         opts.common_iliac_as_regional = int(bool(common_iliac_as_regional))
         opts.replace_non_finite = int(bool(replace_non_finite))
         if progress is not None:

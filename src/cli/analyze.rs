@@ -24,9 +24,14 @@ pub struct AnalyzerArgs {
     /// Where the heavy stages run: auto (a CUDA device when one opens, else the CPU), cpu, cuda.
     #[arg(long, default_value = "auto", value_parser = parse_device)]
     pub device: Device,
-    /// Suspicious threshold; the model's operating point when absent.
+    /// Suspicious threshold; the model's operating point when absent. Given alone, it holds for
+    /// every finding.
     #[arg(long)]
     pub threshold: Option<f32>,
+    /// Suspicious threshold of distant findings (M1a, M1b, M1c); without it --threshold when
+    /// given, else the model's distant operating point.
+    #[arg(long)]
+    pub distant_threshold: Option<f32>,
     /// Count common iliac nodes as regional (N) rather than M1a.
     #[arg(long)]
     pub common_iliac_as_regional: bool,
@@ -129,6 +134,7 @@ pub fn analyze(
     };
     let mut options = AnalyzeOptions {
         threshold: args.threshold,
+        distant_threshold: args.distant_threshold,
         replace_non_finite: args.replace_non_finite,
         progress: Some(&progress),
         ..AnalyzeOptions::default()

@@ -48,7 +48,7 @@ pub struct UptakeAnalyzeOptions {
     /// SUV per Bq/mL; required (finite, > 0) with `UPTAKE_PET_UNITS_BQML`, else ignored.
     pub suv_factor: f64,
     /// Suspicious threshold in (0, 1]; a negative value (default −1) uses the model's
-    /// operating point.
+    /// operating point. Set without `distant_threshold`, it holds for every finding.
     pub threshold: f64,
     /// Uptake-region connectivity: 6, 18 or 26 (default 26).
     pub connectivity: u32,
@@ -67,6 +67,11 @@ pub struct UptakeAnalyzeOptions {
     /// Optional progress callback and the pointer passed back to it.
     pub progress: UptakeProgressCallback,
     pub progress_user_data: *mut c_void,
+    /// Suspicious threshold in (0, 1] of distant findings (locations staged M1a, M1b, M1c); a
+    /// negative value (default −1) uses `threshold` when that is set, else the model's distant
+    /// operating point. Added after the first version of this struct: a caller compiled
+    /// without it gets the default.
+    pub distant_threshold: f64,
 }
 
 impl Default for UptakeAnalyzeOptions {
@@ -85,11 +90,14 @@ impl Default for UptakeAnalyzeOptions {
             reserved: 0,
             progress: None,
             progress_user_data: std::ptr::null_mut(),
+            distant_threshold: -1.0,
         }
     }
 }
 
-const ANALYZE_OPTIONS_V1_SIZE: usize = std::mem::size_of::<UptakeAnalyzeOptions>();
+/// Size of the first version of the options, which ended before `distant_threshold`.
+const ANALYZE_OPTIONS_V1_SIZE: usize =
+    std::mem::offset_of!(UptakeAnalyzeOptions, distant_threshold);
 
 /// Fills `*options` with the defaults and the right `struct_size`.
 ///
@@ -202,21 +210,20 @@ fn analyze_options<'a>(
             opts.connectivity
         ))
     })?;
-    let threshold = match opts.threshold {
-        t if t < 0.0 => None,
-        t if t > 0.0 && t <= 1.0 => Some(t as f32),
-        t => {
-            return Err(Error::InvalidArgument(format!(
-                "options.threshold = {t}; expected a value in (0, 1], or negative for the model's"
-            )));
-        }
+    let threshold = |name: &str, t: f64| match t {
+        t if t < 0.0 => Ok(None),
+        t if t > 0.0 && t <= 1.0 => Ok(Some(t as f32)),
+        t => Err(Error::InvalidArgument(format!(
+            "options.{name} = {t}; expected a value in (0, 1], or negative for the default"
+        ))),
     };
     Ok(AnalyzeOptions {
         regions: RegionParams {
             connectivity,
             ..RegionParams::default()
         },
-        threshold,
+        threshold: threshold("threshold", opts.threshold)?,
+        distant_threshold: threshold("distant_threshold", opts.distant_threshold)?,
         staging: StagingConfig {
             common_iliac_as_regional: opts.common_iliac_as_regional != 0,
             blood_pool_suv: opts.blood_pool_suv,

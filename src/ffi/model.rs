@@ -24,10 +24,12 @@ pub struct UptakeModelInfo {
     pub class_count: u32,
     /// 1 when the weights were trained, 0 for a randomly initialised placeholder model.
     pub trained: u32,
-    /// Operating threshold on p_suspicious.
+    /// Operating threshold on p_suspicious (of local and regional findings, and of all when the
+    /// model has a single one).
     pub threshold: f32,
-    /// Reserved, 0.
-    pub reserved: u32,
+    /// Operating threshold of distant findings (locations staged M1a, M1b, M1c); equal to
+    /// `threshold` when the model has a single one.
+    pub distant_threshold: f32,
     /// Pixel spacing of the input planes (mm).
     pub pixel_mm: f64,
     /// Floating-point operations of one region's forward pass.
@@ -71,7 +73,7 @@ pub unsafe extern "C" fn uptake_analyzer_model_info(
             class_count: model.classes().len() as u32,
             trained: u32::from(model.is_trained()),
             threshold: model.threshold(),
-            reserved: 0,
+            distant_threshold: model.distant_threshold(),
             pixel_mm: spec.pixel_mm,
             flops_per_region: model.graph().flops,
         };

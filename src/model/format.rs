@@ -33,6 +33,9 @@ pub const KEY_INPUT: &str = "input";
 pub const KEY_TRAINING: &str = "training";
 /// Metadata key: operating threshold on p_suspicious, a decimal number.
 pub const KEY_THRESHOLD: &str = "threshold";
+/// Metadata key (optional): operating threshold of distant findings (M1a, M1b, M1c), a decimal
+/// number; absent, `threshold` holds for all.
+pub const KEY_DISTANT_THRESHOLD: &str = "distant_threshold";
 
 /// Largest model file accepted (the v1 model is about 1.5 MB).
 /// cbindgen:ignore
@@ -190,14 +193,11 @@ fn parse_metadata(meta: &HashMap<String, String>) -> Result<ModelMetadata, Model
     let classes: Vec<LocationClass> = json(meta, KEY_CLASSES)?;
     let input: InputSpec = json(meta, KEY_INPUT)?;
     let training: TrainingInfo = json(meta, KEY_TRAINING)?;
-    let threshold_text = required(meta, KEY_THRESHOLD)?;
-    let threshold = threshold_text
-        .trim()
-        .parse::<f32>()
-        .map_err(|e| ModelError::BadMetadata {
-            key: KEY_THRESHOLD,
-            reason: format!("{threshold_text:?}: {e}"),
-        })?;
+    let threshold = decimal(KEY_THRESHOLD, required(meta, KEY_THRESHOLD)?)?;
+    let distant_threshold = meta
+        .get(KEY_DISTANT_THRESHOLD)
+        .map(|text| decimal(KEY_DISTANT_THRESHOLD, text))
+        .transpose()?;
     let metadata = ModelMetadata {
         model_version,
         model_id: required(meta, KEY_MODEL_ID)?.to_string(),
@@ -206,9 +206,19 @@ fn parse_metadata(meta: &HashMap<String, String>) -> Result<ModelMetadata, Model
         input,
         training,
         threshold,
+        distant_threshold,
     };
     metadata.validate()?;
     Ok(metadata)
+}
+
+fn decimal(key: &'static str, text: &str) -> Result<f32, ModelError> {
+    text.trim()
+        .parse::<f32>()
+        .map_err(|e| ModelError::BadMetadata {
+            key,
+            reason: format!("{text:?}: {e}"),
+        })
 }
 
 fn to_json<T: Serialize>(key: &'static str, value: &T) -> Result<String, ModelError> {
@@ -219,7 +229,7 @@ fn to_json<T: Serialize>(key: &'static str, value: &T) -> Result<String, ModelEr
 }
 
 fn metadata_strings(m: &ModelMetadata) -> Result<BTreeMap<&'static str, String>, ModelError> {
-    Ok(BTreeMap::from([
+    let mut strings = BTreeMap::from([
         (KEY_VERSION, m.model_version.to_string()),
         (KEY_MODEL_ID, m.model_id.clone()),
         (
@@ -230,7 +240,11 @@ fn metadata_strings(m: &ModelMetadata) -> Result<BTreeMap<&'static str, String>,
         (KEY_INPUT, to_json(KEY_INPUT, &m.input)?),
         (KEY_TRAINING, to_json(KEY_TRAINING, &m.training)?),
         (KEY_THRESHOLD, m.threshold.to_string()),
-    ]))
+    ]);
+    if let Some(t) = m.distant_threshold {
+        strings.insert(KEY_DISTANT_THRESHOLD, t.to_string());
+    }
+    Ok(strings)
 }
 
 #[derive(Serialize)]

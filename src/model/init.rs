@@ -29,6 +29,7 @@ pub fn untrained_v1_metadata(seed: u64) -> ModelMetadata {
             ..TrainingInfo::default()
         },
         threshold: 0.5,
+        distant_threshold: None,
     }
 }
 

@@ -133,6 +133,10 @@ pub struct ModelMetadata {
     pub training: TrainingInfo,
     /// Operating point: a finding is suspicious when p_suspicious ≥ this.
     pub threshold: f32,
+    /// Separate operating point of distant findings (staging roles M1a, M1b, M1c); `None`: the
+    /// single `threshold` for all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distant_threshold: Option<f32>,
 }
 
 impl ModelMetadata {
@@ -166,11 +170,19 @@ impl ModelMetadata {
             key: format::KEY_INPUT,
             reason: e.to_string(),
         })?;
-        if !(self.threshold > 0.0 && self.threshold < 1.0) {
-            return Err(ModelError::BadMetadata {
-                key: format::KEY_THRESHOLD,
-                reason: format!("{} is not strictly between 0 and 1", self.threshold),
-            });
+        for (key, value) in [
+            (format::KEY_THRESHOLD, Some(self.threshold)),
+            (format::KEY_DISTANT_THRESHOLD, self.distant_threshold),
+        ] {
+            match value {
+                Some(t) if !(t > 0.0 && t < 1.0) => {
+                    return Err(ModelError::BadMetadata {
+                        key,
+                        reason: format!("{t} is not strictly between 0 and 1"),
+                    });
+                }
+                _ => {}
+            }
         }
         Ok(())
     }
@@ -222,8 +234,16 @@ impl Model {
         &self.metadata.input
     }
 
+    /// Operating point of local and regional findings (and of all when the model has one).
     pub fn threshold(&self) -> f32 {
         self.metadata.threshold
+    }
+
+    /// Operating point of distant findings (M1a, M1b, M1c).
+    pub fn distant_threshold(&self) -> f32 {
+        self.metadata
+            .distant_threshold
+            .unwrap_or(self.metadata.threshold)
     }
 
     pub fn model_id(&self) -> &str {

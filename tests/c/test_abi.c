@@ -1,6 +1,7 @@
 /* Exercises every function of the C ABI, including every error path, as a C host would.
  * Built with -std=c11 -Wall -Wextra -Werror and run under AddressSanitizer by scripts/test.sh. */
 #include <math.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -368,6 +369,17 @@ static void test_analyze(void) {
     options.connectivity = 5;
     CHECK_ERR(uptake_analyze(analyzer, &pet, &ct, UPTAKE_TRACER_PSMA, &options, &report),
               UPTAKE_ERR_INVALID_ARGUMENT, "connectivity");
+    CHECK(uptake_analyze_options_init(&options) == UPTAKE_OK);
+    CHECK(options.distant_threshold < 0.0);
+    options.distant_threshold = 1.5;
+    CHECK_ERR(uptake_analyze(analyzer, &pet, &ct, UPTAKE_TRACER_PSMA, &options, &report),
+              UPTAKE_ERR_INVALID_ARGUMENT, "distant_threshold");
+    /* A host compiled before distant_threshold existed passes the shorter struct: accepted,
+       and the field it does not know is read as its default. */
+    options.struct_size = (uint32_t)offsetof(UptakeAnalyzeOptions, distant_threshold);
+    CHECK(uptake_analyze(analyzer, &pet, &ct, UPTAKE_TRACER_PSMA, &options, &report) == UPTAKE_OK);
+    uptake_report_free(report);
+    report = NULL;
     CHECK(uptake_analyze_options_init(&options) == UPTAKE_OK);
     options.struct_size = 4;
     CHECK_ERR(uptake_analyze(analyzer, &pet, &ct, UPTAKE_TRACER_PSMA, &options, &report),

@@ -113,6 +113,20 @@ def test_analyze_through_the_binding(uptake):
         bqml = uptake.Volume(pet.data / 2.5e-4, pet.spacing_mm, pet.origin_mm)
         report2, labels2 = a.analyze(bqml, ct, "psma", suv_factor=2.5e-4)
         assert np.array_equal(labels, labels2)
+        # The operating points reach staging: one threshold alone holds for every finding, a
+        # distant one for distant findings only; both outside (0, 1] are refused.
+        config = report["staging_config"]
+        assert config["distant_threshold"] == pytest.approx(config["threshold"])
+        report3, _ = a.analyze(pet, ct, "psma", threshold=0.25)
+        assert report3["staging_config"]["threshold"] == pytest.approx(0.25)
+        assert report3["staging_config"]["distant_threshold"] == pytest.approx(0.25)
+        report4, _ = a.analyze(pet, ct, "psma", threshold=0.25, distant_threshold=1.0)
+        assert report4["staging_config"]["distant_threshold"] == pytest.approx(1.0)
+        for bad in ({"threshold": 1.5}, {"distant_threshold": 0.0}):
+            with pytest.raises(uptake.UptakeError) as e:
+                a.analyze(pet, ct, "psma", **bad)
+            assert e.value.status == uptake.ERR_INVALID_ARGUMENT
+            assert next(iter(bad)) in e.value.message
         with pytest.raises(uptake.UptakeError) as e:
             a.analyze(pet, ct, "psma", progress=lambda s, f: s == "regions")
         assert e.value.status == uptake.ERR_CANCELLED

@@ -192,7 +192,7 @@ class ModelInfo(ctypes.Structure):
         ("class_count", ctypes.c_uint32),
         ("trained", ctypes.c_uint32),
         ("threshold", ctypes.c_float),
-        ("reserved", ctypes.c_uint32),
+        ("distant_threshold", ctypes.c_float),
         ("pixel_mm", ctypes.c_double),
         ("flops_per_region", ctypes.c_double),
     ]
@@ -321,6 +321,8 @@ def test_embedded_model_is_the_committed_file_and_matches_onnxruntime(uptake_lib
         assert (info.model_version, info.input_channels, info.plane_size) == (1, 26, 64)
         assert info.class_count == 23 and info.trained == 1
         assert info.threshold == pytest.approx(float(meta["threshold"]))
+        distant = float(meta.get("distant_threshold", meta["threshold"]))
+        assert info.distant_threshold == pytest.approx(distant)
         # DESIGN S7: about 157 MFLOP per region.
         assert 150e6 < info.flops_per_region < 160e6
         got = analyzer.metadata()

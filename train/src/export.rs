@@ -21,6 +21,7 @@ pub fn v1_metadata(model_id: &str, training: TrainingInfo, threshold: f32) -> Mo
         input,
         training,
         threshold,
+        distant_threshold: None,
     }
 }
 
