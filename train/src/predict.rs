@@ -108,15 +108,47 @@ pub fn ceiling_stage(
             report.findings.len()
         ));
     }
+    // Any operating point in (0, 1] reads these 0/1 scores the same.
+    stage_report(report, classes, 0.5, 0.5, |i, _| {
+        let label = &labelled[i];
+        let p = if label.suspicious { 1.0 } else { 0.0 };
+        (p, label.location.unwrap_or(label.predicted_location))
+    })
+}
+
+/// The stage of `report`'s findings at another pair of operating points (local and regional
+/// findings, distant ones): the network's outputs as reported, the report's other rules. One
+/// analysis thus gives the stage at every operating point.
+pub fn restage(
+    report: &Report,
+    classes: &[LocationClass],
+    threshold: f32,
+    distant_threshold: f32,
+) -> Result<MiTnm, String> {
+    stage_report(report, classes, threshold, distant_threshold, |_, f| {
+        (f.p_suspicious, f.location.id)
+    })
+}
+
+/// Stages `report`'s regions with `read(i, finding)` = (p_suspicious, location id) in place of
+/// the network's outputs, at the given operating points and the report's other staging rules.
+fn stage_report(
+    report: &Report,
+    classes: &[LocationClass],
+    threshold: f32,
+    distant_threshold: f32,
+    read: impl Fn(usize, &uptake::report::Finding) -> (f32, u32),
+) -> Result<MiTnm, String> {
     let inputs: Vec<FindingInput> = report
         .findings
         .iter()
-        .zip(labelled)
-        .map(|(finding, label)| {
-            let location = label.location.unwrap_or(label.predicted_location);
+        .enumerate()
+        .map(|(i, finding)| {
+            let (p_suspicious, location) = read(i, finding);
             FindingInput {
                 region: finding.region.clone(),
-                p_suspicious: if label.suspicious { 1.0 } else { 0.0 },
+                p_suspicious,
+                // Staging reads the most probable class only.
                 location_probs: classes
                     .iter()
                     .map(|c| if c.id == location { 1.0 } else { 0.0 })
@@ -124,9 +156,9 @@ pub fn ceiling_stage(
             }
         })
         .collect();
-    // Any threshold in (0, 1] reads these 0/1 scores the same; the other rules as configured.
     let config = StagingConfig {
-        threshold: 0.5,
+        threshold,
+        distant_threshold,
         ..report.staging_config.clone()
     };
     stage(&inputs, classes, report.burden.skeleton_volume_ml, &config)

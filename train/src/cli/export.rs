@@ -1,10 +1,12 @@
-//! `uptake-train export --run runs/vi --out model.safetensors`
+//! `uptake-train export --run runs/vi --out model.safetensors`; `--from-model old.safetensors`
+//! instead of `--run` gives an exported model's weights new operating points or provenance.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use burn::prelude::Device;
-use uptake::model::TrainingInfo;
+use uptake::model::format::{self, parse, read_file};
+use uptake::model::{ModelMetadata, TrainingInfo};
 use uptake_train::export::{v1_metadata, write_model};
 use uptake_train::network::NetShape;
 use uptake_train::train::{RunDir, RunState, load_net};
@@ -14,8 +16,16 @@ use super::CliResult;
 #[derive(clap::Args)]
 pub struct Args {
     /// Run folder of `uptake-train train` (its best.bpk and state.json are exported).
+    #[arg(
+        long,
+        required_unless_present = "from_model",
+        conflicts_with = "from_model"
+    )]
+    run: Option<PathBuf>,
+    /// A model file whose weights, layers, classes, input and training strategy are kept; the
+    /// other fields come from the flags below.
     #[arg(long)]
-    run: PathBuf,
+    from_model: Option<PathBuf>,
     /// Model file to write.
     #[arg(long)]
     out: PathBuf,
@@ -35,6 +45,10 @@ pub struct Args {
     /// Operating point stored in the file.
     #[arg(long, default_value_t = 0.5)]
     threshold: f32,
+    /// Separate operating point of distant findings (M1a, M1b, M1c) stored in the file; without
+    /// it `--threshold` holds for all.
+    #[arg(long)]
+    distant_threshold: Option<f32>,
 }
 
 fn parse_metric(text: &str) -> Result<(String, f64), String> {
@@ -48,35 +62,54 @@ fn parse_metric(text: &str) -> Result<(String, f64), String> {
 }
 
 pub fn run(args: Args) -> CliResult {
-    let run = RunDir(args.run.clone());
-    let text = std::fs::read_to_string(run.state())
-        .map_err(|e| format!("{}: {e}", run.state().display()))?;
-    let state: RunState = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    let device = Device::flex();
-    let net = load_net(&run.best_model(), NetShape::v1(), &device).map_err(|e| e.to_string())?;
-    let c = &state.config;
-    let training = TrainingInfo {
+    let training = |strategy: String| TrainingInfo {
         untrained: false,
-        data: args.data,
-        strategy: format!(
-            "{}; best epoch {} of {}; batch {}, Adam lr {}, seed {}",
-            c.strategy.name(),
-            state.best_epoch,
-            state.epochs_done,
-            c.batch_size,
-            c.learning_rate,
-            c.seed
-        ),
-        date: args.date,
-        metrics: args.metric.into_iter().collect::<BTreeMap<_, _>>(),
-        notes: args.notes,
+        data: args.data.clone(),
+        strategy,
+        date: args.date.clone(),
+        metrics: args.metric.iter().cloned().collect::<BTreeMap<_, _>>(),
+        notes: args.notes.clone(),
     };
-    write_model(
-        &net,
-        v1_metadata(&args.model_id, training, args.threshold),
-        &args.out,
-    )
-    .map_err(|e| e.to_string())?;
+    let written = match (&args.run, &args.from_model) {
+        (Some(run), _) => {
+            let run = RunDir(run.clone());
+            let text = std::fs::read_to_string(run.state())
+                .map_err(|e| format!("{}: {e}", run.state().display()))?;
+            let state: RunState = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+            let net = load_net(&run.best_model(), NetShape::v1(), &Device::flex())
+                .map_err(|e| e.to_string())?;
+            let c = &state.config;
+            let strategy = format!(
+                "{}; best epoch {} of {}; batch {}, Adam lr {}, seed {}",
+                c.strategy.name(),
+                state.best_epoch,
+                state.epochs_done,
+                c.batch_size,
+                c.learning_rate,
+                c.seed
+            );
+            let metadata = ModelMetadata {
+                distant_threshold: args.distant_threshold,
+                ..v1_metadata(&args.model_id, training(strategy), args.threshold)
+            };
+            write_model(&net, metadata, &args.out)
+        }
+        (None, Some(path)) => {
+            let file = read_file(path)
+                .and_then(|bytes| parse(&bytes))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let metadata = ModelMetadata {
+                model_id: args.model_id.clone(),
+                training: training(file.metadata.training.strategy.clone()),
+                threshold: args.threshold,
+                distant_threshold: args.distant_threshold,
+                ..file.metadata
+            };
+            format::write_model(&args.out, &metadata, &file.tensors)
+        }
+        (None, None) => return Err("give --run or --from-model".into()),
+    };
+    written.map_err(|e| e.to_string())?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }

@@ -6,7 +6,9 @@
 //! read: `findings.csv` and `staging.csv`, plus `detection.csv` (lesions per subject and how many
 //! were found) and `staging-ceiling.csv` (the stage of the same regions read as the ground truth
 //! labels them: what a perfect classifier would give). Prints lesion detection recall, finding
-//! precision and both agreements.
+//! precision and both agreements. With `--grid`, also the agreement at every pair of operating
+//! points (local and regional, distant) from the same analyses (`operating-points.csv`), for
+//! choosing a model's operating points on validation studies.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -16,7 +18,7 @@ use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig};
 use uptake::staging::StagingConfig;
 use uptake_train::eval::agreement::{self, StagePair};
 use uptake_train::eval::metrics::{FindingSet, METRIC_NAMES};
-use uptake_train::predict::{Detection, ceiling_stage, label_report, m_code};
+use uptake_train::predict::{Detection, ceiling_stage, label_report, m_code, restage};
 
 use super::train::Cohort;
 use super::{CliResult, agreement as agreement_cli};
@@ -35,9 +37,17 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Operating point (suspicious when p_suspicious ≥ it) for the findings' flags and the stage;
-    /// without it the model's own. For choosing a model's operating point on validation studies.
+    /// without it the model's own. Given alone, it holds for every finding.
     #[arg(long)]
     threshold: Option<f32>,
+    /// Operating point of distant findings (M1a, M1b, M1c); without it --threshold when given,
+    /// else the model's own.
+    #[arg(long)]
+    distant_threshold: Option<f32>,
+    /// Operating points (comma-separated) at which every study is also staged, each pair of
+    /// them as (local and regional, distant).
+    #[arg(long, value_delimiter = ',')]
+    grid: Vec<f32>,
 }
 
 pub fn run(args: Args) -> CliResult {
@@ -47,16 +57,32 @@ pub fn run(args: Args) -> CliResult {
         ..AnalyzerConfig::default()
     })
     .map_err(|e| e.to_string())?;
-    let threshold = args.threshold.unwrap_or(analyzer.model().threshold());
+    let model = analyzer.model();
+    let threshold = args.threshold.unwrap_or(model.threshold());
+    let distant_threshold = args
+        .distant_threshold
+        .or(args.threshold)
+        .unwrap_or(model.distant_threshold());
+    let grid: Vec<(f32, f32)> = args
+        .grid
+        .iter()
+        .flat_map(|&t| args.grid.iter().map(move |&d| (t, d)))
+        .collect();
     // The staging rules' own check, before any study is generated.
-    StagingConfig {
-        threshold,
-        ..StagingConfig::default()
+    for (threshold, distant_threshold) in
+        std::iter::once((threshold, distant_threshold)).chain(grid.iter().copied())
+    {
+        StagingConfig {
+            threshold,
+            distant_threshold,
+            ..StagingConfig::default()
+        }
+        .validate()
+        .map_err(|e| e.to_string())?;
     }
-    .validate()
-    .map_err(|e| e.to_string())?;
     let options = AnalyzeOptions {
         threshold: Some(threshold),
+        distant_threshold: Some(distant_threshold),
         ..AnalyzeOptions::default()
     };
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
@@ -64,6 +90,7 @@ pub fn run(args: Args) -> CliResult {
     let mut stages = Vec::new();
     let mut ceilings = Vec::new();
     let mut detections = Vec::new();
+    let mut grid_stages = vec![Vec::new(); grid.len()];
     args.cohort
         .for_each_study(&[Tracer::Psma, Tracer::Fdg], "analyzing studies", |study| {
             let report = analyzer
@@ -86,6 +113,11 @@ pub fn run(args: Args) -> CliResult {
                 };
                 stages.push(pair(&report.staging)?);
                 ceilings.push(pair(&ceiling)?);
+                for (&(t, d), at) in grid.iter().zip(&mut grid_stages) {
+                    let tnm = restage(&report, model.classes(), t, d)
+                        .map_err(|e| format!("{}: {e}", study.info.subject))?;
+                    at.push(pair(&tnm)?);
+                }
             }
             Ok(())
         })?;
@@ -104,14 +136,21 @@ pub fn run(args: Args) -> CliResult {
         }
     };
     println!(
-        "{} subjects, {} findings (model {}, threshold {threshold})",
+        "{} subjects, {} findings (model {}, threshold {threshold}, distant {distant_threshold})",
         detections.len(),
         findings.findings.len(),
-        analyzer.model().model_id()
+        model.model_id()
     );
     println!(
         "lesion detection recall   {}",
         ratio(sum(|d| d.detected), sum(|d| d.lesions))
+    );
+    // Finding recall and precision of the report's own flags (each finding at the operating
+    // point of its role).
+    let positives = findings.findings.iter().filter(|f| f.suspicious).count();
+    println!(
+        "finding recall            {}",
+        ratio(sum(|d| d.true_positive_findings), positives)
     );
     println!(
         "finding precision (PPV)   {}",
@@ -120,7 +159,9 @@ pub fn run(args: Args) -> CliResult {
             sum(|d| d.suspicious_findings)
         )
     );
-    // Pooled figures at the operating point; `evaluate` adds intervals and summaries.
+    // Pooled figures with `threshold` for every finding (as `evaluate --threshold`, which adds
+    // intervals and summaries).
+    println!("pooled, every finding at threshold {threshold}:");
     let pooled = findings.pooled(&vec![1.0; findings.subjects.len()], f64::from(threshold));
     for (name, value) in METRIC_NAMES.iter().zip(pooled.values()) {
         let value = value.map_or("-".to_string(), |v| format!("{v:.3}"));
@@ -139,6 +180,11 @@ pub fn run(args: Args) -> CliResult {
             println!("\n{title}");
             agreement_cli::print(&agreement::agreement(rows));
         }
+        if !grid.is_empty() {
+            let table = operating_points(&grid, &grid_stages);
+            write(&args.out.join("operating-points.csv"), &table)?;
+            println!("\nExact agreement at each pair of operating points\n{table}");
+        }
     }
     eprintln!(
         "wrote findings.csv, detection.csv{} to {}",
@@ -150,6 +196,24 @@ pub fn run(args: Args) -> CliResult {
         args.out.display()
     );
     Ok(())
+}
+
+/// One CSV row per pair of operating points: the exact miN and miM agreements (counts of
+/// studies) and their sum.
+fn operating_points(grid: &[(f32, f32)], stages: &[Vec<StagePair>]) -> String {
+    let mut text = "threshold,distant_threshold,n_exact,m_exact,n_plus_m,studies\n".to_string();
+    for (&(t, d), pairs) in grid.iter().zip(stages) {
+        let a = agreement::agreement(pairs);
+        let _ = writeln!(
+            text,
+            "{t},{d},{},{},{},{}",
+            a.n_exact.agree,
+            a.m_exact.agree,
+            a.n_exact.agree + a.m_exact.agree,
+            a.n_exact.total
+        );
+    }
+    text
 }
 
 fn detection_csv(detections: &[Detection]) -> String {

@@ -1,5 +1,7 @@
 //! `uptake-train predict --threshold`: the operating point decides which findings are reported
-//! suspicious (and so the stage), without changing the findings or their scores.
+//! suspicious (and so the stage), without changing the findings or their scores; `--grid`
+//! stages at other operating points from the same analyses. `uptake-train export
+//! --from-model` gives a model file new operating points without touching its weights.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -7,20 +9,45 @@ use std::process::Command;
 use uptake_train::eval::agreement::{self, StagePair};
 
 fn predict(out: &Path, threshold: &str) -> std::process::Output {
+    predict_with(out, &["--threshold", threshold])
+}
+
+fn predict_with(out: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_uptake-train"))
-        .args([
-            "predict",
-            "--phantom-psma",
-            "1",
-            "--phantom-seed",
-            "7004",
-            "--threshold",
-            threshold,
-            "--out",
-        ])
+        .args(["predict", "--phantom-psma", "1", "--phantom-seed", "7004"])
+        .args(args)
+        .arg("--out")
         .arg(out)
         .output()
         .unwrap()
+}
+
+fn tool(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_uptake-train"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// (n_exact, m_exact) of operating-points.csv's row for (threshold, distant threshold).
+fn grid_row(out: &Path, threshold: &str, distant: &str) -> (usize, usize) {
+    let text = std::fs::read_to_string(out.join("operating-points.csv")).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("threshold,distant_threshold,n_exact,m_exact,n_plus_m,studies")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 4, "2 × 2 operating points: {text}");
+    let row = rows
+        .iter()
+        .find(|r| r[0] == threshold && r[1] == distant)
+        .unwrap_or_else(|| panic!("no row ({threshold}, {distant}) in {text}"));
+    let n: usize = row[2].parse().unwrap();
+    let m: usize = row[3].parse().unwrap();
+    assert_eq!(row[4].parse::<usize>().unwrap(), n + m);
+    assert_eq!(row[5], "1");
+    (n, m)
 }
 
 /// (findings, suspicious findings) of the one subject, from findings.csv and detection.csv.
@@ -50,7 +77,7 @@ fn threshold_sets_the_operating_point() {
     let all = scratch("all");
     let strict = scratch("strict");
     for (dir, threshold) in [(&all, "0"), (&strict, "0.99")] {
-        let output = predict(dir, threshold);
+        let output = predict_with(dir, &["--threshold", threshold, "--grid", "0,0.99"]);
         assert!(
             output.status.success(),
             "{}",
@@ -80,6 +107,19 @@ fn threshold_sets_the_operating_point() {
         staging(&all, "staging-ceiling.csv"),
         staging(&strict, "staging-ceiling.csv")
     );
+    // Each run's grid restages its own analyses: the pairs (0, 0) and (0.99, 0.99) agree as the
+    // runs at those single operating points do, whichever run's grid is read.
+    let exact = |dir: &Path| {
+        let [pair] = staging(dir, "staging.csv");
+        (
+            usize::from(pair.expert_n == pair.predicted_n),
+            usize::from(pair.expert_m == pair.predicted_m),
+        )
+    };
+    for dir in [&all, &strict] {
+        assert_eq!(grid_row(dir, "0", "0"), exact(&all));
+        assert_eq!(grid_row(dir, "0.99", "0.99"), exact(&strict));
+    }
     let (findings_all, suspicious_all) = counts(&all);
     let (findings_strict, suspicious_strict) = counts(&strict);
     // The same findings either way; at 0 every one is suspicious, at 0.99 fewer are.
@@ -102,4 +142,93 @@ fn threshold_outside_zero_to_one_is_refused() {
         String::from_utf8_lossy(&output.stderr)
     );
     let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn a_distant_operating_point_is_stored_and_used() {
+    let dir = scratch("distant");
+    std::fs::create_dir_all(&dir).unwrap();
+    let original = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/default.safetensors");
+    let file = dir.join("two-points.safetensors");
+    let file_arg = file.to_str().unwrap();
+    let output = tool(&[
+        "export",
+        "--from-model",
+        original,
+        "--out",
+        file_arg,
+        "--model-id",
+        "two-points",
+        "--threshold",
+        "0.4",
+        "--distant-threshold",
+        "0.8",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let before = uptake::model::format::parse(&std::fs::read(original).unwrap()).unwrap();
+    let after = uptake::model::format::parse(&std::fs::read(&file).unwrap()).unwrap();
+    // The weights and what they mean are kept bit for bit; the operating points are new.
+    assert_eq!(after.tensors, before.tensors);
+    assert_eq!(after.metadata.architecture, before.metadata.architecture);
+    assert_eq!(after.metadata.classes, before.metadata.classes);
+    assert_eq!(
+        after.metadata.training.strategy,
+        before.metadata.training.strategy
+    );
+    assert_eq!(after.metadata.model_id, "two-points");
+    assert_eq!(
+        (after.metadata.threshold, after.metadata.distant_threshold),
+        (0.4, Some(0.8))
+    );
+    // predict reads both from the file unless told otherwise.
+    let out = dir.join("predict");
+    let output = predict_with(&out, &["--model", file_arg]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("threshold 0.4, distant 0.8"), "{stdout}");
+    // Exactly one source of weights.
+    for args in [
+        &["export", "--out", file_arg, "--model-id", "x"][..],
+        &[
+            "export",
+            "--run",
+            "runs/x",
+            "--from-model",
+            original,
+            "--out",
+            file_arg,
+            "--model-id",
+            "x",
+        ],
+    ] {
+        let output = tool(args);
+        assert!(!output.status.success(), "{args:?} was accepted");
+    }
+    // An operating point outside (0, 1) is refused by the file's own check.
+    let output = tool(&[
+        "export",
+        "--from-model",
+        original,
+        "--out",
+        dir.join("bad.safetensors").to_str().unwrap(),
+        "--model-id",
+        "bad",
+        "--distant-threshold",
+        "1",
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("distant_threshold"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

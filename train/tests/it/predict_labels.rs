@@ -8,7 +8,7 @@ use uptake::classes::v1_classes;
 use uptake::phantom::{Preset, truth};
 use uptake::staging::{BonePattern, MStage, MiTnm, NStage, TStage};
 use uptake_train::phantom_cohort::phantom_study;
-use uptake_train::predict::{ceiling_stage, label_report, m_code};
+use uptake_train::predict::{ceiling_stage, label_report, m_code, restage};
 use uptake_train::studies::cache_study;
 
 #[test]
@@ -140,4 +140,36 @@ fn ceiling_stages_the_regions_by_their_labels() {
     staged_m.sort();
     staged_m.dedup();
     assert!(staged_m.len() > 1, "the studies stage alike: {staged_m:?}");
+}
+
+/// Restaging one report at other operating points gives what the analyzer reports when it runs
+/// at them: the operating-point grid of `predict` needs one analysis per study, not one per point.
+#[test]
+fn restaging_a_report_equals_analyzing_at_those_operating_points() {
+    let analyzer = Analyzer::new(AnalyzerConfig::default()).unwrap();
+    let study = phantom_study(Tracer::Psma, 8009, Preset::Small).unwrap();
+    let analyze = |threshold, distant_threshold| {
+        let options = AnalyzeOptions {
+            threshold,
+            distant_threshold,
+            ..AnalyzeOptions::default()
+        };
+        analyzer
+            .analyze(&study.pet, &study.ct, Tracer::Psma, &options)
+            .unwrap()
+    };
+    let report = analyze(None, None);
+    let classes = analyzer.model().classes();
+    let mut stages = Vec::new();
+    for (t, t_distant) in [(0.5, 0.5), (0.2, 0.9), (0.9, 0.2), (0.05, 0.05)] {
+        let restaged = restage(&report, classes, t, t_distant).unwrap();
+        let analyzed = analyze(Some(t), Some(t_distant));
+        assert_eq!(restaged, analyzed.staging, "at ({t}, {t_distant})");
+        stages.push((restaged.n, m_code(&restaged)));
+    }
+    stages.dedup();
+    assert!(
+        stages.len() > 1,
+        "every operating point stages alike: {stages:?}"
+    );
 }
