@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 use uptake_train::eval::bootstrap::{self, BootstrapSpec, Evaluation, PairedTest};
-use uptake_train::eval::metrics::{FindingSet, METRIC_NAMES};
+use uptake_train::eval::metrics::{FindingSet, METRIC_NAMES, OperatingPoint};
 
 use super::{CliResult, write_json};
 
@@ -20,6 +20,10 @@ pub struct Args {
     /// Operating point: suspicious when p_suspicious ≥ threshold.
     #[arg(long, default_value_t = 0.5)]
     threshold: f64,
+    /// Operating point of findings whose predicted location is distant (M1a, M1b, M1c); without
+    /// it --threshold.
+    #[arg(long)]
+    distant_threshold: Option<f64>,
     /// Subject-level bootstrap resamples.
     #[arg(long, default_value_t = 2000)]
     resamples: usize,
@@ -50,13 +54,21 @@ struct Comparison {
 }
 
 pub fn run(args: Args) -> CliResult {
-    if !(0.0..=1.0).contains(&args.threshold) || args.resamples == 0 {
-        return Err("threshold must lie in [0, 1] and resamples be at least 1".into());
+    let operating_point = OperatingPoint {
+        threshold: args.threshold,
+        distant_threshold: args.distant_threshold.unwrap_or(args.threshold),
+    };
+    if ![operating_point.threshold, operating_point.distant_threshold]
+        .iter()
+        .all(|t| (0.0..=1.0).contains(t))
+        || args.resamples == 0
+    {
+        return Err("thresholds must lie in [0, 1] and resamples be at least 1".into());
     }
     let spec = BootstrapSpec {
         resamples: args.resamples,
         seed: args.seed,
-        threshold: args.threshold,
+        operating_point,
     };
     let read = |path: &PathBuf| FindingSet::read_csv(path).map_err(|e| e.to_string());
     let evaluation = bootstrap::evaluate(&read(&args.findings)?, spec);

@@ -17,7 +17,7 @@ use uptake::Tracer;
 use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig};
 use uptake::staging::StagingConfig;
 use uptake_train::eval::agreement::{self, StagePair};
-use uptake_train::eval::metrics::{FindingSet, METRIC_NAMES};
+use uptake_train::eval::metrics::{FindingSet, METRIC_NAMES, OperatingPoint};
 use uptake_train::predict::{Detection, ceiling_stage, label_report, m_code, restage};
 
 use super::train::Cohort;
@@ -145,13 +145,6 @@ pub fn run(args: Args) -> CliResult {
         "lesion detection recall   {}",
         ratio(sum(|d| d.detected), sum(|d| d.lesions))
     );
-    // Finding recall and precision of the report's own flags (each finding at the operating
-    // point of its role).
-    let positives = findings.findings.iter().filter(|f| f.suspicious).count();
-    println!(
-        "finding recall            {}",
-        ratio(sum(|d| d.true_positive_findings), positives)
-    );
     println!(
         "finding precision (PPV)   {}",
         ratio(
@@ -159,10 +152,12 @@ pub fn run(args: Args) -> CliResult {
             sum(|d| d.suspicious_findings)
         )
     );
-    // Pooled figures with `threshold` for every finding (as `evaluate --threshold`, which adds
-    // intervals and summaries).
-    println!("pooled, every finding at threshold {threshold}:");
-    let pooled = findings.pooled(&vec![1.0; findings.subjects.len()], f64::from(threshold));
+    // Pooled figures at the report's operating points; `evaluate` adds intervals and summaries.
+    let point = OperatingPoint {
+        threshold: f64::from(threshold),
+        distant_threshold: f64::from(distant_threshold),
+    };
+    let pooled = findings.pooled(&vec![1.0; findings.subjects.len()], point);
     for (name, value) in METRIC_NAMES.iter().zip(pooled.values()) {
         let value = value.map_or("-".to_string(), |v| format!("{v:.3}"));
         println!("{name:<26}{value}");

@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::EvalError;
-use super::metrics::{FindingSet, METRIC_NAMES, Metrics};
+use super::metrics::{FindingSet, METRIC_NAMES, Metrics, OperatingPoint};
 use super::stats::{Summary, quantile, sample_std, two_sided_p};
 
 /// How to bootstrap.
@@ -25,8 +25,8 @@ use super::stats::{Summary, quantile, sample_std, two_sided_p};
 pub struct BootstrapSpec {
     pub resamples: usize,
     pub seed: u64,
-    /// Operating point: suspicious when p_suspicious ≥ threshold.
-    pub threshold: f64,
+    /// When a finding is called suspicious.
+    pub operating_point: OperatingPoint,
 }
 
 impl Default for BootstrapSpec {
@@ -34,7 +34,7 @@ impl Default for BootstrapSpec {
         BootstrapSpec {
             resamples: 2000,
             seed: 0,
-            threshold: 0.5,
+            operating_point: OperatingPoint::single(0.5),
         }
     }
 }
@@ -89,12 +89,12 @@ pub fn evaluate(set: &FindingSet, spec: BootstrapSpec) -> Evaluation {
     for (r, &s) in by_name.iter().enumerate() {
         rank[s] = r;
     }
-    let point = set.pooled(&vec![1.0; n], spec.threshold);
+    let point = set.pooled(&vec![1.0; n], spec.operating_point);
     let replicates: Vec<Metrics> = resample_multiplicities(n, spec.resamples, spec.seed)
         .iter()
         .map(|counts| {
             let weights: Vec<f64> = (0..n).map(|s| counts[rank[s]]).collect();
-            set.pooled(&weights, spec.threshold)
+            set.pooled(&weights, spec.operating_point)
         })
         .collect();
     let mut pooled = BTreeMap::new();
@@ -117,7 +117,7 @@ pub fn evaluate(set: &FindingSet, spec: BootstrapSpec) -> Evaluation {
         findings: set.findings.len(),
         spec,
         pooled,
-        per_subject: set.per_subject_summaries(spec.threshold),
+        per_subject: set.per_subject_summaries(spec.operating_point),
         point,
         replicates,
         subject_names,

@@ -2,13 +2,16 @@
 //!
 //! A finding is one candidate region with its ground truth (suspicious or not, location class or
 //! unknown) and the network's output (p_suspicious, predicted location). At the operating point a
-//! finding is called suspicious when p_suspicious ≥ threshold. Location accuracy counts findings
-//! whose location is known: "suspicious" over truly suspicious findings, "all" over all findings.
+//! finding is called suspicious when p_suspicious ≥ threshold, the distant threshold where its
+//! predicted location is distant (as the staging rules call it). Location accuracy counts
+//! findings whose location is known: "suspicious" over truly suspicious findings, "all" over all
+//! findings.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
+use uptake::classes::{Role, v1_classes};
 
 use super::EvalError;
 use super::ap::{descending_order, weighted_average_precision};
@@ -26,6 +29,34 @@ pub struct Finding {
     pub predicted_location: u32,
 }
 
+/// When a finding is called suspicious: p_suspicious ≥ `threshold`, or ≥ `distant_threshold`
+/// where its predicted location's role in the v1 class table is distant (M1a, M1b, M1c), as the
+/// analyzer's staging calls it (DESIGN S8).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct OperatingPoint {
+    pub threshold: f64,
+    pub distant_threshold: f64,
+}
+
+impl OperatingPoint {
+    /// One threshold for every finding.
+    pub fn single(threshold: f64) -> Self {
+        OperatingPoint {
+            threshold,
+            distant_threshold: threshold,
+        }
+    }
+
+    fn calls(&self, p_suspicious: f64, distant: bool) -> bool {
+        let threshold = if distant {
+            self.distant_threshold
+        } else {
+            self.threshold
+        };
+        p_suspicious >= threshold
+    }
+}
+
 /// Findings of several subjects, with the score order computed once.
 #[derive(Debug, Clone)]
 pub struct FindingSet {
@@ -34,6 +65,8 @@ pub struct FindingSet {
     scores: Vec<f64>,
     positives: Vec<bool>,
     order: Vec<usize>,
+    /// Per finding: its predicted location is distant.
+    distant: Vec<bool>,
 }
 
 /// The metric names in report order.
@@ -98,26 +131,36 @@ impl FindingSet {
         let scores: Vec<f64> = findings.iter().map(|f| f.p_suspicious).collect();
         let positives = findings.iter().map(|f| f.suspicious).collect();
         let order = descending_order(&scores)?;
+        let classes = v1_classes();
+        let distant = findings
+            .iter()
+            .map(|f| {
+                classes
+                    .get(f.predicted_location as usize)
+                    .is_some_and(|c| matches!(c.role, Role::M1a | Role::M1b | Role::M1c))
+            })
+            .collect();
         Ok(FindingSet {
             subjects,
             findings,
             scores,
             positives,
             order,
+            distant,
         })
     }
 
     /// Pooled metrics with each subject's findings counted `subject_weights[s]` times (all ones
     /// for the plain pooled figures, resample multiplicities for the bootstrap).
-    pub fn pooled(&self, subject_weights: &[f64], threshold: f64) -> Metrics {
+    pub fn pooled(&self, subject_weights: &[f64], point: OperatingPoint) -> Metrics {
         let weights: Vec<f64> = self
             .findings
             .iter()
             .map(|f| subject_weights[f.subject])
             .collect();
         let mut counts = Counts::default();
-        for (finding, &w) in self.findings.iter().zip(&weights) {
-            counts.add(finding, w, threshold);
+        for ((finding, &w), &distant) in self.findings.iter().zip(&weights).zip(&self.distant) {
+            counts.add(finding, w, point.calls(finding.p_suspicious, distant));
         }
         let mut metrics = counts.metrics();
         metrics.average_precision =
@@ -126,18 +169,19 @@ impl FindingSet {
     }
 
     /// Metrics of each subject alone (average precision is pooled only, as in the paper).
-    pub fn per_subject(&self, threshold: f64) -> Vec<Metrics> {
+    pub fn per_subject(&self, point: OperatingPoint) -> Vec<Metrics> {
         let mut counts = vec![Counts::default(); self.subjects.len()];
-        for finding in &self.findings {
-            counts[finding.subject].add(finding, 1.0, threshold);
+        for (finding, &distant) in self.findings.iter().zip(&self.distant) {
+            let called = point.calls(finding.p_suspicious, distant);
+            counts[finding.subject].add(finding, 1.0, called);
         }
         counts.iter().map(Counts::metrics).collect()
     }
 
     /// Per-subject summaries of every metric but average precision, over the subjects where the
     /// metric is defined.
-    pub fn per_subject_summaries(&self, threshold: f64) -> BTreeMap<&'static str, Summary> {
-        let per_subject = self.per_subject(threshold);
+    pub fn per_subject_summaries(&self, point: OperatingPoint) -> BTreeMap<&'static str, Summary> {
+        let per_subject = self.per_subject(point);
         let mut out = BTreeMap::new();
         for (k, name) in METRIC_NAMES.iter().enumerate().skip(1) {
             let values: Vec<f64> = per_subject.iter().filter_map(|m| m.values()[k]).collect();
@@ -253,8 +297,8 @@ struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, finding: &Finding, weight: f64, threshold: f64) {
-        let called = finding.p_suspicious >= threshold;
+    /// Counts `finding` `weight` times; `called`: reported suspicious at the operating point.
+    fn add(&mut self, finding: &Finding, weight: f64, called: bool) {
         match (finding.suspicious, called) {
             (true, true) => self.true_positive += weight,
             (false, true) => self.false_positive += weight,
@@ -320,7 +364,7 @@ mod tests {
     fn pooled_counts_by_hand() {
         let set = example();
         assert_eq!(set.subjects, ["a", "b"]);
-        let m = set.pooled(&[1.0, 1.0], 0.5);
+        let m = set.pooled(&[1.0, 1.0], OperatingPoint::single(0.5));
         assert_eq!(m.true_positives, Some(1.0));
         assert_eq!(m.false_positives, Some(1.0));
         assert_eq!(m.false_negatives, Some(1.0));
@@ -335,19 +379,43 @@ mod tests {
     #[test]
     fn per_subject_metrics_leave_undefined_out() {
         let set = example();
-        let per = set.per_subject(0.5);
+        let per = set.per_subject(OperatingPoint::single(0.5));
         assert_eq!(per[0].recall, Some(1.0));
         assert_eq!(per[1].recall, Some(0.0));
         assert_eq!(per[1].ppv, None);
-        let summaries = set.per_subject_summaries(0.5);
+        let summaries = set.per_subject_summaries(OperatingPoint::single(0.5));
         assert_eq!(summaries["ppv"].n, 1);
         assert_eq!(summaries["recall"].mean, 0.5);
     }
 
     #[test]
+    fn distant_findings_use_the_distant_threshold() {
+        // Predicted 21 (bone, M1b) and 10 (kidney, M1c) are distant; 18 (retroperitoneal node)
+        // is M1a, distant too; 9 (spleen) M1c. Only "a"'s bone finding (0.9) reaches 0.85.
+        let set = example();
+        let point = OperatingPoint {
+            threshold: 0.5,
+            distant_threshold: 0.85,
+        };
+        let m = set.pooled(&[1.0, 1.0], point);
+        assert_eq!(m.true_positives, Some(1.0));
+        assert_eq!(m.false_positives, Some(0.0));
+        assert_eq!(m.false_negatives, Some(1.0));
+        // The ranking, and so AP, does not depend on the operating point.
+        let single = set.pooled(&[1.0, 1.0], OperatingPoint::single(0.5));
+        assert_eq!(m.average_precision, single.average_precision);
+        // A regional finding (16, pelvic node) keeps the regional threshold.
+        let regional = FindingSet::new(vec![("c".into(), finding(true, 0.6, Some(16), 16))])
+            .unwrap()
+            .pooled(&[1.0], point);
+        assert_eq!(regional.true_positives, Some(1.0));
+        assert_eq!(set.per_subject(point)[0].false_positives, Some(0.0));
+    }
+
+    #[test]
     fn zero_weight_removes_a_subject() {
         let set = example();
-        let m = set.pooled(&[0.0, 1.0], 0.5);
+        let m = set.pooled(&[0.0, 1.0], OperatingPoint::single(0.5));
         assert_eq!(m.true_positives, Some(0.0));
         assert_eq!(m.false_negatives, Some(1.0));
         assert_eq!(m.average_precision, Some(1.0));
