@@ -107,7 +107,7 @@
 
 // Version of the report JSON schema (`schema_version` in `uptake_report_json`); a literal so
 // that cbindgen can write it, checked against the report module by a test.
-#define UPTAKE_REPORT_SCHEMA_VERSION 1
+#define UPTAKE_REPORT_SCHEMA_VERSION 2
 
 // Success.
 #define UPTAKE_OK 0
@@ -176,16 +176,14 @@ typedef struct UptakeAnalyzeOptions {
     // Non-zero: NaN/Inf voxels become 0 SUV / −1000 HU with a logged warning instead of an
     // error. Default 0.
     uint32_t replace_non_finite;
-    // Reserved, must be 0.
-    uint32_t reserved;
+    // Suspicious threshold in (0, 1] of distant findings (locations staged M1a, M1b, M1c);
+    // 0 (the default) or negative uses `threshold` when that is set, else the model's distant
+    // operating point. This was a reserved field that callers set to 0, so a host compiled
+    // before it gets the default.
+    float distant_threshold;
     // Optional progress callback and the pointer passed back to it.
     UptakeProgressCallback progress;
     void *progress_user_data;
-    // Suspicious threshold in (0, 1] of distant findings (locations staged M1a, M1b, M1c); a
-    // negative value (default −1) uses `threshold` when that is set, else the model's distant
-    // operating point. Added after the first version of this struct: a caller compiled
-    // without it gets the default.
-    double distant_threshold;
 } UptakeAnalyzeOptions;
 
 // A caller-owned volume in patient LPS space (DESIGN S1). The library only reads it.
@@ -246,7 +244,8 @@ typedef struct UptakeModelInfo {
     // model has a single one).
     float threshold;
     // Operating threshold of distant findings (locations staged M1a, M1b, M1c); equal to
-    // `threshold` when the model has a single one.
+    // `threshold` when the model has a single one. 0 from a library older than this field
+    // (it was reserved): `threshold` then holds for all findings.
     float distant_threshold;
     // Pixel spacing of the input planes (mm).
     double pixel_mm;
@@ -258,7 +257,8 @@ typedef struct UptakeModelInfo {
 typedef struct UptakeFinding {
     // Label of the region in the label map (≥ 1).
     uint32_t region_id;
-    // 1 when `p_suspicious ≥` the operating point, else 0.
+    // 1 when `p_suspicious ≥` the operating point of its location's role (distant or not),
+    // else 0.
     uint32_t suspicious;
     uint64_t voxel_count;
     double volume_ml;
@@ -507,7 +507,8 @@ uint32_t uptake_analyzer_model_info(const struct UptakeAnalyzer *analyzer,
                                     struct UptakeModelInfo *info);
 
 // Copies the analyzer's model metadata as JSON (model_version, model_id, architecture,
-// classes with names and staging roles, input, training, threshold), NUL-terminated, into
+// classes with names and staging roles, input, training, threshold, distant_threshold when
+// the model has one), NUL-terminated, into
 // `buf` (`buf_len` bytes). `*out_len` (optional) receives the JSON length without the NUL, so
 // a first call with `buf` NULL and `buf_len` 0 asks for the size. Returns `UPTAKE_OK` when the
 // whole text fit, `UPTAKE_ERR_INVALID_ARGUMENT` when it did not (the buffer then holds a

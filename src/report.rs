@@ -27,7 +27,7 @@ pub struct Finding {
     /// The region's statistics (S4), as segmented.
     pub region: Region,
     pub p_suspicious: f32,
-    /// `p_suspicious ≥ threshold`.
+    /// `p_suspicious ≥` the operating point of its location's role (`StagingConfig`).
     pub suspicious: bool,
     /// The most probable location (equal to `top3[0]`).
     pub location: LocationPrediction,
@@ -89,7 +89,7 @@ pub struct Report {
 
 /// Version of the JSON schema in docs/report-schema.md; bumped on any incompatible change.
 /// The C header carries it as `UPTAKE_REPORT_SCHEMA_VERSION`.
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 impl Report {
     /// Assembles the report from the staging result, the region label map and the run details.

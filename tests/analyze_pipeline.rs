@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 
 use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig, Device, Stage};
+use uptake::classes::Role;
 use uptake::report::Report;
 use uptake::volume::{Geometry, Volume};
 use uptake::{Error, Tracer};
@@ -37,9 +38,11 @@ fn comparable(r: &Report) -> String {
 #[test]
 fn phantom_report_is_consistent_with_its_regions() {
     let s = study();
-    let r = analyzer()
+    let analyzer = analyzer();
+    let r = analyzer
         .analyze(&s.pet, &s.ct, Tracer::Psma, &AnalyzeOptions::default())
         .unwrap();
+    let classes = analyzer.model().classes();
     let labels = r.label_map.as_ref().unwrap();
     assert_eq!(labels.geometry(), s.pet.geometry());
     let ids: BTreeSet<u32> = labels.data().iter().copied().filter(|&l| l != 0).collect();
@@ -55,7 +58,12 @@ fn phantom_report_is_consistent_with_its_regions() {
         );
         let [x, y, z] = f.region.max_voxel;
         assert_eq!(labels.data()[s.pet.geometry().index(x, y, z)], f.region.id);
-        assert_eq!(f.suspicious, f.p_suspicious >= r.staging_config.threshold);
+        // Each finding at the operating point of its location's role (default reading).
+        let operating_point = match classes[f.location.id as usize].role {
+            Role::T | Role::N => r.staging_config.threshold,
+            Role::M1a | Role::M1b | Role::M1c => r.staging_config.distant_threshold,
+        };
+        assert_eq!(f.suspicious, f.p_suspicious >= operating_point);
         assert_eq!(f.role.is_some(), f.suspicious);
         let total: f32 = f.top3.iter().map(|t| t.probability).sum();
         assert!(total <= 1.0 + 1e-5 && f.top3[0].probability >= f.top3[1].probability);
@@ -72,9 +80,13 @@ fn phantom_report_is_consistent_with_its_regions() {
             "check", "grid", "regions", "reformat", "classify", "staging"
         ]
     );
-    // The threshold defaults to the model's operating point.
-    assert_eq!(r.staging_config.threshold, analyzer().model().threshold());
-    assert_eq!(r.model.trained, analyzer().model().is_trained());
+    // The thresholds default to the model's operating points.
+    assert_eq!(r.staging_config.threshold, analyzer.model().threshold());
+    assert_eq!(
+        r.staging_config.distant_threshold,
+        analyzer.model().distant_threshold()
+    );
+    assert_eq!(r.model.trained, analyzer.model().is_trained());
 }
 
 #[test]

@@ -105,14 +105,15 @@ fn json_round_trips_without_the_label_map() {
 }
 
 #[test]
-fn json_follows_schema_version_1() {
+fn json_follows_schema_version_2() {
     let v: Value = serde_json::from_str(&report(true).to_json().unwrap()).unwrap();
-    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["schema_version"], 2);
     assert_eq!(v["tracer"], "psma");
     assert_eq!(v["model"]["id"], "uptake-v1-test");
     assert_eq!(v["model"]["trained"], true);
     assert_eq!(v["device"], "cpu");
     assert_eq!(v["staging_config"]["threshold"], 0.5);
+    assert_eq!(v["staging_config"]["distant_threshold"], 0.5);
     assert_eq!(v["timings"][1]["stage"], "cnn");
     assert_eq!(v["timings"][1]["ms"], 80.25);
     let st = &v["staging"];
@@ -193,7 +194,7 @@ fn every_json_key_is_documented_in_the_schema() {
         .filter(|k| !doc.contains(&format!("`{k}`")))
         .collect();
     assert!(missing.is_empty(), "undocumented keys: {missing:?}");
-    assert!(doc.contains("`schema_version`: 1"));
+    assert!(doc.contains("`schema_version`: 2"));
 }
 
 #[test]

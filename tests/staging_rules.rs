@@ -222,30 +222,52 @@ fn common_iliac_nodes_are_m1a_unless_configured_as_regional() {
 
 #[test]
 fn p_equal_to_the_threshold_is_suspicious() {
-    for threshold in [0.5f32, 0.7, 0.0, 1.0] {
-        let config = StagingConfig {
-            distant_threshold: threshold,
-            ..Default::default()
-        };
-        let below = if threshold > 0.0 {
-            threshold.next_down()
-        } else {
-            -1.0
-        };
-        let mut findings = vec![finding(1, "bone", threshold)];
-        if below >= 0.0 {
-            findings.push(finding(2, "bone", below));
+    // Each operating point at its own role: bone (M1b) at the distant one, a pelvic node (N) at
+    // the other; the other operating point is set out of the way.
+    let cases = [("bone", Role::M1b, true), ("ln_pelvic", Role::N, false)];
+    for (site, role, distant) in cases {
+        for threshold in [0.5f32, 0.7, 0.0, 1.0] {
+            let other = if threshold > 0.5 { 0.0 } else { 1.0 };
+            let config = if distant {
+                StagingConfig {
+                    threshold: other,
+                    distant_threshold: threshold,
+                    ..Default::default()
+                }
+            } else {
+                StagingConfig {
+                    threshold,
+                    distant_threshold: other,
+                    ..Default::default()
+                }
+            };
+            let below = if threshold > 0.0 {
+                threshold.next_down()
+            } else {
+                -1.0
+            };
+            let mut findings = vec![finding(1, site, threshold)];
+            if below >= 0.0 {
+                findings.push(finding(2, site, below));
+            }
+            let s = run_with(&findings, 5000.0, &config);
+            assert!(
+                s.findings[0].suspicious,
+                "{site}: p == threshold {threshold}"
+            );
+            assert_eq!(s.findings[0].role, Some(role));
+            assert!(s.findings[0].expression_score.is_some());
+            if let Some(f) = s.findings.get(1) {
+                assert!(!f.suspicious, "{site}: p just below {threshold}");
+                assert_eq!(f.role, None);
+                assert_eq!(f.expression_score, None);
+            }
+            if distant {
+                assert_eq!(m1b_ids(&s.tnm), vec![1]);
+            } else {
+                assert_eq!(s.tnm.n_findings, vec![1]);
+            }
         }
-        let s = run_with(&findings, 5000.0, &config);
-        assert!(s.findings[0].suspicious, "p == threshold {threshold}");
-        assert_eq!(s.findings[0].role, Some(Role::M1b));
-        assert!(s.findings[0].expression_score.is_some());
-        if let Some(f) = s.findings.get(1) {
-            assert!(!f.suspicious, "p just below {threshold}");
-            assert_eq!(f.role, None);
-            assert_eq!(f.expression_score, None);
-        }
-        assert_eq!(m1b_ids(&s.tnm), vec![1]);
     }
 }
 

@@ -92,10 +92,9 @@ class _AnalyzeOptions(ctypes.Structure):
         ("blood_pool_suv", ctypes.c_double),
         ("dmi_fraction", ctypes.c_double),
         ("replace_non_finite", ctypes.c_uint32),
-        ("reserved", ctypes.c_uint32),
+        ("distant_threshold", ctypes.c_float),
         ("progress", _PROGRESS_CALLBACK),
         ("progress_user_data", ctypes.c_void_p),
-        ("distant_threshold", ctypes.c_double),
     ]
 
 
@@ -281,7 +280,8 @@ class Analyzer:
     ):
         """Analyze one study. `pet` and `ct` are `Volume`s (PET in SUV, or Bq/mL with
         `suv_factor`; CT in HU). `threshold` alone sets the operating point of every finding,
-        `distant_threshold` that of distant ones (M1a, M1b, M1c); both default to the model's.
+        `distant_threshold` that of distant ones (M1a, M1b, M1c); without either, the model's
+        operating points hold.
         `progress(stage: str, fraction: float)` may return True to
         cancel (UptakeError with ERR_CANCELLED). Returns (report dict, label map [x, y, z])."""
         if tracer not in TRACERS:

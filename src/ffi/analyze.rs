@@ -62,16 +62,14 @@ pub struct UptakeAnalyzeOptions {
     /// Non-zero: NaN/Inf voxels become 0 SUV / −1000 HU with a logged warning instead of an
     /// error. Default 0.
     pub replace_non_finite: u32,
-    /// Reserved, must be 0.
-    pub reserved: u32,
+    /// Suspicious threshold in (0, 1] of distant findings (locations staged M1a, M1b, M1c);
+    /// 0 (the default) or negative uses `threshold` when that is set, else the model's distant
+    /// operating point. This was a reserved field that callers set to 0, so a host compiled
+    /// before it gets the default.
+    pub distant_threshold: f32,
     /// Optional progress callback and the pointer passed back to it.
     pub progress: UptakeProgressCallback,
     pub progress_user_data: *mut c_void,
-    /// Suspicious threshold in (0, 1] of distant findings (locations staged M1a, M1b, M1c); a
-    /// negative value (default −1) uses `threshold` when that is set, else the model's distant
-    /// operating point. Added after the first version of this struct: a caller compiled
-    /// without it gets the default.
-    pub distant_threshold: f64,
 }
 
 impl Default for UptakeAnalyzeOptions {
@@ -87,17 +85,14 @@ impl Default for UptakeAnalyzeOptions {
             blood_pool_suv: staging.blood_pool_suv,
             dmi_fraction: staging.dmi_fraction,
             replace_non_finite: 0,
-            reserved: 0,
+            distant_threshold: 0.0,
             progress: None,
             progress_user_data: std::ptr::null_mut(),
-            distant_threshold: -1.0,
         }
     }
 }
 
-/// Size of the first version of the options, which ended before `distant_threshold`.
-const ANALYZE_OPTIONS_V1_SIZE: usize =
-    std::mem::offset_of!(UptakeAnalyzeOptions, distant_threshold);
+const ANALYZE_OPTIONS_V1_SIZE: usize = std::mem::size_of::<UptakeAnalyzeOptions>();
 
 /// Fills `*options` with the defaults and the right `struct_size`.
 ///
@@ -201,29 +196,37 @@ fn analyze_options<'a>(
     opts: &UptakeAnalyzeOptions,
     progress: &'a dyn Fn(Stage, f32) -> bool,
 ) -> Result<AnalyzeOptions<'a>, Error> {
-    if opts.reserved != 0 {
-        return Err(Error::InvalidArgument("options.reserved must be 0".into()));
-    }
     let connectivity = Connectivity::from_neighbours(opts.connectivity).ok_or_else(|| {
         Error::InvalidArgument(format!(
             "options.connectivity = {}; expected 6, 18 or 26",
             opts.connectivity
         ))
     })?;
-    let threshold = |name: &str, t: f64| match t {
-        t if t < 0.0 => Ok(None),
-        t if t > 0.0 && t <= 1.0 => Ok(Some(t as f32)),
-        t => Err(Error::InvalidArgument(format!(
-            "options.{name} = {t}; expected a value in (0, 1], or negative for the default"
-        ))),
+    let threshold = match opts.threshold {
+        t if t < 0.0 => None,
+        t if t > 0.0 && t <= 1.0 => Some(t as f32),
+        t => {
+            return Err(Error::InvalidArgument(format!(
+                "options.threshold = {t}; expected a value in (0, 1], or negative for the model's"
+            )));
+        }
+    };
+    let distant_threshold = match opts.distant_threshold {
+        t if t <= 0.0 => None,
+        t if t <= 1.0 => Some(t),
+        t => {
+            return Err(Error::InvalidArgument(format!(
+                "options.distant_threshold = {t}; expected a value in (0, 1], or 0 for the default"
+            )));
+        }
     };
     Ok(AnalyzeOptions {
         regions: RegionParams {
             connectivity,
             ..RegionParams::default()
         },
-        threshold: threshold("threshold", opts.threshold)?,
-        distant_threshold: threshold("distant_threshold", opts.distant_threshold)?,
+        threshold,
+        distant_threshold,
         staging: StagingConfig {
             common_iliac_as_regional: opts.common_iliac_as_regional != 0,
             blood_pool_suv: opts.blood_pool_suv,

@@ -28,7 +28,8 @@ pub struct UptakeModelInfo {
     /// model has a single one).
     pub threshold: f32,
     /// Operating threshold of distant findings (locations staged M1a, M1b, M1c); equal to
-    /// `threshold` when the model has a single one.
+    /// `threshold` when the model has a single one. 0 from a library older than this field
+    /// (it was reserved): `threshold` then holds for all findings.
     pub distant_threshold: f32,
     /// Pixel spacing of the input planes (mm).
     pub pixel_mm: f64,
@@ -85,7 +86,8 @@ pub unsafe extern "C" fn uptake_analyzer_model_info(
 }
 
 /// Copies the analyzer's model metadata as JSON (model_version, model_id, architecture,
-/// classes with names and staging roles, input, training, threshold), NUL-terminated, into
+/// classes with names and staging roles, input, training, threshold, distant_threshold when
+/// the model has one), NUL-terminated, into
 /// `buf` (`buf_len` bytes). `*out_len` (optional) receives the JSON length without the NUL, so
 /// a first call with `buf` NULL and `buf_len` 0 asks for the size. Returns `UPTAKE_OK` when the
 /// whole text fit, `UPTAKE_ERR_INVALID_ARGUMENT` when it did not (the buffer then holds a

@@ -45,7 +45,7 @@ pub const UPTAKE_EXPRESSION_SCORE_NONE: u32 = 0xFFFF_FFFF;
 
 /// Version of the report JSON schema (`schema_version` in `uptake_report_json`); a literal so
 /// that cbindgen can write it, checked against the report module by a test.
-pub const UPTAKE_REPORT_SCHEMA_VERSION: u32 = 1;
+pub const UPTAKE_REPORT_SCHEMA_VERSION: u32 = 2;
 
 /// Opaque analysis report. Produced by the library, freed with `uptake_report_free`.
 pub struct UptakeReport {
@@ -58,7 +58,8 @@ pub struct UptakeReport {
 pub struct UptakeFinding {
     /// Label of the region in the label map (≥ 1).
     pub region_id: u32,
-    /// 1 when `p_suspicious ≥` the operating point, else 0.
+    /// 1 when `p_suspicious ≥` the operating point of its location's role (distant or not),
+    /// else 0.
     pub suspicious: u32,
     pub voxel_count: u64,
     pub volume_ml: f64,

@@ -131,7 +131,8 @@ pub struct ModelMetadata {
     pub classes: Vec<LocationClass>,
     pub input: InputSpec,
     pub training: TrainingInfo,
-    /// Operating point: a finding is suspicious when p_suspicious ≥ this.
+    /// Operating point: a finding is suspicious when p_suspicious ≥ this (a distant one: ≥
+    /// `distant_threshold` when that is set).
     pub threshold: f32,
     /// Separate operating point of distant findings (staging roles M1a, M1b, M1c); `None`: the
     /// single `threshold` for all.

@@ -1,7 +1,6 @@
 /* Exercises every function of the C ABI, including every error path, as a C host would.
  * Built with -std=c11 -Wall -Wextra -Werror and run under AddressSanitizer by scripts/test.sh. */
 #include <math.h>
-#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -370,13 +369,15 @@ static void test_analyze(void) {
     CHECK_ERR(uptake_analyze(analyzer, &pet, &ct, UPTAKE_TRACER_PSMA, &options, &report),
               UPTAKE_ERR_INVALID_ARGUMENT, "connectivity");
     CHECK(uptake_analyze_options_init(&options) == UPTAKE_OK);
-    CHECK(options.distant_threshold < 0.0);
-    options.distant_threshold = 1.5;
+    /* 0, what hosts compiled when the field was reserved write, is the default. */
+    CHECK(options.distant_threshold == 0.0f);
+    options.distant_threshold = 1.5f;
     CHECK_ERR(uptake_analyze(analyzer, &pet, &ct, UPTAKE_TRACER_PSMA, &options, &report),
               UPTAKE_ERR_INVALID_ARGUMENT, "distant_threshold");
-    /* A host compiled before distant_threshold existed passes the shorter struct: accepted,
-       and the field it does not know is read as its default. */
-    options.struct_size = (uint32_t)offsetof(UptakeAnalyzeOptions, distant_threshold);
+    options.distant_threshold = NAN;
+    CHECK_ERR(uptake_analyze(analyzer, &pet, &ct, UPTAKE_TRACER_PSMA, &options, &report),
+              UPTAKE_ERR_INVALID_ARGUMENT, "distant_threshold");
+    options.distant_threshold = 0.9f;
     CHECK(uptake_analyze(analyzer, &pet, &ct, UPTAKE_TRACER_PSMA, &options, &report) == UPTAKE_OK);
     uptake_report_free(report);
     report = NULL;

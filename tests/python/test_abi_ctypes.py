@@ -1,5 +1,7 @@
 """The shipped ctypes binding (python/uptake) against the release library."""
 
+import json
+import struct
 import sys
 
 import numpy as np
@@ -113,16 +115,24 @@ def test_analyze_through_the_binding(uptake):
         bqml = uptake.Volume(pet.data / 2.5e-4, pet.spacing_mm, pet.origin_mm)
         report2, labels2 = a.analyze(bqml, ct, "psma", suv_factor=2.5e-4)
         assert np.array_equal(labels, labels2)
-        # The operating points reach staging: one threshold alone holds for every finding, a
-        # distant one for distant findings only; both outside (0, 1] are refused.
+        # The operating points reach staging: by default the embedded model's (the committed
+        # file's metadata), one threshold alone holds for every finding, a distant one for
+        # distant findings only; both outside (0, 1] are refused.
+        raw = (ROOT / "models" / "default.safetensors").read_bytes()
+        meta = json.loads(raw[8 : 8 + struct.unpack("<Q", raw[:8])[0]])["__metadata__"]
         config = report["staging_config"]
-        assert config["distant_threshold"] == pytest.approx(config["threshold"])
+        assert config["threshold"] == pytest.approx(float(meta["threshold"]))
+        model_distant = float(meta.get("distant_threshold", meta["threshold"]))
+        assert config["distant_threshold"] == pytest.approx(model_distant)
+        only_distant, _ = a.analyze(pet, ct, "psma", distant_threshold=0.7)
+        assert only_distant["staging_config"]["threshold"] == pytest.approx(float(meta["threshold"]))
+        assert only_distant["staging_config"]["distant_threshold"] == pytest.approx(0.7)
         report3, _ = a.analyze(pet, ct, "psma", threshold=0.25)
         assert report3["staging_config"]["threshold"] == pytest.approx(0.25)
         assert report3["staging_config"]["distant_threshold"] == pytest.approx(0.25)
         report4, _ = a.analyze(pet, ct, "psma", threshold=0.25, distant_threshold=1.0)
         assert report4["staging_config"]["distant_threshold"] == pytest.approx(1.0)
-        for bad in ({"threshold": 1.5}, {"distant_threshold": 0.0}):
+        for bad in ({"threshold": 1.5}, {"distant_threshold": 1.5}, {"distant_threshold": float("nan")}):
             with pytest.raises(uptake.UptakeError) as e:
                 a.analyze(pet, ct, "psma", **bad)
             assert e.value.status == uptake.ERR_INVALID_ARGUMENT

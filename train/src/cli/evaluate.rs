@@ -17,13 +17,14 @@ pub struct Args {
     /// by a paired z-test, Bonferroni-corrected for the number of comparisons.
     #[arg(long, value_parser = parse_named)]
     compare: Vec<(String, PathBuf)>,
-    /// Operating point: suspicious when p_suspicious ≥ threshold.
+    /// Operating point: suspicious when p_suspicious ≥ threshold (single precision, as the
+    /// analyzer compares, so that a finding is called as its report called it).
     #[arg(long, default_value_t = 0.5)]
-    threshold: f64,
+    threshold: f32,
     /// Operating point of findings whose predicted location is distant (M1a, M1b, M1c); without
     /// it --threshold.
     #[arg(long)]
-    distant_threshold: Option<f64>,
+    distant_threshold: Option<f32>,
     /// Subject-level bootstrap resamples.
     #[arg(long, default_value_t = 2000)]
     resamples: usize,
@@ -55,8 +56,8 @@ struct Comparison {
 
 pub fn run(args: Args) -> CliResult {
     let operating_point = OperatingPoint {
-        threshold: args.threshold,
-        distant_threshold: args.distant_threshold.unwrap_or(args.threshold),
+        threshold: f64::from(args.threshold),
+        distant_threshold: f64::from(args.distant_threshold.unwrap_or(args.threshold)),
     };
     if ![operating_point.threshold, operating_point.distant_threshold]
         .iter()

@@ -22,8 +22,8 @@ pub struct Args {
         conflicts_with = "from_model"
     )]
     run: Option<PathBuf>,
-    /// A model file whose weights, layers, classes, input and training strategy are kept; the
-    /// other fields come from the flags below.
+    /// A model file whose weights, layers, classes, input, training strategy and (unless given
+    /// below) operating points are kept; the other fields come from the flags below.
     #[arg(long)]
     from_model: Option<PathBuf>,
     /// Model file to write.
@@ -42,11 +42,11 @@ pub struct Args {
     /// Training date for the provenance (ISO 8601, e.g. 2026-11-29).
     #[arg(long, default_value = "")]
     date: String,
-    /// Operating point stored in the file.
-    #[arg(long, default_value_t = 0.5)]
-    threshold: f32,
+    /// Operating point stored in the file; without it 0.5 (`--run`) or the model file's.
+    #[arg(long)]
+    threshold: Option<f32>,
     /// Separate operating point of distant findings (M1a, M1b, M1c) stored in the file; without
-    /// it `--threshold` holds for all.
+    /// it none (`--run`: `--threshold` holds for all) or the model file's.
     #[arg(long)]
     distant_threshold: Option<f32>,
 }
@@ -62,8 +62,8 @@ fn parse_metric(text: &str) -> Result<(String, f64), String> {
 }
 
 pub fn run(args: Args) -> CliResult {
-    let training = |strategy: String| TrainingInfo {
-        untrained: false,
+    let training = |strategy: String, untrained: bool| TrainingInfo {
+        untrained,
         data: args.data.clone(),
         strategy,
         date: args.date.clone(),
@@ -88,9 +88,10 @@ pub fn run(args: Args) -> CliResult {
                 c.learning_rate,
                 c.seed
             );
+            let threshold = args.threshold.unwrap_or(0.5);
             let metadata = ModelMetadata {
                 distant_threshold: args.distant_threshold,
-                ..v1_metadata(&args.model_id, training(strategy), args.threshold)
+                ..v1_metadata(&args.model_id, training(strategy, false), threshold)
             };
             write_model(&net, metadata, &args.out)
         }
@@ -98,11 +99,12 @@ pub fn run(args: Args) -> CliResult {
             let file = read_file(path)
                 .and_then(|bytes| parse(&bytes))
                 .map_err(|e| format!("{}: {e}", path.display()))?;
+            let source = &file.metadata;
             let metadata = ModelMetadata {
                 model_id: args.model_id.clone(),
-                training: training(file.metadata.training.strategy.clone()),
-                threshold: args.threshold,
-                distant_threshold: args.distant_threshold,
+                training: training(source.training.strategy.clone(), source.training.untrained),
+                threshold: args.threshold.unwrap_or(source.threshold),
+                distant_threshold: args.distant_threshold.or(source.distant_threshold),
                 ..file.metadata
             };
             format::write_model(&args.out, &metadata, &file.tensors)

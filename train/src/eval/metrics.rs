@@ -31,7 +31,8 @@ pub struct Finding {
 
 /// When a finding is called suspicious: p_suspicious ≥ `threshold`, or ≥ `distant_threshold`
 /// where its predicted location's role in the v1 class table is distant (M1a, M1b, M1c), as the
-/// analyzer's staging calls it (DESIGN S8).
+/// analyzer's staging calls it (DESIGN S8) in its default reading (common iliac nodes M1a,
+/// the reading `predict` analyzes with).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct OperatingPoint {
     pub threshold: f64,

@@ -184,6 +184,24 @@ fn a_distant_operating_point_is_stored_and_used() {
         (after.metadata.threshold, after.metadata.distant_threshold),
         (0.4, Some(0.8))
     );
+    // Without operating points --from-model keeps the file's.
+    let kept = dir.join("kept.safetensors");
+    let output = tool(&[
+        "export",
+        "--from-model",
+        file_arg,
+        "--out",
+        kept.to_str().unwrap(),
+        "--model-id",
+        "kept",
+    ]);
+    assert!(output.status.success());
+    let kept = uptake::model::format::parse(&std::fs::read(&kept).unwrap()).unwrap();
+    assert_eq!(
+        (kept.metadata.threshold, kept.metadata.distant_threshold),
+        (0.4, Some(0.8))
+    );
+    assert!(!kept.metadata.training.untrained);
     // predict reads both from the file unless told otherwise.
     let out = dir.join("predict");
     let output = predict_with(&out, &["--model", file_arg]);
