@@ -287,31 +287,33 @@ fn each_role_uses_its_operating_point() {
         .enumerate()
         .map(|(i, site)| finding(i as u32 + 1, site, 0.6))
         .collect();
-    let strict_distant = StagingConfig {
-        threshold: 0.5,
-        distant_threshold: 0.7,
+    let config = |threshold, distant_threshold| StagingConfig {
+        threshold,
+        distant_threshold,
         ..Default::default()
     };
-    let s = run_with(&findings, 5000.0, &strict_distant);
-    let flags: Vec<bool> = s.findings.iter().map(|f| f.suspicious).collect();
-    assert_eq!(flags, [true, true, false, false, false]);
-    assert_eq!(
-        (s.tnm.t, s.tnm.n, s.tnm.m),
-        (TStage::TPlus, NStage::N1, MStage::M0)
-    );
-    assert_eq!(s.burden.role_counts.m1b, 0);
-    let strict_regional = StagingConfig {
-        threshold: 0.7,
-        distant_threshold: 0.5,
-        ..Default::default()
-    };
-    let s = run_with(&findings, 5000.0, &strict_regional);
-    let flags: Vec<bool> = s.findings.iter().map(|f| f.suspicious).collect();
-    assert_eq!(flags, [false, false, true, true, true]);
-    assert_eq!(
-        (s.tnm.t, s.tnm.n, s.tnm.m),
-        (TStage::T0, NStage::N0, MStage::M1c)
-    );
+    let cases = [
+        (
+            config(0.5, 0.7),
+            [true, true, false, false, false],
+            (TStage::TPlus, NStage::N1, MStage::M0),
+        ),
+        (
+            config(0.7, 0.5),
+            [false, false, true, true, true],
+            (TStage::T0, NStage::N0, MStage::M1c),
+        ),
+    ];
+    for (config, flags, stage) in cases {
+        let s = run_with(&findings, 5000.0, &config);
+        let got: Vec<bool> = s.findings.iter().map(|f| f.suspicious).collect();
+        assert_eq!(got, flags, "{config:?}");
+        assert_eq!((s.tnm.t, s.tnm.n, s.tnm.m), stage, "{config:?}");
+        let distant =
+            s.burden.role_counts.m1a + s.burden.role_counts.m1b + s.burden.role_counts.m1c;
+        assert_eq!(distant, flags[2..].iter().filter(|&&f| f).count());
+    }
+    let strict_distant = config(0.5, 0.7);
     // The role follows the configured reading: a common iliac node read as regional uses the
     // regional operating point.
     let common_iliac = [finding(1, "ln_common_iliac", 0.6)];
