@@ -181,13 +181,13 @@ pub fn run(args: Args) -> CliResult {
             println!("\nExact agreement at each pair of operating points\n{table}");
         }
     }
+    let staging_files = match (stages.is_empty(), grid.is_empty()) {
+        (true, _) => "",
+        (false, true) => ", staging.csv, staging-ceiling.csv",
+        (false, false) => ", staging.csv, staging-ceiling.csv, operating-points.csv",
+    };
     eprintln!(
-        "wrote findings.csv, detection.csv{} to {}",
-        if stages.is_empty() {
-            ""
-        } else {
-            ", staging.csv, staging-ceiling.csv"
-        },
+        "wrote findings.csv, detection.csv{staging_files} to {}",
         args.out.display()
     );
     Ok(())
