@@ -179,6 +179,17 @@ impl Analyzer {
         &self.model
     }
 
+    /// The (local and regional, distant) operating points an analysis with these options uses:
+    /// a `threshold` given alone holds for every finding; what is not given, the model's.
+    pub fn operating_points(&self, threshold: Option<f32>, distant: Option<f32>) -> (f32, f32) {
+        (
+            threshold.unwrap_or(self.model.threshold()),
+            distant
+                .or(threshold)
+                .unwrap_or(self.model.distant_threshold()),
+        )
+    }
+
     /// The CPU inference engine for the model.
     pub fn engine(&self) -> &Engine {
         &self.engine
@@ -246,12 +257,11 @@ impl Analyzer {
                 location_probs: p.location_probs,
             })
             .collect();
+        let (threshold, distant_threshold) =
+            self.operating_points(options.threshold, options.distant_threshold);
         let config = StagingConfig {
-            threshold: options.threshold.unwrap_or(self.model.threshold()),
-            distant_threshold: options
-                .distant_threshold
-                .or(options.threshold)
-                .unwrap_or(self.model.distant_threshold()),
+            threshold,
+            distant_threshold,
             ..options.staging.clone()
         };
         let staged = staging::stage(
@@ -573,6 +583,28 @@ pub struct AnalyzeOptions<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_threshold_given_alone_holds_for_every_finding() {
+        let analyzer = Analyzer::new(AnalyzerConfig::default()).unwrap();
+        let model = (
+            analyzer.model().threshold(),
+            analyzer.model().distant_threshold(),
+        );
+        assert_ne!(
+            model.0, model.1,
+            "the embedded model has two operating points"
+        );
+        let cases = [
+            ((None, None), model),
+            ((Some(0.3), None), (0.3, 0.3)),
+            ((None, Some(0.7)), (model.0, 0.7)),
+            ((Some(0.3), Some(0.7)), (0.3, 0.7)),
+        ];
+        for ((threshold, distant), expected) in cases {
+            assert_eq!(analyzer.operating_points(threshold, distant), expected);
+        }
+    }
 
     #[test]
     fn validates_threads_and_model_path() {

@@ -21,6 +21,13 @@ pub enum Role {
     M1c,
 }
 
+impl Role {
+    /// Distant disease (M1a, M1b, M1c): staged with the distant operating point.
+    pub fn is_distant(self) -> bool {
+        matches!(self, Role::M1a | Role::M1b | Role::M1c)
+    }
+}
+
 /// One row of the class table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocationClass {

@@ -142,9 +142,10 @@ impl StagingConfig {
 
     /// The operating point of findings whose location has `role`.
     fn threshold_of(&self, role: Role) -> f32 {
-        match role {
-            Role::T | Role::N => self.threshold,
-            Role::M1a | Role::M1b | Role::M1c => self.distant_threshold,
+        if role.is_distant() {
+            self.distant_threshold
+        } else {
+            self.threshold
         }
     }
 }

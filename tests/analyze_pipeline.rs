@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 
 use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig, Device, Stage};
-use uptake::classes::Role;
 use uptake::report::Report;
 use uptake::volume::{Geometry, Volume};
 use uptake::{Error, Tracer};
@@ -59,9 +58,10 @@ fn phantom_report_is_consistent_with_its_regions() {
         let [x, y, z] = f.region.max_voxel;
         assert_eq!(labels.data()[s.pet.geometry().index(x, y, z)], f.region.id);
         // Each finding at the operating point of its location's role (default reading).
-        let operating_point = match classes[f.location.id as usize].role {
-            Role::T | Role::N => r.staging_config.threshold,
-            Role::M1a | Role::M1b | Role::M1c => r.staging_config.distant_threshold,
+        let operating_point = if classes[f.location.id as usize].role.is_distant() {
+            r.staging_config.distant_threshold
+        } else {
+            r.staging_config.threshold
         };
         assert_eq!(f.suspicious, f.p_suspicious >= operating_point);
         assert_eq!(f.role.is_some(), f.suspicious);

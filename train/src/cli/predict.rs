@@ -58,11 +58,8 @@ pub fn run(args: Args) -> CliResult {
     })
     .map_err(|e| e.to_string())?;
     let model = analyzer.model();
-    let threshold = args.threshold.unwrap_or(model.threshold());
-    let distant_threshold = args
-        .distant_threshold
-        .or(args.threshold)
-        .unwrap_or(model.distant_threshold());
+    let (threshold, distant_threshold) =
+        analyzer.operating_points(args.threshold, args.distant_threshold);
     let grid: Vec<(f32, f32)> = args
         .grid
         .iter()

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
-use uptake::classes::{Role, v1_classes};
+use uptake::classes::v1_classes;
 
 use super::EvalError;
 use super::ap::{descending_order, weighted_average_precision};
@@ -138,7 +138,7 @@ impl FindingSet {
             .map(|f| {
                 classes
                     .get(f.predicted_location as usize)
-                    .is_some_and(|c| matches!(c.role, Role::M1a | Role::M1b | Role::M1c))
+                    .is_some_and(|c| c.role.is_distant())
             })
             .collect();
         Ok(FindingSet {
