@@ -241,11 +241,12 @@ typedef struct UptakeModelInfo {
     // 1 when the weights were trained, 0 for a randomly initialised placeholder model.
     uint32_t trained;
     // Operating threshold on p_suspicious (of local and regional findings, and of all when the
-    // model has a single one).
+    // model has a single one) for a tracer without its own: `uptake_analyzer_operating_points`
+    // gives a tracer's.
     float threshold;
-    // Operating threshold of distant findings (locations staged M1a, M1b, M1c); equal to
-    // `threshold` when the model has a single one. 0 from a library older than this field
-    // (it was reserved): `threshold` then holds for all findings.
+    // Operating threshold of distant findings (locations staged M1a, M1b, M1c) for a tracer
+    // without its own; equal to `threshold` when the model has a single one. 0 from a library
+    // older than this field (it was reserved): `threshold` then holds for all findings.
     float distant_threshold;
     // Pixel spacing of the input planes (mm).
     double pixel_mm;
@@ -506,9 +507,21 @@ uint32_t uptake_set_log_callback(UptakeLogCallback callback, void *user_data, ui
 uint32_t uptake_analyzer_model_info(const struct UptakeAnalyzer *analyzer,
                                     struct UptakeModelInfo *info);
 
+// Writes the model's operating points for studies of `tracer` (`UPTAKE_TRACER_*`), the ones
+// `uptake_analyze` uses when the options set none: `*threshold` of local and regional findings,
+// `*distant_threshold` of distant ones (M1a, M1b, M1c). Nothing is written on failure.
+//
+// # Safety
+// `analyzer` must be NULL or a live handle; `threshold` and `distant_threshold` NULL or
+// writable.
+uint32_t uptake_analyzer_operating_points(const struct UptakeAnalyzer *analyzer,
+                                          uint32_t tracer,
+                                          float *threshold,
+                                          float *distant_threshold);
+
 // Copies the analyzer's model metadata as JSON (model_version, model_id, architecture,
-// classes with names and staging roles, input, training, threshold, distant_threshold when
-// the model has one), NUL-terminated, into
+// classes with names and staging roles, input, training, threshold, distant_threshold and
+// operating_points when the model has them), NUL-terminated, into
 // `buf` (`buf_len` bytes). `*out_len` (optional) receives the JSON length without the NUL, so
 // a first call with `buf` NULL and `buf_len` 0 asks for the size. Returns `UPTAKE_OK` when the
 // whole text fit, `UPTAKE_ERR_INVALID_ARGUMENT` when it did not (the buffer then holds a

@@ -17,7 +17,7 @@ use crate::gpu::cnn::{CHUNK_REGIONS, DeviceNetwork, NetworkSpec};
 use crate::gpu::mpr::ReformatSpec;
 use crate::gpu::{self, CudaBackend};
 use crate::model::engine::MAX_BATCH_SIZE;
-use crate::model::{Engine, EngineConfig, Model, Prediction};
+use crate::model::{Engine, EngineConfig, Model, OperatingPoints, Prediction};
 use crate::regions::{RegionParams, Segmentation};
 use crate::report::{ModelInfo, Report, RunInfo, StageTiming};
 use crate::staging::{FindingInput, StagingConfig};
@@ -179,15 +179,20 @@ impl Analyzer {
         &self.model
     }
 
-    /// The (local and regional, distant) operating points an analysis with these options uses:
-    /// a `threshold` given alone holds for every finding; what is not given, the model's.
-    pub fn operating_points(&self, threshold: Option<f32>, distant: Option<f32>) -> (f32, f32) {
-        (
-            threshold.unwrap_or(self.model.threshold()),
-            distant
-                .or(threshold)
-                .unwrap_or(self.model.distant_threshold()),
-        )
+    /// The operating points an analysis of a study with this tracer uses with these options:
+    /// a `threshold` given alone holds for every finding; what is not given, the model's for
+    /// this tracer.
+    pub fn operating_points(
+        &self,
+        tracer: Tracer,
+        threshold: Option<f32>,
+        distant: Option<f32>,
+    ) -> OperatingPoints {
+        let model = self.model.operating_points(tracer);
+        OperatingPoints {
+            threshold: threshold.unwrap_or(model.threshold),
+            distant_threshold: distant.or(threshold).unwrap_or(model.distant_threshold),
+        }
     }
 
     /// The CPU inference engine for the model.
@@ -257,11 +262,10 @@ impl Analyzer {
                 location_probs: p.location_probs,
             })
             .collect();
-        let (threshold, distant_threshold) =
-            self.operating_points(options.threshold, options.distant_threshold);
+        let points = self.operating_points(tracer, options.threshold, options.distant_threshold);
         let config = StagingConfig {
-            threshold,
-            distant_threshold,
+            threshold: points.threshold,
+            distant_threshold: points.distant_threshold,
             ..options.staging.clone()
         };
         let staged = staging::stage(
@@ -587,22 +591,22 @@ mod tests {
     #[test]
     fn a_threshold_given_alone_holds_for_every_finding() {
         let analyzer = Analyzer::new(AnalyzerConfig::default()).unwrap();
-        let model = (
-            analyzer.model().threshold(),
-            analyzer.model().distant_threshold(),
-        );
-        assert_ne!(
-            model.0, model.1,
-            "the embedded model has two operating points"
-        );
-        let cases = [
-            ((None, None), model),
-            ((Some(0.3), None), (0.3, 0.3)),
-            ((None, Some(0.7)), (model.0, 0.7)),
-            ((Some(0.3), Some(0.7)), (0.3, 0.7)),
-        ];
-        for ((threshold, distant), expected) in cases {
-            assert_eq!(analyzer.operating_points(threshold, distant), expected);
+        let points = |threshold, distant_threshold| OperatingPoints {
+            threshold,
+            distant_threshold,
+        };
+        for tracer in [Tracer::Psma, Tracer::Fdg] {
+            let model = analyzer.model().operating_points(tracer);
+            let cases = [
+                ((None, None), model),
+                ((Some(0.3), None), points(0.3, 0.3)),
+                ((None, Some(0.7)), points(model.threshold, 0.7)),
+                ((Some(0.3), Some(0.7)), points(0.3, 0.7)),
+            ];
+            for ((threshold, distant), expected) in cases {
+                let got = analyzer.operating_points(tracer, threshold, distant);
+                assert_eq!(got, expected, "{tracer:?} {threshold:?} {distant:?}");
+            }
         }
     }
 

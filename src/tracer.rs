@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Which tracer the PET shows; the network's tracer bit (DESIGN S7) is 0 for PSMA, 1 for FDG.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Tracer {
     /// 68Ga-PSMA-11.

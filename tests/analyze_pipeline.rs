@@ -80,11 +80,14 @@ fn phantom_report_is_consistent_with_its_regions() {
             "check", "grid", "regions", "reformat", "classify", "staging"
         ]
     );
-    // The thresholds default to the model's operating points.
-    assert_eq!(r.staging_config.threshold, analyzer.model().threshold());
+    // The thresholds default to the model's operating points for the study's tracer.
+    let model = analyzer.model().operating_points(Tracer::Psma);
     assert_eq!(
-        r.staging_config.distant_threshold,
-        analyzer.model().distant_threshold()
+        (
+            r.staging_config.threshold,
+            r.staging_config.distant_threshold
+        ),
+        (model.threshold, model.distant_threshold)
     );
     assert_eq!(r.model.trained, analyzer.model().is_trained());
 }

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use half::f16;
 use serde_json::{Value, json};
+use uptake::Tracer;
 use uptake::classes::v1_classes;
 use uptake::model::format::{self, MAX_MODEL_BYTES};
 use uptake::model::init::{he_normal, untrained_v1_metadata};
-use uptake::model::{InputSpec, Model, ModelError, ModelWriter};
+use uptake::model::{InputSpec, Model, ModelError, ModelWriter, OperatingPoints};
 
 /// A model file taken apart: string metadata and (name, dtype, shape, raw bytes) per tensor.
 struct RawFile {
@@ -124,6 +125,11 @@ fn writer_round_trips_metadata_and_fp16_weights() {
         .insert("average_precision".into(), 0.875);
     metadata.threshold = 0.37;
     metadata.distant_threshold = Some(0.81);
+    let fdg = OperatingPoints {
+        threshold: 0.42,
+        distant_threshold: 0.66,
+    };
+    metadata.operating_points.insert(Tracer::Fdg, fdg);
     let writer = he_normal(metadata.clone(), 5).unwrap();
     let path = std::env::temp_dir().join(format!(
         "uptake-model-rt-{}.safetensors",
@@ -134,11 +140,22 @@ fn writer_round_trips_metadata_and_fp16_weights() {
     std::fs::remove_file(&path).unwrap();
     assert_eq!(model.metadata(), &metadata);
     assert_eq!((model.threshold(), model.distant_threshold()), (0.37, 0.81));
+    // A tracer with its own operating points uses them, the other the general ones.
+    assert_eq!(model.operating_points(Tracer::Fdg), fdg);
+    assert_eq!(
+        model.operating_points(Tracer::Psma),
+        OperatingPoints {
+            threshold: 0.37,
+            distant_threshold: 0.81
+        }
+    );
     // Without a separate distant operating point the single one holds for all findings.
+    metadata.operating_points.clear();
     metadata.distant_threshold = None;
     let single = Model::from_bytes(&he_normal(metadata, 5).unwrap().to_bytes().unwrap()).unwrap();
     assert_eq!(single.metadata().distant_threshold, None);
     assert_eq!(single.distant_threshold(), 0.37);
+    assert_eq!(single.operating_points(Tracer::Fdg).distant_threshold, 0.37);
     let parsed = format::parse(&writer.to_bytes().unwrap()).unwrap();
     for (name, t) in writer.tensors() {
         let got = &parsed.tensors[name];
@@ -192,7 +209,7 @@ fn missing_or_malformed_metadata_is_named() {
             other => panic!("{key}: {other}"),
         }
     }
-    let cases: [(&str, &str); 9] = [
+    let cases: [(&str, &str); 15] = [
         ("classes", r#"[{"id": 1, "name": "x", "role": "T"}]"#),
         ("classes", r#"[{"id": 0, "name": "x", "role": "Q"}]"#),
         ("input", r#"{"plane_offsets_mm": [0], "plane_size": 64}"#),
@@ -202,6 +219,24 @@ fn missing_or_malformed_metadata_is_named() {
         ("distant_threshold", "NaN"),
         ("distant_threshold", "high"),
         ("training", "[]"),
+        ("operating_points", "fdg"),
+        (
+            "operating_points",
+            r#"{"fluciclovine": {"threshold": 0.5, "distant_threshold": 0.5}}"#,
+        ),
+        ("operating_points", r#"{"fdg": {"threshold": 0.5}}"#),
+        (
+            "operating_points",
+            r#"{"fdg": {"threshold": 0.5, "distant_threshold": 1.0}}"#,
+        ),
+        (
+            "operating_points",
+            r#"{"psma": {"threshold": 0, "distant_threshold": 0.5}}"#,
+        ),
+        (
+            "operating_points",
+            r#"{"fdg": {"threshold": 0.5, "distant_threshold": 0.5, "regional": 0.4}}"#,
+        ),
     ];
     for (key, value) in cases {
         let mut raw = valid();

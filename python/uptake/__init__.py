@@ -154,6 +154,8 @@ def _load():
     lib.uptake_analyzer_free.argtypes = [p]
     lib.uptake_analyzer_device.restype = u32
     lib.uptake_analyzer_device.argtypes = [p, ctypes.POINTER(u32)]
+    lib.uptake_analyzer_operating_points.restype = u32
+    lib.uptake_analyzer_operating_points.argtypes = [p, u32, ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_float)]
     lib.uptake_volume_init.restype = u32
     lib.uptake_volume_init.argtypes = [ctypes.POINTER(_Volume)]
     lib.uptake_volume_check.restype = u32
@@ -261,6 +263,19 @@ class Analyzer:
         _check(_lib.uptake_analyzer_device(self._live(), ctypes.byref(out)))
         return {v: k for k, v in DEVICES.items()}[out.value]
 
+    def operating_points(self, tracer="psma"):
+        """The model's (threshold, distant_threshold) for studies of this tracer: what `analyze`
+        uses when neither is given."""
+        if tracer not in TRACERS:
+            raise ValueError(f"tracer must be one of {sorted(TRACERS)}")
+        threshold, distant = ctypes.c_float(), ctypes.c_float()
+        _check(
+            _lib.uptake_analyzer_operating_points(
+                self._live(), TRACERS[tracer], ctypes.byref(threshold), ctypes.byref(distant)
+            )
+        )
+        return threshold.value, distant.value
+
     def _live(self):
         if self._handle is None:
             raise ValueError("analyzer is closed")
@@ -281,7 +296,7 @@ class Analyzer:
         """Analyze one study. `pet` and `ct` are `Volume`s (PET in SUV, or Bq/mL with
         `suv_factor`; CT in HU). `threshold` alone sets the operating point of every finding,
         `distant_threshold` that of distant ones (M1a, M1b, M1c); without either, the model's
-        operating points hold.
+        operating points for this tracer hold (`operating_points(tracer)`).
         `progress(stage: str, fraction: float)` may return True to
         cancel (UptakeError with ERR_CANCELLED). Returns (report dict, label map [x, y, z])."""
         if tracer not in TRACERS:

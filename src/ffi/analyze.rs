@@ -143,15 +143,7 @@ pub unsafe extern "C" fn uptake_analyze(
             // SAFETY: non-NULL; struct_size readable bytes by contract.
             unsafe { read_sized(options, ANALYZE_OPTIONS_V1_SIZE, "options")? }
         };
-        let tracer = match tracer {
-            UPTAKE_TRACER_PSMA => Tracer::Psma,
-            UPTAKE_TRACER_FDG => Tracer::Fdg,
-            other => {
-                return Err(Error::InvalidArgument(format!(
-                    "tracer = {other} is not an UPTAKE_TRACER_* value"
-                )));
-            }
-        };
+        let tracer = tracer_of(tracer)?;
         // SAFETY: descriptors readable by contract; their data is checked before it is read.
         let (pet, ct) = unsafe {
             (
@@ -190,6 +182,17 @@ pub unsafe extern "C" fn uptake_analyze(
         unsafe { out.write_unaligned(handle) };
         Ok(())
     })
+}
+
+/// The tracer of an `UPTAKE_TRACER_*` code.
+pub(super) fn tracer_of(code: u32) -> Result<Tracer, Error> {
+    match code {
+        UPTAKE_TRACER_PSMA => Ok(Tracer::Psma),
+        UPTAKE_TRACER_FDG => Ok(Tracer::Fdg),
+        other => Err(Error::InvalidArgument(format!(
+            "tracer = {other} is not an UPTAKE_TRACER_* value"
+        ))),
+    }
 }
 
 fn analyze_options<'a>(

@@ -3,6 +3,7 @@
 
 use std::ffi::c_char;
 
+use super::analyze::tracer_of;
 use super::analyzer::{UptakeAnalyzer, analyzer_ref};
 use super::{UPTAKE_MAX_STRUCT_SIZE, guard, null};
 use crate::error::Error;
@@ -25,11 +26,12 @@ pub struct UptakeModelInfo {
     /// 1 when the weights were trained, 0 for a randomly initialised placeholder model.
     pub trained: u32,
     /// Operating threshold on p_suspicious (of local and regional findings, and of all when the
-    /// model has a single one).
+    /// model has a single one) for a tracer without its own: `uptake_analyzer_operating_points`
+    /// gives a tracer's.
     pub threshold: f32,
-    /// Operating threshold of distant findings (locations staged M1a, M1b, M1c); equal to
-    /// `threshold` when the model has a single one. 0 from a library older than this field
-    /// (it was reserved): `threshold` then holds for all findings.
+    /// Operating threshold of distant findings (locations staged M1a, M1b, M1c) for a tracer
+    /// without its own; equal to `threshold` when the model has a single one. 0 from a library
+    /// older than this field (it was reserved): `threshold` then holds for all findings.
     pub distant_threshold: f32,
     /// Pixel spacing of the input planes (mm).
     pub pixel_mm: f64,
@@ -85,9 +87,43 @@ pub unsafe extern "C" fn uptake_analyzer_model_info(
     })
 }
 
+/// Writes the model's operating points for studies of `tracer` (`UPTAKE_TRACER_*`), the ones
+/// `uptake_analyze` uses when the options set none: `*threshold` of local and regional findings,
+/// `*distant_threshold` of distant ones (M1a, M1b, M1c). Nothing is written on failure.
+///
+/// # Safety
+/// `analyzer` must be NULL or a live handle; `threshold` and `distant_threshold` NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn uptake_analyzer_operating_points(
+    analyzer: *const UptakeAnalyzer,
+    tracer: u32,
+    threshold: *mut f32,
+    distant_threshold: *mut f32,
+) -> u32 {
+    guard(|| {
+        // SAFETY: per the function's contract.
+        let a = unsafe { analyzer_ref(analyzer)? };
+        let tracer = tracer_of(tracer)?;
+        if threshold.is_null() {
+            return Err(null("threshold"));
+        }
+        if distant_threshold.is_null() {
+            return Err(null("distant_threshold"));
+        }
+        let points = a.model().operating_points(tracer);
+        // SAFETY: both non-NULL and writable by the caller's contract.
+        unsafe {
+            threshold.write_unaligned(points.threshold);
+            distant_threshold.write_unaligned(points.distant_threshold);
+        }
+        Ok(())
+    })
+}
+
 /// Copies the analyzer's model metadata as JSON (model_version, model_id, architecture,
-/// classes with names and staging roles, input, training, threshold, distant_threshold when
-/// the model has one), NUL-terminated, into
+/// classes with names and staging roles, input, training, threshold, distant_threshold and
+/// operating_points when the model has them), NUL-terminated, into
 /// `buf` (`buf_len` bytes). `*out_len` (optional) receives the JSON length without the NUL, so
 /// a first call with `buf` NULL and `buf_len` 0 asks for the size. Returns `UPTAKE_OK` when the
 /// whole text fit, `UPTAKE_ERR_INVALID_ARGUMENT` when it did not (the buffer then holds a

@@ -36,6 +36,10 @@ pub const KEY_THRESHOLD: &str = "threshold";
 /// Metadata key (optional): operating threshold of distant findings (M1a, M1b, M1c), a decimal
 /// number; absent, `threshold` holds for all.
 pub const KEY_DISTANT_THRESHOLD: &str = "distant_threshold";
+/// Metadata key (optional): operating points of tracers that have their own (JSON object by
+/// tracer, e.g. `{"fdg": {"threshold": 0.5, "distant_threshold": 0.5}}`); absent, every tracer
+/// uses `threshold` and `distant_threshold`.
+pub const KEY_OPERATING_POINTS: &str = "operating_points";
 
 /// Largest model file accepted (the v1 model is about 1.5 MB).
 /// cbindgen:ignore
@@ -198,6 +202,10 @@ fn parse_metadata(meta: &HashMap<String, String>) -> Result<ModelMetadata, Model
         .get(KEY_DISTANT_THRESHOLD)
         .map(|text| decimal(KEY_DISTANT_THRESHOLD, text))
         .transpose()?;
+    let operating_points = match meta.get(KEY_OPERATING_POINTS) {
+        Some(_) => json(meta, KEY_OPERATING_POINTS)?,
+        None => BTreeMap::new(),
+    };
     let metadata = ModelMetadata {
         model_version,
         model_id: required(meta, KEY_MODEL_ID)?.to_string(),
@@ -207,6 +215,7 @@ fn parse_metadata(meta: &HashMap<String, String>) -> Result<ModelMetadata, Model
         training,
         threshold,
         distant_threshold,
+        operating_points,
     };
     metadata.validate()?;
     Ok(metadata)
@@ -243,6 +252,12 @@ fn metadata_strings(m: &ModelMetadata) -> Result<BTreeMap<&'static str, String>,
     ]);
     if let Some(t) = m.distant_threshold {
         strings.insert(KEY_DISTANT_THRESHOLD, t.to_string());
+    }
+    if !m.operating_points.is_empty() {
+        strings.insert(
+            KEY_OPERATING_POINTS,
+            to_json(KEY_OPERATING_POINTS, &m.operating_points)?,
+        );
     }
     Ok(strings)
 }

@@ -30,6 +30,7 @@ pub fn untrained_v1_metadata(seed: u64) -> ModelMetadata {
         },
         threshold: 0.5,
         distant_threshold: None,
+        operating_points: Default::default(),
     }
 }
 

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::classes::LocationClass;
+use crate::tracer::Tracer;
 
 pub use engine::{Engine, EngineConfig, Kernel, Prediction};
 pub use format::{ModelWriter, write_model};
@@ -138,6 +139,20 @@ pub struct ModelMetadata {
     /// single `threshold` for all.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub distant_threshold: Option<f32>,
+    /// Operating points of the tracers that have their own (physiological uptake differs by
+    /// tracer); a tracer not listed uses `threshold` and `distant_threshold`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub operating_points: BTreeMap<Tracer, OperatingPoints>,
+}
+
+/// One tracer's operating points on p_suspicious.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatingPoints {
+    /// Of local and regional findings (T, N).
+    pub threshold: f32,
+    /// Of distant findings (M1a, M1b, M1c).
+    pub distant_threshold: f32,
 }
 
 impl ModelMetadata {
@@ -171,18 +186,24 @@ impl ModelMetadata {
             key: format::KEY_INPUT,
             reason: e.to_string(),
         })?;
-        for (key, value) in [
-            (format::KEY_THRESHOLD, Some(self.threshold)),
-            (format::KEY_DISTANT_THRESHOLD, self.distant_threshold),
-        ] {
-            match value {
-                Some(t) if !(t > 0.0 && t < 1.0) => {
-                    return Err(ModelError::BadMetadata {
-                        key,
-                        reason: format!("{t} is not strictly between 0 and 1"),
-                    });
-                }
-                _ => {}
+        let per_tracer = self
+            .operating_points
+            .values()
+            .flat_map(|p| [p.threshold, p.distant_threshold])
+            .map(|t| (format::KEY_OPERATING_POINTS, t));
+        let thresholds = [(format::KEY_THRESHOLD, self.threshold)]
+            .into_iter()
+            .chain(
+                self.distant_threshold
+                    .map(|t| (format::KEY_DISTANT_THRESHOLD, t)),
+            )
+            .chain(per_tracer);
+        for (key, t) in thresholds {
+            if !(t > 0.0 && t < 1.0) {
+                return Err(ModelError::BadMetadata {
+                    key,
+                    reason: format!("{t} is not strictly between 0 and 1"),
+                });
             }
         }
         Ok(())
@@ -235,16 +256,30 @@ impl Model {
         &self.metadata.input
     }
 
-    /// Operating point of local and regional findings (and of all when the model has one).
+    /// Operating point of local and regional findings (and of all when the model has one), for
+    /// a tracer without its own.
     pub fn threshold(&self) -> f32 {
         self.metadata.threshold
     }
 
-    /// Operating point of distant findings (M1a, M1b, M1c).
+    /// Operating point of distant findings (M1a, M1b, M1c), for a tracer without its own.
     pub fn distant_threshold(&self) -> f32 {
         self.metadata
             .distant_threshold
             .unwrap_or(self.metadata.threshold)
+    }
+
+    /// The operating points of a study with this tracer: its own where the model has them,
+    /// else [`threshold`](Self::threshold) and [`distant_threshold`](Self::distant_threshold).
+    pub fn operating_points(&self, tracer: Tracer) -> OperatingPoints {
+        self.metadata
+            .operating_points
+            .get(&tracer)
+            .copied()
+            .unwrap_or(OperatingPoints {
+                threshold: self.threshold(),
+                distant_threshold: self.distant_threshold(),
+            })
     }
 
     pub fn model_id(&self) -> &str {

@@ -92,6 +92,24 @@ static void test_analyzer(void) {
     CHECK(device == UPTAKE_DEVICE_CPU);
     CHECK_ERR(uptake_analyzer_device(analyzer, NULL), UPTAKE_ERR_INVALID_ARGUMENT, "out_device");
     CHECK_ERR(uptake_analyzer_device(NULL, &device), UPTAKE_ERR_INVALID_ARGUMENT, "analyzer");
+    /* Each tracer's operating points lie in (0, 1); bad arguments write nothing. */
+    for (uint32_t tracer = UPTAKE_TRACER_PSMA; tracer <= UPTAKE_TRACER_FDG; tracer++) {
+        float threshold = -1.0f, distant = -1.0f;
+        CHECK(uptake_analyzer_operating_points(analyzer, tracer, &threshold, &distant) ==
+              UPTAKE_OK);
+        CHECK(threshold > 0.0f && threshold < 1.0f);
+        CHECK(distant > 0.0f && distant < 1.0f);
+    }
+    float untouched = -1.0f;
+    CHECK_ERR(uptake_analyzer_operating_points(analyzer, 7, &untouched, &untouched),
+              UPTAKE_ERR_INVALID_ARGUMENT, "tracer");
+    CHECK_ERR(uptake_analyzer_operating_points(analyzer, UPTAKE_TRACER_FDG, &untouched, NULL),
+              UPTAKE_ERR_INVALID_ARGUMENT, "distant_threshold is NULL");
+    CHECK_ERR(uptake_analyzer_operating_points(analyzer, UPTAKE_TRACER_FDG, NULL, &untouched),
+              UPTAKE_ERR_INVALID_ARGUMENT, "threshold is NULL");
+    CHECK_ERR(uptake_analyzer_operating_points(NULL, UPTAKE_TRACER_FDG, &untouched, &untouched),
+              UPTAKE_ERR_INVALID_ARGUMENT, "analyzer");
+    CHECK(untouched == -1.0f);
     uptake_analyzer_free(analyzer);
     uptake_analyzer_free(NULL);
 

@@ -115,17 +115,25 @@ def test_analyze_through_the_binding(uptake):
         bqml = uptake.Volume(pet.data / 2.5e-4, pet.spacing_mm, pet.origin_mm)
         report2, labels2 = a.analyze(bqml, ct, "psma", suv_factor=2.5e-4)
         assert np.array_equal(labels, labels2)
-        # The operating points reach staging: by default the embedded model's (the committed
-        # file's metadata), one threshold alone holds for every finding, a distant one for
-        # distant findings only; both outside (0, 1] are refused.
+        # The operating points reach staging: by default the embedded model's for the study's
+        # tracer (the committed file's metadata: its own where it lists the tracer, else the
+        # general ones), one threshold alone holds for every finding, a distant one for distant
+        # findings only; both outside (0, 1] are refused.
         raw = (ROOT / "models" / "default.safetensors").read_bytes()
         meta = json.loads(raw[8 : 8 + struct.unpack("<Q", raw[:8])[0]])["__metadata__"]
-        config = report["staging_config"]
-        assert config["threshold"] == pytest.approx(float(meta["threshold"]))
-        model_distant = float(meta.get("distant_threshold", meta["threshold"]))
-        assert config["distant_threshold"] == pytest.approx(model_distant)
+        general = (float(meta["threshold"]), float(meta.get("distant_threshold", meta["threshold"])))
+        own = json.loads(meta.get("operating_points", "{}"))
+        for tracer in ("psma", "fdg"):
+            point = own.get(tracer)
+            expected = (point["threshold"], point["distant_threshold"]) if point else general
+            assert a.operating_points(tracer) == pytest.approx(expected)
+            config = a.analyze(pet, ct, tracer)[0]["staging_config"]
+            assert (config["threshold"], config["distant_threshold"]) == pytest.approx(expected)
+        with pytest.raises(ValueError):
+            a.operating_points("fluciclovine")
+        psma_threshold = a.operating_points("psma")[0]
         only_distant, _ = a.analyze(pet, ct, "psma", distant_threshold=0.7)
-        assert only_distant["staging_config"]["threshold"] == pytest.approx(float(meta["threshold"]))
+        assert only_distant["staging_config"]["threshold"] == pytest.approx(psma_threshold)
         assert only_distant["staging_config"]["distant_threshold"] == pytest.approx(0.7)
         report3, _ = a.analyze(pet, ct, "psma", threshold=0.25)
         assert report3["staging_config"]["threshold"] == pytest.approx(0.25)

@@ -22,6 +22,7 @@ pub fn v1_metadata(model_id: &str, training: TrainingInfo, threshold: f32) -> Mo
         training,
         threshold,
         distant_threshold: None,
+        operating_points: Default::default(),
     }
 }
 

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use burn::prelude::Device;
+use uptake::Tracer;
 use uptake::model::format::{self, parse, read_file};
-use uptake::model::{ModelMetadata, TrainingInfo};
+use uptake::model::{ModelMetadata, OperatingPoints, TrainingInfo};
 use uptake_train::export::{v1_metadata, write_model};
 use uptake_train::network::NetShape;
 use uptake_train::train::{RunDir, RunState, load_net};
@@ -49,6 +50,32 @@ pub struct Args {
     /// it none (`--run`: `--threshold` holds for all) or the model file's.
     #[arg(long)]
     distant_threshold: Option<f32>,
+    /// A tracer's own operating points, TRACER=THRESHOLD,DISTANT (e.g. fdg=0.5,0.5), stored in
+    /// the file (repeatable); a tracer without them uses the two above. `--from-model` keeps the
+    /// file's for the tracers not given, unless --threshold or --distant-threshold is given.
+    #[arg(long, value_parser = parse_tracer_points)]
+    tracer_operating_points: Vec<(Tracer, OperatingPoints)>,
+}
+
+fn parse_tracer_points(text: &str) -> Result<(Tracer, OperatingPoints), String> {
+    let (tracer, pair) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected TRACER=THRESHOLD,DISTANT, got {text:?}"))?;
+    let (threshold, distant) = pair
+        .split_once(',')
+        .ok_or_else(|| format!("expected THRESHOLD,DISTANT after {tracer}=, got {pair:?}"))?;
+    let number = |v: &str| {
+        v.trim()
+            .parse::<f32>()
+            .map_err(|_| format!("{v:?} is not a number"))
+    };
+    Ok((
+        tracer.parse()?,
+        OperatingPoints {
+            threshold: number(threshold)?,
+            distant_threshold: number(distant)?,
+        },
+    ))
 }
 
 fn parse_metric(text: &str) -> Result<(String, f64), String> {
@@ -91,6 +118,7 @@ pub fn run(args: Args) -> CliResult {
             let threshold = args.threshold.unwrap_or(0.5);
             let metadata = ModelMetadata {
                 distant_threshold: args.distant_threshold,
+                operating_points: args.tracer_operating_points.iter().copied().collect(),
                 ..v1_metadata(&args.model_id, training(strategy, false), threshold)
             };
             write_model(&net, metadata, &args.out)
@@ -105,6 +133,14 @@ pub fn run(args: Args) -> CliResult {
                 training: training(source.training.strategy.clone(), source.training.untrained),
                 threshold: args.threshold.unwrap_or(source.threshold),
                 distant_threshold: args.distant_threshold.or(source.distant_threshold),
+                // New general operating points replace the tracers' own too.
+                operating_points: source
+                    .operating_points
+                    .clone()
+                    .into_iter()
+                    .filter(|_| args.threshold.is_none() && args.distant_threshold.is_none())
+                    .chain(args.tracer_operating_points.iter().copied())
+                    .collect(),
                 ..file.metadata
             };
             format::write_model(&args.out, &metadata, &file.tensors)

@@ -15,9 +15,10 @@ use std::path::PathBuf;
 
 use uptake::Tracer;
 use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig};
+use uptake::model::OperatingPoints;
 use uptake::staging::StagingConfig;
 use uptake_train::eval::agreement::{self, StagePair};
-use uptake_train::eval::metrics::{FindingSet, METRIC_NAMES, OperatingPoint};
+use uptake_train::eval::metrics::{Finding, FindingSet, METRIC_NAMES, OperatingPoint};
 use uptake_train::predict::{Detection, ceiling_stage, label_report, m_code, restage};
 
 use super::train::Cohort;
@@ -58,17 +59,17 @@ pub fn run(args: Args) -> CliResult {
     })
     .map_err(|e| e.to_string())?;
     let model = analyzer.model();
-    let (threshold, distant_threshold) =
-        analyzer.operating_points(args.threshold, args.distant_threshold);
+    let tracers = [Tracer::Psma, Tracer::Fdg];
+    let points = tracers
+        .map(|tracer| analyzer.operating_points(tracer, args.threshold, args.distant_threshold));
     let grid: Vec<(f32, f32)> = args
         .grid
         .iter()
         .flat_map(|&t| args.grid.iter().map(move |&d| (t, d)))
         .collect();
     // The staging rules' own check, before any study is generated.
-    for (threshold, distant_threshold) in
-        std::iter::once((threshold, distant_threshold)).chain(grid.iter().copied())
-    {
+    let pairs = points.iter().map(|p| (p.threshold, p.distant_threshold));
+    for (threshold, distant_threshold) in pairs.chain(grid.iter().copied()) {
         StagingConfig {
             threshold,
             distant_threshold,
@@ -78,12 +79,13 @@ pub fn run(args: Args) -> CliResult {
         .map_err(|e| e.to_string())?;
     }
     let options = AnalyzeOptions {
-        threshold: Some(threshold),
-        distant_threshold: Some(distant_threshold),
+        threshold: args.threshold,
+        distant_threshold: args.distant_threshold,
         ..AnalyzeOptions::default()
     };
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let mut rows = Vec::new();
+    let mut row_tracers = Vec::new();
     let mut stages = Vec::new();
     let mut ceilings = Vec::new();
     let mut detections = Vec::new();
@@ -96,6 +98,7 @@ pub fn run(args: Args) -> CliResult {
             let (findings, detection) = label_report(&study, &report)?;
             let ceiling = ceiling_stage(&report, &findings, analyzer.model().classes())
                 .map_err(|e| format!("{}: {e}", study.info.subject))?;
+            row_tracers.extend(std::iter::repeat_n(study.info.tracer, findings.len()));
             rows.extend(
                 findings
                     .into_iter()
@@ -113,12 +116,37 @@ pub fn run(args: Args) -> CliResult {
                 for (&(t, d), at) in grid.iter().zip(&mut grid_stages) {
                     let tnm = restage(&report, model.classes(), t, d)
                         .map_err(|e| format!("{}: {e}", study.info.subject))?;
-                    at.push(pair(&tnm)?);
+                    at.push((study.info.tracer, pair(&tnm)?));
                 }
             }
             Ok(())
         })?;
 
+    // Pooled figures at the report's operating points, each tracer's apart where they differ;
+    // `evaluate` adds intervals and summaries.
+    let groups: Vec<(&str, Option<Tracer>, OperatingPoints)> = if points[0] == points[1] {
+        vec![("all", None, points[0])]
+    } else {
+        tracers
+            .iter()
+            .zip(points)
+            .map(|(&tracer, p)| (tracer.name(), Some(tracer), p))
+            .collect()
+    };
+    let pooled_sets = groups
+        .into_iter()
+        .filter_map(|(name, tracer, p)| {
+            let rows: Vec<(String, Finding)> = rows
+                .iter()
+                .zip(&row_tracers)
+                .filter(|&(_, &of)| tracer.is_none_or(|tracer| of == tracer))
+                .map(|(row, _)| row.clone())
+                .collect();
+            // A tracer without studies has no figures.
+            (!rows.is_empty()).then(|| FindingSet::new(rows).map(|set| (name, p, set)))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
     let findings = FindingSet::new(rows).map_err(|e| e.to_string())?;
     findings
         .write_csv(&args.out.join("findings.csv"))
@@ -133,7 +161,7 @@ pub fn run(args: Args) -> CliResult {
         }
     };
     println!(
-        "{} subjects, {} findings (model {}, threshold {threshold}, distant {distant_threshold})",
+        "{} subjects, {} findings (model {})",
         detections.len(),
         findings.findings.len(),
         model.model_id()
@@ -149,15 +177,20 @@ pub fn run(args: Args) -> CliResult {
             sum(|d| d.suspicious_findings)
         )
     );
-    // Pooled figures at the report's operating points; `evaluate` adds intervals and summaries.
-    let point = OperatingPoint {
-        threshold: f64::from(threshold),
-        distant_threshold: f64::from(distant_threshold),
-    };
-    let pooled = findings.pooled(&vec![1.0; findings.subjects.len()], point);
-    for (name, value) in METRIC_NAMES.iter().zip(pooled.values()) {
-        let value = value.map_or("-".to_string(), |v| format!("{v:.3}"));
-        println!("{name:<26}{value}");
+    for (name, p, set) in pooled_sets {
+        println!(
+            "\n{name}: threshold {}, distant {}",
+            p.threshold, p.distant_threshold
+        );
+        let point = OperatingPoint {
+            threshold: f64::from(p.threshold),
+            distant_threshold: f64::from(p.distant_threshold),
+        };
+        let pooled = set.pooled(&vec![1.0; set.subjects.len()], point);
+        for (name, value) in METRIC_NAMES.iter().zip(pooled.values()) {
+            let value = value.map_or("-".to_string(), |v| format!("{v:.3}"));
+            println!("{name:<26}{value}");
+        }
     }
     if !stages.is_empty() {
         for (file, rows, title) in [
@@ -190,20 +223,37 @@ pub fn run(args: Args) -> CliResult {
     Ok(())
 }
 
-/// One CSV row per pair of operating points: the exact miN and miM agreements (counts of
-/// studies) and their sum.
-fn operating_points(grid: &[(f32, f32)], stages: &[Vec<StagePair>]) -> String {
-    let mut text = "threshold,distant_threshold,n_exact,m_exact,n_plus_m,studies\n".to_string();
-    for (&(t, d), pairs) in grid.iter().zip(stages) {
-        let a = agreement::agreement(pairs);
-        let _ = writeln!(
-            text,
-            "{t},{d},{},{},{},{}",
-            a.n_exact.agree,
-            a.m_exact.agree,
-            a.n_exact.agree + a.m_exact.agree,
-            a.n_exact.total
-        );
+/// CSV rows per pair of operating points: the exact miN and miM agreements (counts of studies)
+/// and their sum, over all studies (`tracer` "all") and over each tracer's, since a host knows
+/// the tracer and may set each tracer's operating points apart.
+fn operating_points(grid: &[(f32, f32)], stages: &[Vec<(Tracer, StagePair)>]) -> String {
+    let mut text =
+        "tracer,threshold,distant_threshold,n_exact,m_exact,n_plus_m,studies\n".to_string();
+    let groups: [(&str, Option<Tracer>); 3] = [
+        ("all", None),
+        (Tracer::Psma.name(), Some(Tracer::Psma)),
+        (Tracer::Fdg.name(), Some(Tracer::Fdg)),
+    ];
+    for (name, tracer) in groups {
+        for (&(t, d), stages) in grid.iter().zip(stages) {
+            let pairs: Vec<StagePair> = stages
+                .iter()
+                .filter(|(of, _)| tracer.is_none_or(|tracer| *of == tracer))
+                .map(|(_, pair)| pair.clone())
+                .collect();
+            if pairs.is_empty() {
+                continue;
+            }
+            let a = agreement::agreement(&pairs);
+            let _ = writeln!(
+                text,
+                "{name},{t},{d},{},{},{},{}",
+                a.n_exact.agree,
+                a.m_exact.agree,
+                a.n_exact.agree + a.m_exact.agree,
+                a.n_exact.total
+            );
+        }
     }
     text
 }

@@ -29,25 +29,34 @@ fn tool(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// (n_exact, m_exact) of operating-points.csv's row for (threshold, distant threshold).
+/// (n_exact, m_exact) of operating-points.csv's row for (threshold, distant threshold), which
+/// the one PSMA subject's row repeats: an FDG row must not appear without FDG studies.
 fn grid_row(out: &Path, threshold: &str, distant: &str) -> (usize, usize) {
     let text = std::fs::read_to_string(out.join("operating-points.csv")).unwrap();
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some("threshold,distant_threshold,n_exact,m_exact,n_plus_m,studies")
+        Some("tracer,threshold,distant_threshold,n_exact,m_exact,n_plus_m,studies")
     );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
-    assert_eq!(rows.len(), 4, "2 × 2 operating points: {text}");
-    let row = rows
-        .iter()
-        .find(|r| r[0] == threshold && r[1] == distant)
-        .unwrap_or_else(|| panic!("no row ({threshold}, {distant}) in {text}"));
-    let n: usize = row[2].parse().unwrap();
-    let m: usize = row[3].parse().unwrap();
-    assert_eq!(row[4].parse::<usize>().unwrap(), n + m);
-    assert_eq!(row[5], "1");
-    (n, m)
+    assert_eq!(
+        rows.len(),
+        8,
+        "2 × 2 operating points, all and psma: {text}"
+    );
+    let exact = |tracer: &str| {
+        let row = rows
+            .iter()
+            .find(|r| r[0] == tracer && r[1] == threshold && r[2] == distant)
+            .unwrap_or_else(|| panic!("no {tracer} row ({threshold}, {distant}) in {text}"));
+        let n: usize = row[3].parse().unwrap();
+        let m: usize = row[4].parse().unwrap();
+        assert_eq!(row[5].parse::<usize>().unwrap(), n + m);
+        assert_eq!(row[6], "1");
+        (n, m)
+    };
+    assert_eq!(exact("psma"), exact("all"));
+    exact("all")
 }
 
 /// (findings, suspicious findings) of the one subject, from findings.csv and detection.csv.
@@ -185,18 +194,19 @@ fn a_distant_operating_point_is_stored_and_used() {
         (0.4, Some(0.8))
     );
     // Without operating points --from-model keeps the file's.
-    let kept = dir.join("kept.safetensors");
+    let kept_path = dir.join("kept.safetensors");
+    let kept_arg = kept_path.to_str().unwrap();
     let output = tool(&[
         "export",
         "--from-model",
         file_arg,
         "--out",
-        kept.to_str().unwrap(),
+        kept_arg,
         "--model-id",
         "kept",
     ]);
     assert!(output.status.success());
-    let kept = uptake::model::format::parse(&std::fs::read(&kept).unwrap()).unwrap();
+    let kept = uptake::model::format::parse(&std::fs::read(&kept_path).unwrap()).unwrap();
     assert_eq!(
         (kept.metadata.threshold, kept.metadata.distant_threshold),
         (0.4, Some(0.8))
@@ -212,6 +222,82 @@ fn a_distant_operating_point_is_stored_and_used() {
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("threshold 0.4, distant 0.8"), "{stdout}");
+    // A tracer's own operating points are stored beside the general ones and kept by a later
+    // export that sets none; predict uses them for that tracer's studies.
+    let own = dir.join("own.safetensors");
+    let own_arg = own.to_str().unwrap();
+    for (source, out, extra) in [
+        (
+            file_arg,
+            own_arg,
+            &["--tracer-operating-points", "psma=0.3,0.7"][..],
+        ),
+        (own_arg, kept_arg, &[][..]),
+    ] {
+        let output = tool(
+            &[
+                &[
+                    "export",
+                    "--from-model",
+                    source,
+                    "--out",
+                    out,
+                    "--model-id",
+                    "own",
+                ],
+                extra,
+            ]
+            .concat(),
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let parsed = uptake::model::format::parse(&std::fs::read(out).unwrap()).unwrap();
+        let psma = parsed.metadata.operating_points[&uptake::Tracer::Psma];
+        assert_eq!((psma.threshold, psma.distant_threshold), (0.3, 0.7));
+        assert_eq!(
+            (parsed.metadata.threshold, parsed.metadata.distant_threshold),
+            (0.4, Some(0.8))
+        );
+    }
+    let output = predict_with(&dir.join("predict-own"), &["--model", own_arg]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("psma: threshold 0.3, distant 0.7"),
+        "{stdout}"
+    );
+    // New general operating points replace the tracers' own.
+    let output = tool(&[
+        "export",
+        "--from-model",
+        own_arg,
+        "--out",
+        kept_arg,
+        "--model-id",
+        "general",
+        "--threshold",
+        "0.6",
+    ]);
+    assert!(output.status.success());
+    let general = uptake::model::format::parse(&std::fs::read(&kept_path).unwrap()).unwrap();
+    assert!(general.metadata.operating_points.is_empty());
+    assert_eq!(general.metadata.threshold, 0.6);
+    for bad in ["fdg=0.5", "fdg", "pet=0.5,0.5", "fdg=0.5,x", "fdg=0.5,1.5"] {
+        let output = tool(&[
+            "export",
+            "--from-model",
+            own_arg,
+            "--out",
+            kept_arg,
+            "--model-id",
+            "bad",
+            "--tracer-operating-points",
+            bad,
+        ]);
+        assert!(!output.status.success(), "{bad} was accepted");
+    }
     // Exactly one source of weights.
     for args in [
         &["export", "--out", file_arg, "--model-id", "x"][..],
