@@ -595,7 +595,7 @@ mod tests {
             threshold,
             distant_threshold,
         };
-        for tracer in [Tracer::Psma, Tracer::Fdg] {
+        let [psma, fdg] = [Tracer::Psma, Tracer::Fdg].map(|tracer| {
             let model = analyzer.model().operating_points(tracer);
             let cases = [
                 ((None, None), model),
@@ -607,7 +607,9 @@ mod tests {
                 let got = analyzer.operating_points(tracer, threshold, distant);
                 assert_eq!(got, expected, "{tracer:?} {threshold:?} {distant:?}");
             }
-        }
+            model
+        });
+        assert_ne!(psma, fdg, "the embedded model has each tracer's own");
     }
 
     #[test]
