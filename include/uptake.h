@@ -162,7 +162,8 @@ typedef struct UptakeAnalyzeOptions {
     // SUV per Bq/mL; required (finite, > 0) with `UPTAKE_PET_UNITS_BQML`, else ignored.
     double suv_factor;
     // Suspicious threshold in (0, 1]; a negative value (default −1) uses the model's
-    // operating point. Set without `distant_threshold`, it holds for every finding.
+    // operating point for the study's tracer (`uptake_analyzer_operating_points`). Set without
+    // `distant_threshold`, it holds for every finding.
     double threshold;
     // Uptake-region connectivity: 6, 18 or 26 (default 26).
     uint32_t connectivity;
@@ -178,7 +179,7 @@ typedef struct UptakeAnalyzeOptions {
     uint32_t replace_non_finite;
     // Suspicious threshold in (0, 1] of distant findings (locations staged M1a, M1b, M1c);
     // 0 (the default) or negative uses `threshold` when that is set, else the model's distant
-    // operating point. This was a reserved field that callers set to 0, so a host compiled
+    // operating point for the study's tracer. This was a reserved field that callers set to 0, so a host compiled
     // before it gets the default.
     float distant_threshold;
     // Optional progress callback and the pointer passed back to it.
@@ -406,6 +407,7 @@ typedef struct UptakePluginV1 {
     uint32_t (*suv_factor)(const struct UptakeSuvMetadata*, double*);
     uint32_t (*analyzer_model_info)(const struct UptakeAnalyzer*, struct UptakeModelInfo*);
     uint32_t (*analyzer_model_metadata)(const struct UptakeAnalyzer*, char*, size_t, size_t*);
+    uint32_t (*analyzer_operating_points)(const struct UptakeAnalyzer*, uint32_t, float*, float*);
 } UptakePluginV1;
 
 

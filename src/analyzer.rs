@@ -569,11 +569,12 @@ impl Stage {
 pub struct AnalyzeOptions<'a> {
     /// S4 parameters (45 % of SUVmax, seeds above 1 SUV, 26-connectivity by default).
     pub regions: RegionParams,
-    /// Suspicious threshold; `None` = the model's operating point. Given without
-    /// `distant_threshold`, it holds for every finding.
+    /// Suspicious threshold; `None` = the model's operating point for the study's tracer
+    /// ([`Model::operating_points`]). Given without `distant_threshold`, it holds for every
+    /// finding.
     pub threshold: Option<f32>,
     /// Suspicious threshold of distant findings (M1a, M1b, M1c); `None` = `threshold` when that
-    /// is given, else the model's distant operating point.
+    /// is given, else the model's distant operating point for the study's tracer.
     pub distant_threshold: Option<f32>,
     /// Staging settings; its two thresholds are replaced by the ones above.
     pub staging: StagingConfig,
@@ -609,7 +610,7 @@ mod tests {
             }
             model
         });
-        assert_ne!(psma, fdg, "the embedded model has each tracer's own");
+        assert_ne!(psma, fdg, "the embedded model gives FDG its own pair");
     }
 
     #[test]

@@ -93,6 +93,30 @@ fn phantom_report_is_consistent_with_its_regions() {
 }
 
 #[test]
+fn a_study_is_staged_at_its_tracers_operating_points() {
+    let s = study();
+    let analyzer = analyzer();
+    let [psma, fdg] = [Tracer::Psma, Tracer::Fdg].map(|tracer| {
+        let r = analyzer
+            .analyze(&s.pet, &s.ct, tracer, &AnalyzeOptions::default())
+            .unwrap();
+        let model = analyzer.model().operating_points(tracer);
+        let used = (
+            r.staging_config.threshold,
+            r.staging_config.distant_threshold,
+        );
+        assert_eq!(
+            used,
+            (model.threshold, model.distant_threshold),
+            "{tracer:?}"
+        );
+        used
+    });
+    // The embedded model gives FDG its own pair, so the tracer decides which is used.
+    assert_ne!(psma, fdg);
+}
+
+#[test]
 fn concurrent_analyses_equal_the_serial_one() {
     let s = study();
     let serial = comparable(

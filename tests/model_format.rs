@@ -250,6 +250,12 @@ fn missing_or_malformed_metadata_is_named() {
             other => panic!("{key} = {value}: {other}"),
         }
     }
+    // A tracer's value out of range is named with its tracer.
+    let mut raw = valid();
+    let bad = r#"{"fdg": {"threshold": 0.5, "distant_threshold": 1.0}}"#;
+    raw.meta.insert("operating_points".into(), bad.into());
+    let message = load_err(&raw).to_string();
+    assert!(message.contains("fdg.distant_threshold: 1"), "{message}");
 }
 
 #[test]

@@ -265,7 +265,7 @@ class Analyzer:
 
     def operating_points(self, tracer="psma"):
         """The model's (threshold, distant_threshold) for studies of this tracer: what `analyze`
-        uses when neither is given."""
+        uses when neither is given (single-precision values, as the library compares)."""
         if tracer not in TRACERS:
             raise ValueError(f"tracer must be one of {sorted(TRACERS)}")
         threshold, distant = ctypes.c_float(), ctypes.c_float()

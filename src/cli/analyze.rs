@@ -24,12 +24,12 @@ pub struct AnalyzerArgs {
     /// Where the heavy stages run: auto (a CUDA device when one opens, else the CPU), cpu, cuda.
     #[arg(long, default_value = "auto", value_parser = parse_device)]
     pub device: Device,
-    /// Suspicious threshold; the model's operating point when absent. Given alone, it holds for
-    /// every finding.
+    /// Suspicious threshold; the model's operating point for the study's tracer when absent.
+    /// Given alone, it holds for every finding.
     #[arg(long)]
     pub threshold: Option<f32>,
     /// Suspicious threshold of distant findings (M1a, M1b, M1c); without it --threshold when
-    /// given, else the model's distant operating point.
+    /// given, else the model's distant operating point for the study's tracer.
     #[arg(long)]
     pub distant_threshold: Option<f32>,
     /// Count common iliac nodes as regional (N) rather than M1a.

@@ -5,12 +5,11 @@ use std::ffi::c_void;
 use super::analyzer::{UptakeAnalyzer, analyzer_ref};
 use super::report::{UptakeReport, into_handle};
 use super::volume::{UptakeVolume, read_volume};
-use super::{guard, null, read_sized};
+use super::{guard, null, read_sized, tracer_of};
 use crate::analyzer::{AnalyzeOptions, Stage};
 use crate::error::Error;
 use crate::regions::{Connectivity, RegionParams};
 use crate::staging::StagingConfig;
-use crate::tracer::Tracer;
 
 /// Tracer codes for `uptake_analyze`.
 pub const UPTAKE_TRACER_PSMA: u32 = 0;
@@ -48,7 +47,8 @@ pub struct UptakeAnalyzeOptions {
     /// SUV per Bq/mL; required (finite, > 0) with `UPTAKE_PET_UNITS_BQML`, else ignored.
     pub suv_factor: f64,
     /// Suspicious threshold in (0, 1]; a negative value (default −1) uses the model's
-    /// operating point. Set without `distant_threshold`, it holds for every finding.
+    /// operating point for the study's tracer (`uptake_analyzer_operating_points`). Set without
+    /// `distant_threshold`, it holds for every finding.
     pub threshold: f64,
     /// Uptake-region connectivity: 6, 18 or 26 (default 26).
     pub connectivity: u32,
@@ -64,7 +64,7 @@ pub struct UptakeAnalyzeOptions {
     pub replace_non_finite: u32,
     /// Suspicious threshold in (0, 1] of distant findings (locations staged M1a, M1b, M1c);
     /// 0 (the default) or negative uses `threshold` when that is set, else the model's distant
-    /// operating point. This was a reserved field that callers set to 0, so a host compiled
+    /// operating point for the study's tracer. This was a reserved field that callers set to 0, so a host compiled
     /// before it gets the default.
     pub distant_threshold: f32,
     /// Optional progress callback and the pointer passed back to it.
@@ -182,17 +182,6 @@ pub unsafe extern "C" fn uptake_analyze(
         unsafe { out.write_unaligned(handle) };
         Ok(())
     })
-}
-
-/// The tracer of an `UPTAKE_TRACER_*` code.
-pub(super) fn tracer_of(code: u32) -> Result<Tracer, Error> {
-    match code {
-        UPTAKE_TRACER_PSMA => Ok(Tracer::Psma),
-        UPTAKE_TRACER_FDG => Ok(Tracer::Fdg),
-        other => Err(Error::InvalidArgument(format!(
-            "tracer = {other} is not an UPTAKE_TRACER_* value"
-        ))),
-    }
 }
 
 fn analyze_options<'a>(

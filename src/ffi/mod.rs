@@ -24,6 +24,7 @@ use std::ffi::{CStr, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::error::Error;
+use crate::tracer::Tracer;
 pub use status::*;
 
 /// Version of the C ABI described by `include/uptake.h`; bumped on any incompatible change.
@@ -68,6 +69,17 @@ fn panic_message(payload: &Box<dyn Any + Send>) -> String {
 /// The error for a NULL argument.
 pub(crate) fn null(name: &str) -> Error {
     Error::InvalidArgument(format!("{name} is NULL"))
+}
+
+/// The tracer of an `UPTAKE_TRACER_*` code.
+pub(crate) fn tracer_of(code: u32) -> Result<Tracer, Error> {
+    match code {
+        analyze::UPTAKE_TRACER_PSMA => Ok(Tracer::Psma),
+        analyze::UPTAKE_TRACER_FDG => Ok(Tracer::Fdg),
+        other => Err(Error::InvalidArgument(format!(
+            "tracer = {other} is not an UPTAKE_TRACER_* value"
+        ))),
+    }
 }
 
 /// Reads a caller's option struct whose first field is `struct_size: u32`.

@@ -3,9 +3,8 @@
 
 use std::ffi::c_char;
 
-use super::analyze::tracer_of;
 use super::analyzer::{UptakeAnalyzer, analyzer_ref};
-use super::{UPTAKE_MAX_STRUCT_SIZE, guard, null};
+use super::{UPTAKE_MAX_STRUCT_SIZE, guard, null, tracer_of};
 use crate::error::Error;
 use crate::model::ModelError;
 

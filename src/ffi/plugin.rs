@@ -58,6 +58,8 @@ pub struct UptakePluginV1 {
         unsafe extern "C" fn(*const UptakeAnalyzer, *mut UptakeModelInfo) -> u32,
     pub analyzer_model_metadata:
         unsafe extern "C" fn(*const UptakeAnalyzer, *mut c_char, usize, *mut usize) -> u32,
+    pub analyzer_operating_points:
+        unsafe extern "C" fn(*const UptakeAnalyzer, u32, *mut f32, *mut f32) -> u32,
 }
 
 struct Table(UptakePluginV1);
@@ -91,6 +93,7 @@ static PLUGIN: Table = Table(UptakePluginV1 {
     suv_factor: super::suv::uptake_suv_factor,
     analyzer_model_info: super::model::uptake_analyzer_model_info,
     analyzer_model_metadata: super::model::uptake_analyzer_model_metadata,
+    analyzer_operating_points: super::model::uptake_analyzer_operating_points,
 });
 
 /// The plugin's function table; never NULL, static, never freed.

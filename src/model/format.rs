@@ -202,9 +202,10 @@ fn parse_metadata(meta: &HashMap<String, String>) -> Result<ModelMetadata, Model
         .get(KEY_DISTANT_THRESHOLD)
         .map(|text| decimal(KEY_DISTANT_THRESHOLD, text))
         .transpose()?;
-    let operating_points = match meta.get(KEY_OPERATING_POINTS) {
-        Some(_) => json(meta, KEY_OPERATING_POINTS)?,
-        None => BTreeMap::new(),
+    let operating_points = if meta.contains_key(KEY_OPERATING_POINTS) {
+        json(meta, KEY_OPERATING_POINTS)?
+    } else {
+        BTreeMap::new()
     };
     let metadata = ModelMetadata {
         model_version,

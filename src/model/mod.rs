@@ -186,23 +186,25 @@ impl ModelMetadata {
             key: format::KEY_INPUT,
             reason: e.to_string(),
         })?;
-        let per_tracer = self
-            .operating_points
-            .values()
-            .flat_map(|p| [p.threshold, p.distant_threshold])
-            .map(|t| (format::KEY_OPERATING_POINTS, t));
-        let thresholds = [(format::KEY_THRESHOLD, self.threshold)]
-            .into_iter()
-            .chain(
-                self.distant_threshold
-                    .map(|t| (format::KEY_DISTANT_THRESHOLD, t)),
-            )
-            .chain(per_tracer);
-        for (key, t) in thresholds {
+        // (key, which value of it, value): a tracer's pair is named, e.g. "fdg.threshold: ".
+        let mut thresholds = vec![(format::KEY_THRESHOLD, String::new(), self.threshold)];
+        if let Some(t) = self.distant_threshold {
+            thresholds.push((format::KEY_DISTANT_THRESHOLD, String::new(), t));
+        }
+        for (tracer, p) in &self.operating_points {
+            for (field, t) in [
+                ("threshold", p.threshold),
+                ("distant_threshold", p.distant_threshold),
+            ] {
+                let name = format!("{}.{field}: ", tracer.name());
+                thresholds.push((format::KEY_OPERATING_POINTS, name, t));
+            }
+        }
+        for (key, field, t) in thresholds {
             if !(t > 0.0 && t < 1.0) {
                 return Err(ModelError::BadMetadata {
                     key,
-                    reason: format!("{t} is not strictly between 0 and 1"),
+                    reason: format!("{field}{t} is not strictly between 0 and 1"),
                 });
             }
         }

@@ -92,21 +92,27 @@ static void test_analyzer(void) {
     CHECK(device == UPTAKE_DEVICE_CPU);
     CHECK_ERR(uptake_analyzer_device(analyzer, NULL), UPTAKE_ERR_INVALID_ARGUMENT, "out_device");
     CHECK_ERR(uptake_analyzer_device(NULL, &device), UPTAKE_ERR_INVALID_ARGUMENT, "analyzer");
-    /* Each tracer's operating points lie in (0, 1); bad arguments write nothing. */
+    /* Each tracer's operating points lie in (0, 1): the embedded model's PSMA pair is its
+       general one (UptakeModelInfo), FDG has its own; bad arguments write nothing. */
+    float threshold[2] = {-1.0f, -1.0f}, distant[2] = {-1.0f, -1.0f};
     for (uint32_t tracer = UPTAKE_TRACER_PSMA; tracer <= UPTAKE_TRACER_FDG; tracer++) {
-        float threshold = -1.0f, distant = -1.0f;
-        CHECK(uptake_analyzer_operating_points(analyzer, tracer, &threshold, &distant) ==
-              UPTAKE_OK);
-        CHECK(threshold > 0.0f && threshold < 1.0f);
-        CHECK(distant > 0.0f && distant < 1.0f);
+        CHECK(uptake_analyzer_operating_points(analyzer, tracer, &threshold[tracer],
+                                               &distant[tracer]) == UPTAKE_OK);
+        CHECK(threshold[tracer] > 0.0f && threshold[tracer] < 1.0f);
+        CHECK(distant[tracer] > 0.0f && distant[tracer] < 1.0f);
     }
+    UptakeModelInfo info = {.struct_size = sizeof info};
+    CHECK(uptake_analyzer_model_info(analyzer, &info) == UPTAKE_OK);
+    CHECK(threshold[UPTAKE_TRACER_PSMA] == info.threshold);
+    CHECK(distant[UPTAKE_TRACER_PSMA] == info.distant_threshold);
+    CHECK(distant[UPTAKE_TRACER_FDG] != info.distant_threshold);
     float untouched = -1.0f;
     CHECK_ERR(uptake_analyzer_operating_points(analyzer, 7, &untouched, &untouched),
               UPTAKE_ERR_INVALID_ARGUMENT, "tracer");
     CHECK_ERR(uptake_analyzer_operating_points(analyzer, UPTAKE_TRACER_FDG, &untouched, NULL),
               UPTAKE_ERR_INVALID_ARGUMENT, "distant_threshold is NULL");
     CHECK_ERR(uptake_analyzer_operating_points(analyzer, UPTAKE_TRACER_FDG, NULL, &untouched),
-              UPTAKE_ERR_INVALID_ARGUMENT, "threshold is NULL");
+              UPTAKE_ERR_INVALID_ARGUMENT, ": threshold is NULL");
     CHECK_ERR(uptake_analyzer_operating_points(NULL, UPTAKE_TRACER_FDG, &untouched, &untouched),
               UPTAKE_ERR_INVALID_ARGUMENT, "analyzer");
     CHECK(untouched == -1.0f);
@@ -257,6 +263,7 @@ static void test_plugin_table(void) {
     CHECK(strcmp(plugin->version, uptake_version()) == 0);
     CHECK(plugin->analyzer_create == uptake_analyzer_create);
     CHECK(plugin->volume_check == uptake_volume_check);
+    CHECK(plugin->analyzer_operating_points == uptake_analyzer_operating_points);
     UptakeAnalyzer *analyzer = NULL;
     CHECK(plugin->analyzer_create(NULL, &analyzer) == UPTAKE_OK);
     plugin->analyzer_free(analyzer);

@@ -128,19 +128,20 @@ pub fn run(args: Args) -> CliResult {
                 .and_then(|bytes| parse(&bytes))
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             let source = &file.metadata;
+            // New general operating points replace the tracers' own too.
+            let mut operating_points = source.operating_points.clone();
+            if args.threshold.is_some() || args.distant_threshold.is_some() {
+                for tracer in std::mem::take(&mut operating_points).keys() {
+                    eprintln!("dropped {}'s own operating points", tracer.name());
+                }
+            }
+            operating_points.extend(args.tracer_operating_points.iter().copied());
             let metadata = ModelMetadata {
                 model_id: args.model_id.clone(),
                 training: training(source.training.strategy.clone(), source.training.untrained),
                 threshold: args.threshold.unwrap_or(source.threshold),
                 distant_threshold: args.distant_threshold.or(source.distant_threshold),
-                // New general operating points replace the tracers' own too.
-                operating_points: source
-                    .operating_points
-                    .clone()
-                    .into_iter()
-                    .filter(|_| args.threshold.is_none() && args.distant_threshold.is_none())
-                    .chain(args.tracer_operating_points.iter().copied())
-                    .collect(),
+                operating_points,
                 ..file.metadata
             };
             format::write_model(&args.out, &metadata, &file.tensors)

@@ -38,11 +38,12 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Operating point (suspicious when p_suspicious ≥ it) for the findings' flags and the stage;
-    /// without it the model's own. Given alone, it holds for every finding.
+    /// without it the model's own for each study's tracer. Given alone, it holds for every
+    /// finding.
     #[arg(long)]
     threshold: Option<f32>,
     /// Operating point of distant findings (M1a, M1b, M1c); without it --threshold when given,
-    /// else the model's own.
+    /// else the model's own for each study's tracer.
     #[arg(long)]
     distant_threshold: Option<f32>,
     /// Operating points (comma-separated) at which every study is also staged, each pair of
@@ -136,14 +137,14 @@ pub fn run(args: Args) -> CliResult {
     let pooled_sets = groups
         .into_iter()
         .filter_map(|(name, tracer, p)| {
-            let rows: Vec<(String, Finding)> = rows
+            let group_rows: Vec<(String, Finding)> = rows
                 .iter()
                 .zip(&row_tracers)
                 .filter(|&(_, &of)| tracer.is_none_or(|tracer| of == tracer))
                 .map(|(row, _)| row.clone())
                 .collect();
             // A tracer without studies has no figures.
-            (!rows.is_empty()).then(|| FindingSet::new(rows).map(|set| (name, p, set)))
+            (!group_rows.is_empty()).then(|| FindingSet::new(group_rows).map(|set| (name, p, set)))
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
@@ -177,9 +178,9 @@ pub fn run(args: Args) -> CliResult {
             sum(|d| d.suspicious_findings)
         )
     );
-    for (name, p, set) in pooled_sets {
+    for (group, p, set) in pooled_sets {
         println!(
-            "\n{name}: threshold {}, distant {}",
+            "\n{group}: threshold {}, distant {}",
             p.threshold, p.distant_threshold
         );
         let point = OperatingPoint {

@@ -22,6 +22,20 @@ fn predict_with(out: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `uptake-train export --from-model SOURCE --out OUT --model-id ID` with `extra` flags.
+fn export_from(source: &str, out: &str, id: &str, extra: &[&str]) -> std::process::Output {
+    let args = [
+        "export",
+        "--from-model",
+        source,
+        "--out",
+        out,
+        "--model-id",
+        id,
+    ];
+    tool(&[&args[..], extra].concat())
+}
+
 fn tool(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_uptake-train"))
         .args(args)
@@ -160,19 +174,12 @@ fn a_distant_operating_point_is_stored_and_used() {
     let original = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/default.safetensors");
     let file = dir.join("two-points.safetensors");
     let file_arg = file.to_str().unwrap();
-    let output = tool(&[
-        "export",
-        "--from-model",
+    let output = export_from(
         original,
-        "--out",
         file_arg,
-        "--model-id",
         "two-points",
-        "--threshold",
-        "0.4",
-        "--distant-threshold",
-        "0.8",
-    ]);
+        &["--threshold", "0.4", "--distant-threshold", "0.8"],
+    );
     assert!(
         output.status.success(),
         "{}",
@@ -193,18 +200,13 @@ fn a_distant_operating_point_is_stored_and_used() {
         (after.metadata.threshold, after.metadata.distant_threshold),
         (0.4, Some(0.8))
     );
+    // The shipped model's own FDG pair gives way to the new general one.
+    assert!(!before.metadata.operating_points.is_empty());
+    assert!(after.metadata.operating_points.is_empty());
     // Without operating points --from-model keeps the file's.
     let kept_path = dir.join("kept.safetensors");
     let kept_arg = kept_path.to_str().unwrap();
-    let output = tool(&[
-        "export",
-        "--from-model",
-        file_arg,
-        "--out",
-        kept_arg,
-        "--model-id",
-        "kept",
-    ]);
+    let output = export_from(file_arg, kept_arg, "kept", &[]);
     assert!(output.status.success());
     let kept = uptake::model::format::parse(&std::fs::read(&kept_path).unwrap()).unwrap();
     assert_eq!(
@@ -221,7 +223,10 @@ fn a_distant_operating_point_is_stored_and_used() {
         String::from_utf8_lossy(&output.stderr)
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("threshold 0.4, distant 0.8"), "{stdout}");
+    assert!(
+        stdout.contains("all: threshold 0.4, distant 0.8"),
+        "{stdout}"
+    );
     // A tracer's own operating points are stored beside the general ones and kept by a later
     // export that sets none; predict uses them for that tracer's studies.
     let own = dir.join("own.safetensors");
@@ -230,25 +235,11 @@ fn a_distant_operating_point_is_stored_and_used() {
         (
             file_arg,
             own_arg,
-            &["--tracer-operating-points", "psma=0.3,0.7"][..],
+            &["--tracer-operating-points", "psma=0.01,0.02"][..],
         ),
         (own_arg, kept_arg, &[][..]),
     ] {
-        let output = tool(
-            &[
-                &[
-                    "export",
-                    "--from-model",
-                    source,
-                    "--out",
-                    out,
-                    "--model-id",
-                    "own",
-                ],
-                extra,
-            ]
-            .concat(),
-        );
+        let output = export_from(source, out, "own", extra);
         assert!(
             output.status.success(),
             "{}",
@@ -256,46 +247,47 @@ fn a_distant_operating_point_is_stored_and_used() {
         );
         let parsed = uptake::model::format::parse(&std::fs::read(out).unwrap()).unwrap();
         let psma = parsed.metadata.operating_points[&uptake::Tracer::Psma];
-        assert_eq!((psma.threshold, psma.distant_threshold), (0.3, 0.7));
+        assert_eq!((psma.threshold, psma.distant_threshold), (0.01, 0.02));
         assert_eq!(
             (parsed.metadata.threshold, parsed.metadata.distant_threshold),
             (0.4, Some(0.8))
         );
     }
-    let output = predict_with(&dir.join("predict-own"), &["--model", own_arg]);
+    let own_out = dir.join("predict-own");
+    let output = predict_with(&own_out, &["--model", own_arg]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stdout.contains("psma: threshold 0.3, distant 0.7"),
+        stdout.contains("psma: threshold 0.01, distant 0.02"),
         "{stdout}"
     );
+    // The PSMA study was analyzed at its tracer's pair: as if the pair had been given.
+    let given_out = dir.join("predict-given");
+    let given = ["--threshold", "0.01", "--distant-threshold", "0.02"];
+    let output = predict_with(&given_out, &[&["--model", file_arg][..], &given].concat());
+    assert!(output.status.success());
+    assert_eq!(counts(&own_out), counts(&given_out));
+    assert_ne!(
+        counts(&own_out),
+        counts(&out),
+        "the pairs call different findings"
+    );
+    assert_eq!(
+        staging(&own_out, "staging.csv"),
+        staging(&given_out, "staging.csv")
+    );
     // New general operating points replace the tracers' own.
-    let output = tool(&[
-        "export",
-        "--from-model",
-        own_arg,
-        "--out",
-        kept_arg,
-        "--model-id",
-        "general",
-        "--threshold",
-        "0.6",
-    ]);
+    let output = export_from(own_arg, kept_arg, "general", &["--threshold", "0.6"]);
     assert!(output.status.success());
     let general = uptake::model::format::parse(&std::fs::read(&kept_path).unwrap()).unwrap();
     assert!(general.metadata.operating_points.is_empty());
     assert_eq!(general.metadata.threshold, 0.6);
     for bad in ["fdg=0.5", "fdg", "pet=0.5,0.5", "fdg=0.5,x", "fdg=0.5,1.5"] {
-        let output = tool(&[
-            "export",
-            "--from-model",
+        let output = export_from(
             own_arg,
-            "--out",
             kept_arg,
-            "--model-id",
             "bad",
-            "--tracer-operating-points",
-            bad,
-        ]);
+            &["--tracer-operating-points", bad],
+        );
         assert!(!output.status.success(), "{bad} was accepted");
     }
     // Exactly one source of weights.
@@ -317,17 +309,13 @@ fn a_distant_operating_point_is_stored_and_used() {
         assert!(!output.status.success(), "{args:?} was accepted");
     }
     // An operating point outside (0, 1) is refused by the file's own check.
-    let output = tool(&[
-        "export",
-        "--from-model",
+    let bad = dir.join("bad.safetensors");
+    let output = export_from(
         original,
-        "--out",
-        dir.join("bad.safetensors").to_str().unwrap(),
-        "--model-id",
+        bad.to_str().unwrap(),
         "bad",
-        "--distant-threshold",
-        "1",
-    ]);
+        &["--distant-threshold", "1"],
+    );
     assert!(!output.status.success());
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("distant_threshold"),
