@@ -68,6 +68,7 @@ pub fn label_report(
             p_suspicious: f64::from(finding.p_suspicious),
             location: candidate.location,
             predicted_location: finding.location.id,
+            reported: Some(finding.suspicious),
         });
     }
     // Lesions that the ground truth draws on the PET grid (a lesion smaller than a voxel may not).

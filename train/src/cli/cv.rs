@@ -141,6 +141,7 @@ pub fn run(args: Args) -> CliResult {
                     p_suspicious: f64::from(*p),
                     location: c.location,
                     predicted_location: argmax(probs) as u32,
+                    reported: None,
                 },
             ));
         }

@@ -4,13 +4,13 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 use uptake_train::eval::bootstrap::{self, BootstrapSpec, Evaluation, PairedTest};
-use uptake_train::eval::metrics::{FindingSet, METRIC_NAMES, OperatingPoint};
+use uptake_train::eval::metrics::{Calls, FindingSet, METRIC_NAMES, OperatingPoint};
 
 use super::{CliResult, write_json};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Findings CSV: subject,suspicious,p_suspicious,location,predicted_location.
+    /// Findings CSV: subject,suspicious,p_suspicious,location,predicted_location[,reported].
     #[arg(long)]
     findings: PathBuf,
     /// Other models' findings on the same subjects, NAME=CSV; each is compared with --findings
@@ -25,6 +25,10 @@ pub struct Args {
     /// it --threshold.
     #[arg(long)]
     distant_threshold: Option<f32>,
+    /// Call each finding as its report did (the CSV's reported column, which `predict` writes):
+    /// each study at the operating points its analysis used, e.g. its tracer's.
+    #[arg(long, conflicts_with_all = ["threshold", "distant_threshold"])]
+    as_reported: bool,
     /// Subject-level bootstrap resamples.
     #[arg(long, default_value_t = 2000)]
     resamples: usize,
@@ -69,14 +73,22 @@ pub fn run(args: Args) -> CliResult {
     let spec = BootstrapSpec {
         resamples: args.resamples,
         seed: args.seed,
-        operating_point,
+        calls: if args.as_reported {
+            Calls::Reported
+        } else {
+            Calls::At(operating_point)
+        },
     };
-    let read = |path: &PathBuf| FindingSet::read_csv(path).map_err(|e| e.to_string());
-    let evaluation = bootstrap::evaluate(&read(&args.findings)?, spec);
+    let evaluate = |path: &PathBuf| {
+        FindingSet::read_csv(path)
+            .and_then(|set| bootstrap::evaluate(&set, spec))
+            .map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let evaluation = evaluate(&args.findings)?;
     print_evaluation(&evaluation);
     let mut comparisons = Vec::new();
     for (name, path) in &args.compare {
-        let other = bootstrap::evaluate(&read(path)?, spec);
+        let other = evaluate(path)?;
         let mut tests = std::collections::BTreeMap::new();
         for metric in ["average_precision", "accuracy_suspicious", "accuracy_all"] {
             let test = bootstrap::paired_test(&evaluation, &other, metric, args.compare.len())

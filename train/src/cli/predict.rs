@@ -15,10 +15,9 @@ use std::path::PathBuf;
 
 use uptake::Tracer;
 use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig};
-use uptake::model::OperatingPoints;
 use uptake::staging::StagingConfig;
 use uptake_train::eval::agreement::{self, StagePair};
-use uptake_train::eval::metrics::{Finding, FindingSet, METRIC_NAMES, OperatingPoint};
+use uptake_train::eval::metrics::{Calls, FindingSet, METRIC_NAMES};
 use uptake_train::predict::{Detection, ceiling_stage, label_report, m_code, restage};
 
 use super::train::Cohort;
@@ -86,7 +85,6 @@ pub fn run(args: Args) -> CliResult {
     };
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let mut rows = Vec::new();
-    let mut row_tracers = Vec::new();
     let mut stages = Vec::new();
     let mut ceilings = Vec::new();
     let mut detections = Vec::new();
@@ -99,7 +97,6 @@ pub fn run(args: Args) -> CliResult {
             let (findings, detection) = label_report(&study, &report)?;
             let ceiling = ceiling_stage(&report, &findings, analyzer.model().classes())
                 .map_err(|e| format!("{}: {e}", study.info.subject))?;
-            row_tracers.extend(std::iter::repeat_n(study.info.tracer, findings.len()));
             rows.extend(
                 findings
                     .into_iter()
@@ -123,31 +120,6 @@ pub fn run(args: Args) -> CliResult {
             Ok(())
         })?;
 
-    // Pooled figures at the report's operating points, each tracer's apart where they differ;
-    // `evaluate` adds intervals and summaries.
-    let groups: Vec<(&str, Option<Tracer>, OperatingPoints)> = if points[0] == points[1] {
-        vec![("all", None, points[0])]
-    } else {
-        tracers
-            .iter()
-            .zip(points)
-            .map(|(&tracer, p)| (tracer.name(), Some(tracer), p))
-            .collect()
-    };
-    let pooled_sets = groups
-        .into_iter()
-        .filter_map(|(name, tracer, p)| {
-            let group_rows: Vec<(String, Finding)> = rows
-                .iter()
-                .zip(&row_tracers)
-                .filter(|&(_, &of)| tracer.is_none_or(|tracer| of == tracer))
-                .map(|(row, _)| row.clone())
-                .collect();
-            // A tracer without studies has no figures.
-            (!group_rows.is_empty()).then(|| FindingSet::new(group_rows).map(|set| (name, p, set)))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
     let findings = FindingSet::new(rows).map_err(|e| e.to_string())?;
     findings
         .write_csv(&args.out.join("findings.csv"))
@@ -178,20 +150,20 @@ pub fn run(args: Args) -> CliResult {
             sum(|d| d.suspicious_findings)
         )
     );
-    for (group, p, set) in pooled_sets {
+    // Pooled figures as the reports called the findings, each study at its tracer's operating
+    // points; `evaluate --as-reported` adds intervals and summaries.
+    for (tracer, p) in tracers.iter().zip(points) {
         println!(
-            "\n{group}: threshold {}, distant {}",
-            p.threshold, p.distant_threshold
+            "{}: threshold {}, distant {}",
+            tracer.name(),
+            p.threshold,
+            p.distant_threshold
         );
-        let point = OperatingPoint {
-            threshold: f64::from(p.threshold),
-            distant_threshold: f64::from(p.distant_threshold),
-        };
-        let pooled = set.pooled(&vec![1.0; set.subjects.len()], point);
-        for (name, value) in METRIC_NAMES.iter().zip(pooled.values()) {
-            let value = value.map_or("-".to_string(), |v| format!("{v:.3}"));
-            println!("{name:<26}{value}");
-        }
+    }
+    let pooled = findings.pooled(&vec![1.0; findings.subjects.len()], Calls::Reported);
+    for (name, value) in METRIC_NAMES.iter().zip(pooled.values()) {
+        let value = value.map_or("-".to_string(), |v| format!("{v:.3}"));
+        println!("{name:<26}{value}");
     }
     if !stages.is_empty() {
         for (file, rows, title) in [

@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::EvalError;
-use super::metrics::{FindingSet, METRIC_NAMES, Metrics, OperatingPoint};
+use super::metrics::{Calls, FindingSet, METRIC_NAMES, Metrics, OperatingPoint};
 use super::stats::{Summary, quantile, sample_std, two_sided_p};
 
 /// How to bootstrap.
@@ -26,7 +26,7 @@ pub struct BootstrapSpec {
     pub resamples: usize,
     pub seed: u64,
     /// When a finding is called suspicious.
-    pub operating_point: OperatingPoint,
+    pub calls: Calls,
 }
 
 impl Default for BootstrapSpec {
@@ -34,7 +34,7 @@ impl Default for BootstrapSpec {
         BootstrapSpec {
             resamples: 2000,
             seed: 0,
-            operating_point: OperatingPoint::single(0.5),
+            calls: Calls::At(OperatingPoint::single(0.5)),
         }
     }
 }
@@ -80,7 +80,9 @@ pub fn resample_multiplicities(subjects: usize, resamples: usize, seed: u64) -> 
 }
 
 /// Evaluates a set of findings: pooled metrics with bootstrap intervals and per-subject summaries.
-pub fn evaluate(set: &FindingSet, spec: BootstrapSpec) -> Evaluation {
+/// Fails only when the calls need reports' calls the findings do not carry.
+pub fn evaluate(set: &FindingSet, spec: BootstrapSpec) -> Result<Evaluation, EvalError> {
+    set.check(spec.calls)?;
     let n = set.subjects.len();
     // Position of each subject (set order) in name order, so draws do not depend on row order.
     let mut by_name: Vec<usize> = (0..n).collect();
@@ -89,12 +91,12 @@ pub fn evaluate(set: &FindingSet, spec: BootstrapSpec) -> Evaluation {
     for (r, &s) in by_name.iter().enumerate() {
         rank[s] = r;
     }
-    let point = set.pooled(&vec![1.0; n], spec.operating_point);
+    let point = set.pooled(&vec![1.0; n], spec.calls);
     let replicates: Vec<Metrics> = resample_multiplicities(n, spec.resamples, spec.seed)
         .iter()
         .map(|counts| {
             let weights: Vec<f64> = (0..n).map(|s| counts[rank[s]]).collect();
-            set.pooled(&weights, spec.operating_point)
+            set.pooled(&weights, spec.calls)
         })
         .collect();
     let mut pooled = BTreeMap::new();
@@ -112,16 +114,16 @@ pub fn evaluate(set: &FindingSet, spec: BootstrapSpec) -> Evaluation {
     }
     let mut subject_names = set.subjects.clone();
     subject_names.sort();
-    Evaluation {
+    Ok(Evaluation {
         subjects: n,
         findings: set.findings.len(),
         spec,
         pooled,
-        per_subject: set.per_subject_summaries(spec.operating_point),
+        per_subject: set.per_subject_summaries(spec.calls),
         point,
         replicates,
         subject_names,
-    }
+    })
 }
 
 /// Result of a two-sided paired z-test of one metric between two evaluations.
@@ -204,6 +206,7 @@ mod tests {
                         p_suspicious: p,
                         location: Some(rng.random_range(0..3)),
                         predicted_location: rng.random_range(0..3),
+                        reported: None,
                     },
                 ));
             }
@@ -222,7 +225,7 @@ mod tests {
     #[test]
     fn interval_brackets_the_pooled_value() {
         let set = synthetic(40, 0.1, 1);
-        let eval = evaluate(&set, BootstrapSpec::default());
+        let eval = evaluate(&set, BootstrapSpec::default()).unwrap();
         let ap = eval.pooled["average_precision"];
         let (value, low, high) = (ap.value.unwrap(), ap.low.unwrap(), ap.high.unwrap());
         assert!(low < value && value < high, "{low} {value} {high}");
@@ -239,7 +242,7 @@ mod tests {
                     .map(move |f| (format!("copy{s}"), f.clone()))
             })
             .collect();
-        let eval = evaluate(&FindingSet::new(rows).unwrap(), BootstrapSpec::default());
+        let eval = evaluate(&FindingSet::new(rows).unwrap(), BootstrapSpec::default()).unwrap();
         let ppv = eval.pooled["ppv"];
         assert_eq!(ppv.low, ppv.value);
         assert_eq!(ppv.high, ppv.value);
@@ -248,8 +251,8 @@ mod tests {
     #[test]
     fn paired_test_separates_a_better_model_and_not_itself() {
         let spec = BootstrapSpec::default();
-        let weak = evaluate(&synthetic(60, 0.0, 5), spec);
-        let strong = evaluate(&synthetic(60, 0.25, 5), spec);
+        let weak = evaluate(&synthetic(60, 0.0, 5), spec).unwrap();
+        let strong = evaluate(&synthetic(60, 0.25, 5), spec).unwrap();
         let t = paired_test(&strong, &weak, "average_precision", 3)
             .unwrap()
             .unwrap();
@@ -260,7 +263,7 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
-        let other = evaluate(&synthetic(59, 0.0, 5), spec);
+        let other = evaluate(&synthetic(59, 0.0, 5), spec).unwrap();
         assert!(paired_test(&weak, &other, "recall", 1).is_err());
     }
 
@@ -270,8 +273,8 @@ mod tests {
             resamples: 200,
             ..BootstrapSpec::default()
         };
-        let a = evaluate(&synthetic(30, 0.2, 9), spec);
-        let b = evaluate(&synthetic(30, 0.0, 9), spec);
+        let a = evaluate(&synthetic(30, 0.2, 9), spec).unwrap();
+        let b = evaluate(&synthetic(30, 0.0, 9), spec).unwrap();
         let t = paired_test(&a, &b, "recall", 1).unwrap().unwrap();
         let diffs: Vec<f64> = a
             .replicates

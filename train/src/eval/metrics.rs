@@ -3,7 +3,8 @@
 //! A finding is one candidate region with its ground truth (suspicious or not, location class or
 //! unknown) and the network's output (p_suspicious, predicted location). At the operating point a
 //! finding is called suspicious when p_suspicious ≥ threshold, the distant threshold where its
-//! predicted location is distant (as the staging rules call it). Location accuracy counts
+//! predicted location is distant (as the staging rules call it); or as its report called it,
+//! at whatever operating points the analysis used (e.g. its tracer's). Location accuracy counts
 //! findings whose location is known: "suspicious" over truly suspicious findings, "all" over all
 //! findings.
 
@@ -27,6 +28,9 @@ pub struct Finding {
     /// Ground-truth S6 class; `None` where the ground truth cannot say.
     pub location: Option<u32>,
     pub predicted_location: u32,
+    /// The report's own call, at the operating points its analysis used; `None` for findings
+    /// that come from no report (cross-validation).
+    pub reported: Option<bool>,
 }
 
 /// When a finding is called suspicious: p_suspicious ≥ `threshold`, or ≥ `distant_threshold`
@@ -37,6 +41,22 @@ pub struct Finding {
 pub struct OperatingPoint {
     pub threshold: f64,
     pub distant_threshold: f64,
+}
+
+/// How findings are called suspicious for the metrics that depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Calls {
+    /// At one operating point for every subject.
+    At(OperatingPoint),
+    /// As each report called its findings: needs every finding's `reported`.
+    Reported,
+}
+
+impl From<OperatingPoint> for Calls {
+    fn from(point: OperatingPoint) -> Self {
+        Calls::At(point)
+    }
 }
 
 impl OperatingPoint {
@@ -68,6 +88,8 @@ pub struct FindingSet {
     order: Vec<usize>,
     /// Per finding: its predicted location is distant.
     distant: Vec<bool>,
+    /// Per finding, the report's call, when every finding has one.
+    reported: Option<Vec<bool>>,
 }
 
 /// The metric names in report order.
@@ -129,6 +151,10 @@ impl FindingSet {
         if subjects.is_empty() {
             return Err(EvalError::Empty);
         }
+        let reported: Option<Vec<bool>> = findings.iter().map(|f| f.reported).collect();
+        if reported.is_none() && findings.iter().any(|f| f.reported.is_some()) {
+            return Err(EvalError::PartlyReported);
+        }
         let scores: Vec<f64> = findings.iter().map(|f| f.p_suspicious).collect();
         let positives = findings.iter().map(|f| f.suspicious).collect();
         let order = descending_order(&scores)?;
@@ -148,20 +174,41 @@ impl FindingSet {
             positives,
             order,
             distant,
+            reported,
         })
+    }
+
+    /// Whether these calls can be made: [`Calls::Reported`] needs the reports' calls.
+    pub fn check(&self, calls: Calls) -> Result<(), EvalError> {
+        match (calls, &self.reported) {
+            (Calls::Reported, None) => Err(EvalError::NotReported),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether finding `i` is called suspicious. [`Calls::Reported`] needs the reports' calls
+    /// ([`FindingSet::check`]).
+    fn called(&self, i: usize, calls: Calls) -> bool {
+        match calls {
+            Calls::At(point) => point.calls(self.findings[i].p_suspicious, self.distant[i]),
+            Calls::Reported => self
+                .reported
+                .as_ref()
+                .expect("reported calls, as FindingSet::check requires")[i],
+        }
     }
 
     /// Pooled metrics with each subject's findings counted `subject_weights[s]` times (all ones
     /// for the plain pooled figures, resample multiplicities for the bootstrap).
-    pub fn pooled(&self, subject_weights: &[f64], point: OperatingPoint) -> Metrics {
+    pub fn pooled(&self, subject_weights: &[f64], calls: Calls) -> Metrics {
         let weights: Vec<f64> = self
             .findings
             .iter()
             .map(|f| subject_weights[f.subject])
             .collect();
         let mut counts = Counts::default();
-        for ((finding, &w), &distant) in self.findings.iter().zip(&weights).zip(&self.distant) {
-            counts.add(finding, w, point.calls(finding.p_suspicious, distant));
+        for (i, (finding, &w)) in self.findings.iter().zip(&weights).enumerate() {
+            counts.add(finding, w, self.called(i, calls));
         }
         let mut metrics = counts.metrics();
         metrics.average_precision =
@@ -170,19 +217,18 @@ impl FindingSet {
     }
 
     /// Metrics of each subject alone (average precision is pooled only, as in the paper).
-    pub fn per_subject(&self, point: OperatingPoint) -> Vec<Metrics> {
+    pub fn per_subject(&self, calls: Calls) -> Vec<Metrics> {
         let mut counts = vec![Counts::default(); self.subjects.len()];
-        for (finding, &distant) in self.findings.iter().zip(&self.distant) {
-            let called = point.calls(finding.p_suspicious, distant);
-            counts[finding.subject].add(finding, 1.0, called);
+        for (i, finding) in self.findings.iter().enumerate() {
+            counts[finding.subject].add(finding, 1.0, self.called(i, calls));
         }
         counts.iter().map(Counts::metrics).collect()
     }
 
     /// Per-subject summaries of every metric but average precision, over the subjects where the
     /// metric is defined.
-    pub fn per_subject_summaries(&self, point: OperatingPoint) -> BTreeMap<&'static str, Summary> {
-        let per_subject = self.per_subject(point);
+    pub fn per_subject_summaries(&self, calls: Calls) -> BTreeMap<&'static str, Summary> {
+        let per_subject = self.per_subject(calls);
         let mut out = BTreeMap::new();
         for (k, name) in METRIC_NAMES.iter().enumerate().skip(1) {
             let values: Vec<f64> = per_subject.iter().filter_map(|m| m.values()[k]).collect();
@@ -195,7 +241,8 @@ impl FindingSet {
 
     /// Reads a findings CSV with the header
     /// `subject,suspicious,p_suspicious,location,predicted_location` (suspicious 0/1, location
-    /// an S6 id or empty when unknown).
+    /// an S6 id or empty when unknown) and optionally a last column `reported` (the report's
+    /// call, 0/1).
     pub fn read_csv(path: &Path) -> Result<FindingSet, EvalError> {
         let text = std::fs::read_to_string(path)?;
         let name = path.display().to_string();
@@ -206,32 +253,43 @@ impl FindingSet {
         };
         let mut lines = text.lines().enumerate();
         let expected = "subject,suspicious,p_suspicious,location,predicted_location";
-        match lines.next() {
-            Some((_, header)) if header.trim() == expected => {}
-            _ => return Err(error(1, format!("header must be {expected}"))),
-        }
+        let with_reported = match lines.next() {
+            Some((_, header)) if header.trim() == expected => false,
+            Some((_, header)) if header.trim() == format!("{expected},reported") => true,
+            _ => {
+                return Err(error(
+                    1,
+                    format!("header must be {expected}, optionally with ,reported"),
+                ));
+            }
+        };
+        let flag = |line: usize, name: &str, text: &str| match text {
+            "1" | "true" => Ok(true),
+            "0" | "false" => Ok(false),
+            other => Err(error(line, format!("{name} must be 0/1, not {other:?}"))),
+        };
         let mut rows = Vec::new();
         for (i, line) in lines {
             if line.trim().is_empty() {
                 continue;
             }
             let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-            let [subject, suspicious, p, location, predicted] = fields[..] else {
-                return Err(error(
-                    i + 1,
-                    format!("expected 5 fields, found {}", fields.len()),
-                ));
-            };
-            let suspicious = match suspicious {
-                "1" | "true" => true,
-                "0" | "false" => false,
-                other => {
-                    return Err(error(
-                        i + 1,
-                        format!("suspicious must be 0/1, not {other:?}"),
-                    ));
-                }
-            };
+            let (subject, suspicious, p, location, predicted, reported) =
+                match (with_reported, &fields[..]) {
+                    (false, &[s, called, p, l, predicted]) => (s, called, p, l, predicted, None),
+                    (true, &[s, called, p, l, predicted, reported]) => {
+                        let reported = flag(i + 1, "reported", reported)?;
+                        (s, called, p, l, predicted, Some(reported))
+                    }
+                    _ => {
+                        let columns = 5 + usize::from(with_reported);
+                        return Err(error(
+                            i + 1,
+                            format!("expected {columns} fields, found {}", fields.len()),
+                        ));
+                    }
+                };
+            let suspicious = flag(i + 1, "suspicious", suspicious)?;
             let p_suspicious: f64 = p
                 .parse()
                 .map_err(|_| error(i + 1, format!("p_suspicious {p:?} is not a number")))?;
@@ -259,26 +317,35 @@ impl FindingSet {
                     p_suspicious,
                     location,
                     predicted_location,
+                    reported,
                 },
             ));
         }
         FindingSet::new(rows)
     }
 
-    /// Writes the CSV that [`FindingSet::read_csv`] reads.
+    /// Writes the CSV that [`FindingSet::read_csv`] reads, with `reported` when known.
     pub fn write_csv(&self, path: &Path) -> Result<(), EvalError> {
-        let mut text =
-            String::from("subject,suspicious,p_suspicious,location,predicted_location\n");
+        let mut text = String::from("subject,suspicious,p_suspicious,location,predicted_location");
+        text.push_str(if self.reported.is_some() {
+            ",reported\n"
+        } else {
+            "\n"
+        });
         for f in &self.findings {
             let location = f.location.map(|l| l.to_string()).unwrap_or_default();
             text.push_str(&format!(
-                "{},{},{},{},{}\n",
+                "{},{},{},{},{}",
                 self.subjects[f.subject],
                 u8::from(f.suspicious),
                 f.p_suspicious,
                 location,
                 f.predicted_location
             ));
+            match f.reported {
+                Some(called) => text.push_str(&format!(",{}\n", u8::from(called))),
+                None => text.push('\n'),
+            }
         }
         std::fs::write(path, text)?;
         Ok(())
@@ -347,6 +414,7 @@ mod tests {
             p_suspicious: p,
             location,
             predicted_location: predicted,
+            reported: None,
         }
     }
 
@@ -365,7 +433,7 @@ mod tests {
     fn pooled_counts_by_hand() {
         let set = example();
         assert_eq!(set.subjects, ["a", "b"]);
-        let m = set.pooled(&[1.0, 1.0], OperatingPoint::single(0.5));
+        let m = set.pooled(&[1.0, 1.0], OperatingPoint::single(0.5).into());
         assert_eq!(m.true_positives, Some(1.0));
         assert_eq!(m.false_positives, Some(1.0));
         assert_eq!(m.false_negatives, Some(1.0));
@@ -380,11 +448,11 @@ mod tests {
     #[test]
     fn per_subject_metrics_leave_undefined_out() {
         let set = example();
-        let per = set.per_subject(OperatingPoint::single(0.5));
+        let per = set.per_subject(OperatingPoint::single(0.5).into());
         assert_eq!(per[0].recall, Some(1.0));
         assert_eq!(per[1].recall, Some(0.0));
         assert_eq!(per[1].ppv, None);
-        let summaries = set.per_subject_summaries(OperatingPoint::single(0.5));
+        let summaries = set.per_subject_summaries(OperatingPoint::single(0.5).into());
         assert_eq!(summaries["ppv"].n, 1);
         assert_eq!(summaries["recall"].mean, 0.5);
     }
@@ -398,25 +466,84 @@ mod tests {
             threshold: 0.5,
             distant_threshold: 0.85,
         };
-        let m = set.pooled(&[1.0, 1.0], point);
+        let m = set.pooled(&[1.0, 1.0], point.into());
         assert_eq!(m.true_positives, Some(1.0));
         assert_eq!(m.false_positives, Some(0.0));
         assert_eq!(m.false_negatives, Some(1.0));
         // The ranking, and so AP, does not depend on the operating point.
-        let single = set.pooled(&[1.0, 1.0], OperatingPoint::single(0.5));
+        let single = set.pooled(&[1.0, 1.0], OperatingPoint::single(0.5).into());
         assert_eq!(m.average_precision, single.average_precision);
         // A regional finding (16, pelvic node) keeps the regional threshold.
         let regional = FindingSet::new(vec![("c".into(), finding(true, 0.6, Some(16), 16))])
             .unwrap()
-            .pooled(&[1.0], point);
+            .pooled(&[1.0], point.into());
         assert_eq!(regional.true_positives, Some(1.0));
-        assert_eq!(set.per_subject(point)[0].false_positives, Some(0.0));
+        assert_eq!(set.per_subject(point.into())[0].false_positives, Some(0.0));
+    }
+
+    #[test]
+    fn reported_calls_are_counted_as_given_and_round_trip() {
+        // The reports called "a"'s 0.6 finding not suspicious and "b"'s 0.3 one suspicious,
+        // as a study-specific operating point would.
+        let calls = [true, false, true, false, false];
+        let rows = example()
+            .findings
+            .iter()
+            .zip(calls)
+            .zip(["a", "a", "b", "b", "a"])
+            .map(|((f, called), name)| {
+                let reported = Some(called);
+                (
+                    name.to_string(),
+                    Finding {
+                        reported,
+                        ..f.clone()
+                    },
+                )
+            })
+            .collect::<Vec<_>>();
+        let set = FindingSet::new(rows.clone()).unwrap();
+        let m = set.pooled(&[1.0, 1.0], Calls::Reported);
+        assert_eq!(m.true_positives, Some(2.0));
+        assert_eq!(m.false_positives, Some(0.0));
+        assert_eq!(m.false_negatives, Some(0.0));
+        assert_eq!(set.per_subject(Calls::Reported)[1].recall, Some(1.0));
+        // The threshold calls of the same findings differ.
+        let at = set.pooled(&[1.0, 1.0], OperatingPoint::single(0.5).into());
+        assert_eq!(at.true_positives, Some(1.0));
+        let dir = std::env::temp_dir().join(format!("uptake-train-rep-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("findings.csv");
+        set.write_csv(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with(
+                "subject,suspicious,p_suspicious,location,predicted_location,reported\n"
+            )
+        );
+        assert_eq!(FindingSet::read_csv(&path).unwrap().findings, set.findings);
+        std::fs::write(&path, text.replacen(",1\n", ",yes\n", 1)).unwrap();
+        let err = FindingSet::read_csv(&path).unwrap_err().to_string();
+        assert!(err.contains(":2: reported must be 0/1"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        // Calls as reported need every finding's call.
+        assert!(matches!(
+            example().check(Calls::Reported),
+            Err(EvalError::NotReported)
+        ));
+        assert!(example().check(OperatingPoint::single(0.5).into()).is_ok());
+        let mut mixed = rows;
+        mixed[0].1.reported = None;
+        assert!(matches!(
+            FindingSet::new(mixed),
+            Err(EvalError::PartlyReported)
+        ));
     }
 
     #[test]
     fn zero_weight_removes_a_subject() {
         let set = example();
-        let m = set.pooled(&[0.0, 1.0], OperatingPoint::single(0.5));
+        let m = set.pooled(&[0.0, 1.0], OperatingPoint::single(0.5).into());
         assert_eq!(m.true_positives, Some(0.0));
         assert_eq!(m.false_negatives, Some(1.0));
         assert_eq!(m.average_precision, Some(1.0));

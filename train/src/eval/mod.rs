@@ -36,6 +36,10 @@ pub enum EvalError {
     Io(#[from] std::io::Error),
     #[error("no subjects to evaluate")]
     Empty,
+    #[error("some findings carry the report's call and some do not")]
+    PartlyReported,
+    #[error("the findings carry no report's calls (a findings.csv without its reported column)")]
+    NotReported,
     #[error("compared evaluations must hold the same subjects: {0}")]
     SubjectMismatch(String),
 }

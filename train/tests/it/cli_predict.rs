@@ -143,6 +143,28 @@ fn threshold_sets_the_operating_point() {
         assert_eq!(grid_row(dir, "0", "0"), exact(&all));
         assert_eq!(grid_row(dir, "0.99", "0.99"), exact(&strict));
     }
+    // The findings carry the reports' calls: evaluating them as reported equals evaluating
+    // them at the pair the reports used, and differs from another pair.
+    let evaluate = |dir: &Path, calls: &[&str]| {
+        let findings = dir.join("findings.csv");
+        let args = [
+            "evaluate",
+            "--findings",
+            findings.to_str().unwrap(),
+            "--resamples",
+            "20",
+        ];
+        let output = tool(&[&args[..], calls].concat());
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let as_reported = evaluate(&strict, &["--as-reported"]);
+    assert_eq!(as_reported, evaluate(&strict, &["--threshold", "0.99"]));
+    assert_ne!(as_reported, evaluate(&strict, &["--threshold", "0"]));
     let (findings_all, suspicious_all) = counts(&all);
     let (findings_strict, suspicious_strict) = counts(&strict);
     // The same findings either way; at 0 every one is suspicious, at 0.99 fewer are.
@@ -223,8 +245,9 @@ fn a_distant_operating_point_is_stored_and_used() {
         String::from_utf8_lossy(&output.stderr)
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
+    // FDG studies too: the file no longer holds FDG's own pair.
     assert!(
-        stdout.contains("all: threshold 0.4, distant 0.8"),
+        stdout.contains("fdg: threshold 0.4, distant 0.8"),
         "{stdout}"
     );
     // A tracer's own operating points are stored beside the general ones and kept by a later

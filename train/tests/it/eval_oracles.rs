@@ -108,13 +108,17 @@ fn operating_point_and_quantiles_equal_scikit_learn_and_numpy() {
                     p_suspicious: rng.random(),
                     location: rng.random_bool(0.8).then(|| rng.random_range(0..4)),
                     predicted_location: rng.random_range(0..4),
+                    reported: None,
                 },
             ));
         }
     }
     let set = FindingSet::new(rows).unwrap();
-    let pooled = set.pooled(&vec![1.0; set.subjects.len()], OperatingPoint::single(0.5));
-    let per_subject = set.per_subject(OperatingPoint::single(0.5));
+    let pooled = set.pooled(
+        &vec![1.0; set.subjects.len()],
+        OperatingPoint::single(0.5).into(),
+    );
+    let per_subject = set.per_subject(OperatingPoint::single(0.5).into());
     let recalls: Vec<f64> = per_subject.iter().filter_map(|m| m.recall).collect();
     let mut data = String::new();
     for f in &set.findings {
