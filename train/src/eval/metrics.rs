@@ -199,7 +199,8 @@ impl FindingSet {
     }
 
     /// Pooled metrics with each subject's findings counted `subject_weights[s]` times (all ones
-    /// for the plain pooled figures, resample multiplicities for the bootstrap).
+    /// for the plain pooled figures, resample multiplicities for the bootstrap). Panics on
+    /// [`Calls::Reported`] without the reports' calls: [`FindingSet::check`] first.
     pub fn pooled(&self, subject_weights: &[f64], calls: Calls) -> Metrics {
         let weights: Vec<f64> = self
             .findings
@@ -216,7 +217,8 @@ impl FindingSet {
         metrics
     }
 
-    /// Metrics of each subject alone (average precision is pooled only, as in the paper).
+    /// Metrics of each subject alone (average precision is pooled only, as in the paper). Calls
+    /// as in [`FindingSet::pooled`].
     pub fn per_subject(&self, calls: Calls) -> Vec<Metrics> {
         let mut counts = vec![Counts::default(); self.subjects.len()];
         for (i, finding) in self.findings.iter().enumerate() {
