@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::classes::{LocationClass, Role};
+use crate::model::OperatingPoints;
 use crate::regions::Region;
 use crate::report::{Finding, LocationPrediction};
 use crate::volume::Volume;
@@ -81,12 +82,12 @@ pub enum StagingError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StagingConfig {
     /// Operating point of local and regional findings (roles T and N): suspicious when
-    /// `p_suspicious ≥ threshold`. Default 0.5; the analyzer replaces it by the operating point
-    /// stored in the model file.
+    /// `p_suspicious ≥ threshold`. Default 0.5; the analyzer replaces it by the model's for the
+    /// study's tracer.
     pub threshold: f32,
     /// Operating point of distant findings (roles M1a, M1b, M1c). Default 0.5; the analyzer
-    /// replaces it by the model's distant operating point (its single one when it has no
-    /// separate one).
+    /// replaces it by the model's distant operating point for the study's tracer (its single
+    /// one when it has no separate one).
     pub distant_threshold: f32,
     /// Read classes that carry an alternative role with that role (model v1: common iliac
     /// nodes as regional, N, instead of M1a). Default false.
@@ -140,12 +141,11 @@ impl StagingConfig {
         }
     }
 
-    /// The operating point of findings whose location has `role`.
-    fn threshold_of(&self, role: Role) -> f32 {
-        if role.is_distant() {
-            self.distant_threshold
-        } else {
-            self.threshold
+    /// The two operating points this configuration stages with.
+    pub fn operating_points(&self) -> OperatingPoints {
+        OperatingPoints {
+            threshold: self.threshold,
+            distant_threshold: self.distant_threshold,
         }
     }
 }
@@ -622,7 +622,7 @@ fn classify(input: &FindingInput, classes: &[LocationClass], config: &StagingCon
         prediction(order[2]),
     ];
     let role = config.role_of(&classes[order[0]]);
-    let suspicious = input.p_suspicious >= config.threshold_of(role);
+    let suspicious = input.p_suspicious >= config.operating_points().of(role);
     Finding {
         region: input.region.clone(),
         p_suspicious: input.p_suspicious,

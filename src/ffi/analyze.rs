@@ -64,8 +64,8 @@ pub struct UptakeAnalyzeOptions {
     pub replace_non_finite: u32,
     /// Suspicious threshold in (0, 1] of distant findings (locations staged M1a, M1b, M1c);
     /// 0 (the default) or negative uses `threshold` when that is set, else the model's distant
-    /// operating point for the study's tracer. This was a reserved field that callers set to 0, so a host compiled
-    /// before it gets the default.
+    /// operating point for the study's tracer. This was a reserved field that callers set to 0,
+    /// so a host compiled before it gets the default.
     pub distant_threshold: f32,
     /// Optional progress callback and the pointer passed back to it.
     pub progress: UptakeProgressCallback,

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::classes::LocationClass;
+use crate::classes::{LocationClass, Role};
 use crate::tracer::Tracer;
 
 pub use engine::{Engine, EngineConfig, Kernel, Prediction};
@@ -153,6 +153,25 @@ pub struct OperatingPoints {
     pub threshold: f32,
     /// Of distant findings (M1a, M1b, M1c).
     pub distant_threshold: f32,
+}
+
+impl OperatingPoints {
+    /// One operating point for every finding.
+    pub fn single(threshold: f32) -> Self {
+        OperatingPoints {
+            threshold,
+            distant_threshold: threshold,
+        }
+    }
+
+    /// The operating point of findings whose location has `role`.
+    pub fn of(&self, role: Role) -> f32 {
+        if role.is_distant() {
+            self.distant_threshold
+        } else {
+            self.threshold
+        }
+    }
 }
 
 impl ModelMetadata {

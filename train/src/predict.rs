@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use uptake::classes::LocationClass;
+use uptake::model::OperatingPoints;
 use uptake::report::Report;
 use uptake::staging::{FindingInput, MStage, MiTnm, StagingConfig, stage};
 
@@ -110,23 +111,22 @@ pub fn ceiling_stage(
         ));
     }
     // Any operating point in (0, 1] reads these 0/1 scores the same.
-    stage_report(report, classes, 0.5, 0.5, |i, _| {
+    stage_report(report, classes, OperatingPoints::single(0.5), |i, _| {
         let label = &labelled[i];
         let p = if label.suspicious { 1.0 } else { 0.0 };
         (p, label.location.unwrap_or(label.predicted_location))
     })
 }
 
-/// The stage of `report`'s findings at another pair of operating points (local and regional
-/// findings, distant ones): the network's outputs as reported, the report's other rules. One
-/// analysis thus gives the stage at every operating point.
+/// The stage of `report`'s findings at another pair of operating points: the network's outputs
+/// as reported, the report's other rules. One analysis thus gives the stage at every operating
+/// point.
 pub fn restage(
     report: &Report,
     classes: &[LocationClass],
-    threshold: f32,
-    distant_threshold: f32,
+    points: OperatingPoints,
 ) -> Result<MiTnm, String> {
-    stage_report(report, classes, threshold, distant_threshold, |_, f| {
+    stage_report(report, classes, points, |_, f| {
         (f.p_suspicious, f.location.id)
     })
 }
@@ -136,8 +136,7 @@ pub fn restage(
 fn stage_report(
     report: &Report,
     classes: &[LocationClass],
-    threshold: f32,
-    distant_threshold: f32,
+    points: OperatingPoints,
     read: impl Fn(usize, &uptake::report::Finding) -> (f32, u32),
 ) -> Result<MiTnm, String> {
     let inputs: Vec<FindingInput> = report
@@ -158,8 +157,8 @@ fn stage_report(
         })
         .collect();
     let config = StagingConfig {
-        threshold,
-        distant_threshold,
+        threshold: points.threshold,
+        distant_threshold: points.distant_threshold,
         ..report.staging_config.clone()
     };
     stage(&inputs, classes, report.burden.skeleton_volume_ml, &config)

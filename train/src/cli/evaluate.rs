@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use serde::Serialize;
+use uptake::model::OperatingPoints;
 use uptake_train::eval::bootstrap::{self, BootstrapSpec, Evaluation, PairedTest};
-use uptake_train::eval::metrics::{Calls, FindingSet, METRIC_NAMES, OperatingPoint};
+use uptake_train::eval::metrics::{Calls, FindingSet, METRIC_NAMES};
 
 use super::{CliResult, write_json};
 
@@ -59,9 +60,9 @@ struct Comparison {
 }
 
 pub fn run(args: Args) -> CliResult {
-    let operating_point = OperatingPoint {
-        threshold: f64::from(args.threshold),
-        distant_threshold: f64::from(args.distant_threshold.unwrap_or(args.threshold)),
+    let operating_point = OperatingPoints {
+        threshold: args.threshold,
+        distant_threshold: args.distant_threshold.unwrap_or(args.threshold),
     };
     if ![operating_point.threshold, operating_point.distant_threshold]
         .iter()

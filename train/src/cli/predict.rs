@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 use uptake::Tracer;
 use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig};
+use uptake::model::OperatingPoints;
 use uptake::staging::StagingConfig;
 use uptake_train::eval::agreement::{self, StagePair};
 use uptake_train::eval::metrics::{Calls, FindingSet, METRIC_NAMES};
@@ -62,17 +63,23 @@ pub fn run(args: Args) -> CliResult {
     let tracers = [Tracer::Psma, Tracer::Fdg];
     let points = tracers
         .map(|tracer| analyzer.operating_points(tracer, args.threshold, args.distant_threshold));
-    let grid: Vec<(f32, f32)> = args
+    let grid: Vec<OperatingPoints> = args
         .grid
         .iter()
-        .flat_map(|&t| args.grid.iter().map(move |&d| (t, d)))
+        .flat_map(|&threshold| {
+            args.grid
+                .iter()
+                .map(move |&distant_threshold| OperatingPoints {
+                    threshold,
+                    distant_threshold,
+                })
+        })
         .collect();
     // The staging rules' own check, before any study is generated.
-    let pairs = points.iter().map(|p| (p.threshold, p.distant_threshold));
-    for (threshold, distant_threshold) in pairs.chain(grid.iter().copied()) {
+    for p in points.iter().chain(&grid) {
         StagingConfig {
-            threshold,
-            distant_threshold,
+            threshold: p.threshold,
+            distant_threshold: p.distant_threshold,
             ..StagingConfig::default()
         }
         .validate()
@@ -90,7 +97,7 @@ pub fn run(args: Args) -> CliResult {
     let mut detections = Vec::new();
     let mut grid_stages = vec![Vec::new(); grid.len()];
     args.cohort
-        .for_each_study(&[Tracer::Psma, Tracer::Fdg], "analyzing studies", |study| {
+        .for_each_study(&tracers, "analyzing studies", |study| {
             let report = analyzer
                 .analyze(&study.pet, &study.ct, study.info.tracer, &options)
                 .map_err(|e| format!("{}: {e}", study.info.subject))?;
@@ -111,8 +118,8 @@ pub fn run(args: Args) -> CliResult {
                 };
                 stages.push(pair(&report.staging)?);
                 ceilings.push(pair(&ceiling)?);
-                for (&(t, d), at) in grid.iter().zip(&mut grid_stages) {
-                    let tnm = restage(&report, model.classes(), t, d)
+                for (&points, at) in grid.iter().zip(&mut grid_stages) {
+                    let tnm = restage(&report, model.classes(), points)
                         .map_err(|e| format!("{}: {e}", study.info.subject))?;
                     at.push((study.info.tracer, pair(&tnm)?));
                 }
@@ -199,7 +206,7 @@ pub fn run(args: Args) -> CliResult {
 /// CSV rows per pair of operating points: the exact miN and miM agreements (counts of studies)
 /// and their sum, over all studies (`tracer` "all") and over each tracer's, since a host knows
 /// the tracer and may set each tracer's operating points apart.
-fn operating_points(grid: &[(f32, f32)], stages: &[Vec<(Tracer, StagePair)>]) -> String {
+fn operating_points(grid: &[OperatingPoints], stages: &[Vec<(Tracer, StagePair)>]) -> String {
     let mut text =
         "tracer,threshold,distant_threshold,n_exact,m_exact,n_plus_m,studies\n".to_string();
     let groups: [(&str, Option<Tracer>); 3] = [
@@ -208,7 +215,7 @@ fn operating_points(grid: &[(f32, f32)], stages: &[Vec<(Tracer, StagePair)>]) ->
         (Tracer::Fdg.name(), Some(Tracer::Fdg)),
     ];
     for (name, tracer) in groups {
-        for (&(t, d), stages) in grid.iter().zip(stages) {
+        for (p, stages) in grid.iter().zip(stages) {
             let pairs: Vec<StagePair> = stages
                 .iter()
                 .filter(|(of, _)| tracer.is_none_or(|tracer| *of == tracer))
@@ -220,7 +227,9 @@ fn operating_points(grid: &[(f32, f32)], stages: &[Vec<(Tracer, StagePair)>]) ->
             let a = agreement::agreement(&pairs);
             let _ = writeln!(
                 text,
-                "{name},{t},{d},{},{},{},{}",
+                "{name},{},{},{},{},{},{}",
+                p.threshold,
+                p.distant_threshold,
                 a.n_exact.agree,
                 a.m_exact.agree,
                 a.n_exact.agree + a.m_exact.agree,

@@ -15,9 +15,10 @@ use std::collections::BTreeMap;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
+use uptake::model::OperatingPoints;
 
 use super::EvalError;
-use super::metrics::{Calls, FindingSet, METRIC_NAMES, Metrics, OperatingPoint};
+use super::metrics::{Calls, FindingSet, METRIC_NAMES, Metrics};
 use super::stats::{Summary, quantile, sample_std, two_sided_p};
 
 /// How to bootstrap.
@@ -34,7 +35,7 @@ impl Default for BootstrapSpec {
         BootstrapSpec {
             resamples: 2000,
             seed: 0,
-            calls: Calls::At(OperatingPoint::single(0.5)),
+            calls: Calls::At(OperatingPoints::single(0.5)),
         }
     }
 }

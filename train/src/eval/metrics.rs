@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
-use uptake::classes::v1_classes;
+use uptake::classes::{Role, v1_classes};
+use uptake::model::OperatingPoints;
 
 use super::EvalError;
 use super::ap::{descending_order, weighted_average_precision};
@@ -33,48 +34,22 @@ pub struct Finding {
     pub reported: Option<bool>,
 }
 
-/// When a finding is called suspicious: p_suspicious ≥ `threshold`, or ≥ `distant_threshold`
-/// where its predicted location's role in the v1 class table is distant (M1a, M1b, M1c), as the
-/// analyzer's staging calls it (DESIGN S8) in its default reading (common iliac nodes M1a,
-/// the reading `predict` analyzes with).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct OperatingPoint {
-    pub threshold: f64,
-    pub distant_threshold: f64,
-}
-
 /// How findings are called suspicious for the metrics that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Calls {
-    /// At one operating point for every subject.
-    At(OperatingPoint),
+    /// At one pair of operating points for every subject: p_suspicious ≥ `threshold`, or ≥
+    /// `distant_threshold` where the predicted location's role in the v1 class table is distant
+    /// (M1a, M1b, M1c), as the analyzer's staging calls it (DESIGN S8) in its default reading
+    /// (common iliac nodes M1a, the reading `predict` analyzes with).
+    At(OperatingPoints),
     /// As each report called its findings: needs every finding's `reported`.
     Reported,
 }
 
-impl From<OperatingPoint> for Calls {
-    fn from(point: OperatingPoint) -> Self {
+impl From<OperatingPoints> for Calls {
+    fn from(point: OperatingPoints) -> Self {
         Calls::At(point)
-    }
-}
-
-impl OperatingPoint {
-    /// One threshold for every finding.
-    pub fn single(threshold: f64) -> Self {
-        OperatingPoint {
-            threshold,
-            distant_threshold: threshold,
-        }
-    }
-
-    fn calls(&self, p_suspicious: f64, distant: bool) -> bool {
-        let threshold = if distant {
-            self.distant_threshold
-        } else {
-            self.threshold
-        };
-        p_suspicious >= threshold
     }
 }
 
@@ -86,8 +61,8 @@ pub struct FindingSet {
     scores: Vec<f64>,
     positives: Vec<bool>,
     order: Vec<usize>,
-    /// Per finding: its predicted location is distant.
-    distant: Vec<bool>,
+    /// Per finding: the role of its predicted location in the v1 table (`None` outside it).
+    roles: Vec<Option<Role>>,
     /// Per finding, the report's call, when every finding has one.
     reported: Option<Vec<bool>>,
 }
@@ -159,13 +134,9 @@ impl FindingSet {
         let positives = findings.iter().map(|f| f.suspicious).collect();
         let order = descending_order(&scores)?;
         let classes = v1_classes();
-        let distant = findings
+        let roles = findings
             .iter()
-            .map(|f| {
-                classes
-                    .get(f.predicted_location as usize)
-                    .is_some_and(|c| c.role.is_distant())
-            })
+            .map(|f| classes.get(f.predicted_location as usize).map(|c| c.role))
             .collect();
         Ok(FindingSet {
             subjects,
@@ -173,7 +144,7 @@ impl FindingSet {
             scores,
             positives,
             order,
-            distant,
+            roles,
             reported,
         })
     }
@@ -190,7 +161,12 @@ impl FindingSet {
     /// ([`FindingSet::check`]).
     fn called(&self, i: usize, calls: Calls) -> bool {
         match calls {
-            Calls::At(point) => point.calls(self.findings[i].p_suspicious, self.distant[i]),
+            // Single precision, as the analyzer compares: a finding is called as its report
+            // called it at the same pair.
+            Calls::At(point) => {
+                let threshold = self.roles[i].map_or(point.threshold, |role| point.of(role));
+                self.findings[i].p_suspicious >= f64::from(threshold)
+            }
             Calls::Reported => self
                 .reported
                 .as_ref()
@@ -435,7 +411,7 @@ mod tests {
     fn pooled_counts_by_hand() {
         let set = example();
         assert_eq!(set.subjects, ["a", "b"]);
-        let m = set.pooled(&[1.0, 1.0], OperatingPoint::single(0.5).into());
+        let m = set.pooled(&[1.0, 1.0], OperatingPoints::single(0.5).into());
         assert_eq!(m.true_positives, Some(1.0));
         assert_eq!(m.false_positives, Some(1.0));
         assert_eq!(m.false_negatives, Some(1.0));
@@ -450,11 +426,11 @@ mod tests {
     #[test]
     fn per_subject_metrics_leave_undefined_out() {
         let set = example();
-        let per = set.per_subject(OperatingPoint::single(0.5).into());
+        let per = set.per_subject(OperatingPoints::single(0.5).into());
         assert_eq!(per[0].recall, Some(1.0));
         assert_eq!(per[1].recall, Some(0.0));
         assert_eq!(per[1].ppv, None);
-        let summaries = set.per_subject_summaries(OperatingPoint::single(0.5).into());
+        let summaries = set.per_subject_summaries(OperatingPoints::single(0.5).into());
         assert_eq!(summaries["ppv"].n, 1);
         assert_eq!(summaries["recall"].mean, 0.5);
     }
@@ -464,7 +440,7 @@ mod tests {
         // Predicted 21 (bone, M1b) and 10 (kidney, M1c) are distant; 18 (retroperitoneal node)
         // is M1a, distant too; 9 (spleen) M1c. Only "a"'s bone finding (0.9) reaches 0.85.
         let set = example();
-        let point = OperatingPoint {
+        let point = OperatingPoints {
             threshold: 0.5,
             distant_threshold: 0.85,
         };
@@ -473,7 +449,7 @@ mod tests {
         assert_eq!(m.false_positives, Some(0.0));
         assert_eq!(m.false_negatives, Some(1.0));
         // The ranking, and so AP, does not depend on the operating point.
-        let single = set.pooled(&[1.0, 1.0], OperatingPoint::single(0.5).into());
+        let single = set.pooled(&[1.0, 1.0], OperatingPoints::single(0.5).into());
         assert_eq!(m.average_precision, single.average_precision);
         // A regional finding (16, pelvic node) keeps the regional threshold.
         let regional = FindingSet::new(vec![("c".into(), finding(true, 0.6, Some(16), 16))])
@@ -511,7 +487,7 @@ mod tests {
         assert_eq!(m.false_negatives, Some(0.0));
         assert_eq!(set.per_subject(Calls::Reported)[1].recall, Some(1.0));
         // The threshold calls of the same findings differ.
-        let at = set.pooled(&[1.0, 1.0], OperatingPoint::single(0.5).into());
+        let at = set.pooled(&[1.0, 1.0], OperatingPoints::single(0.5).into());
         assert_eq!(at.true_positives, Some(1.0));
         let dir = std::env::temp_dir().join(format!("uptake-train-rep-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -533,7 +509,7 @@ mod tests {
             example().check(Calls::Reported),
             Err(EvalError::NotReported)
         ));
-        assert!(example().check(OperatingPoint::single(0.5).into()).is_ok());
+        assert!(example().check(OperatingPoints::single(0.5).into()).is_ok());
         let mut mixed = rows;
         mixed[0].1.reported = None;
         assert!(matches!(
@@ -545,7 +521,7 @@ mod tests {
     #[test]
     fn zero_weight_removes_a_subject() {
         let set = example();
-        let m = set.pooled(&[0.0, 1.0], OperatingPoint::single(0.5).into());
+        let m = set.pooled(&[0.0, 1.0], OperatingPoints::single(0.5).into());
         assert_eq!(m.true_positives, Some(0.0));
         assert_eq!(m.false_negatives, Some(1.0));
         assert_eq!(m.average_precision, Some(1.0));

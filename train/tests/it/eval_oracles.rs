@@ -6,9 +6,10 @@ use std::process::Command;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use uptake::model::OperatingPoints;
 use uptake_train::eval::agreement;
 use uptake_train::eval::ap::average_precision;
-use uptake_train::eval::metrics::{Finding, FindingSet, OperatingPoint};
+use uptake_train::eval::metrics::{Finding, FindingSet};
 use uptake_train::eval::stats::quantile;
 
 fn python() -> String {
@@ -116,9 +117,9 @@ fn operating_point_and_quantiles_equal_scikit_learn_and_numpy() {
     let set = FindingSet::new(rows).unwrap();
     let pooled = set.pooled(
         &vec![1.0; set.subjects.len()],
-        OperatingPoint::single(0.5).into(),
+        OperatingPoints::single(0.5).into(),
     );
-    let per_subject = set.per_subject(OperatingPoint::single(0.5).into());
+    let per_subject = set.per_subject(OperatingPoints::single(0.5).into());
     let recalls: Vec<f64> = per_subject.iter().filter_map(|m| m.recall).collect();
     let mut data = String::new();
     for f in &set.findings {

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use uptake::Tracer;
 use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig};
 use uptake::classes::v1_classes;
+use uptake::model::OperatingPoints;
 use uptake::phantom::{Preset, truth};
 use uptake::staging::{BonePattern, MStage, MiTnm, NStage, TStage};
 use uptake_train::phantom_cohort::phantom_study;
@@ -162,7 +163,11 @@ fn restaging_a_report_equals_analyzing_at_those_operating_points() {
     let classes = analyzer.model().classes();
     let mut stages = Vec::new();
     for (t, t_distant) in [(0.5, 0.5), (0.2, 0.9), (0.9, 0.2), (0.05, 0.05)] {
-        let restaged = restage(&report, classes, t, t_distant).unwrap();
+        let points = OperatingPoints {
+            threshold: t,
+            distant_threshold: t_distant,
+        };
+        let restaged = restage(&report, classes, points).unwrap();
         let analyzed = analyze(Some(t), Some(t_distant));
         assert_eq!(restaged, analyzed.staging, "at ({t}, {t_distant})");
         stages.push((restaged.n, m_code(&restaged)));
