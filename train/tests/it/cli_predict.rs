@@ -36,6 +36,21 @@ fn export_from(source: &str, out: &str, id: &str, extra: &[&str]) -> std::proces
     tool(&[&args[..], extra].concat())
 }
 
+/// The stdout of a run that must succeed (its stderr in the failure message).
+fn succeeded(output: std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// A model file as the library parses it.
+fn model_file(path: impl AsRef<Path>) -> uptake::model::format::ModelFile {
+    uptake::model::format::parse(&std::fs::read(path).unwrap()).unwrap()
+}
+
 fn tool(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_uptake-train"))
         .args(args)
@@ -100,13 +115,10 @@ fn threshold_sets_the_operating_point() {
     let all = scratch("all");
     let strict = scratch("strict");
     for (dir, threshold) in [(&all, "0"), (&strict, "0.99")] {
-        let output = predict_with(dir, &["--threshold", threshold, "--grid", "0,0.99"]);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stdout = succeeded(predict_with(
+            dir,
+            &["--threshold", threshold, "--grid", "0,0.99"],
+        ));
         assert!(
             stdout.contains(&format!("threshold {threshold}")),
             "{stdout}"
@@ -154,13 +166,7 @@ fn threshold_sets_the_operating_point() {
             "--resamples",
             "20",
         ];
-        let output = tool(&[&args[..], calls].concat());
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
+        succeeded(tool(&[&args[..], calls].concat()))
     };
     let as_reported = evaluate(&strict, &["--as-reported"]);
     assert_eq!(as_reported, evaluate(&strict, &["--threshold", "0.99"]));
@@ -196,19 +202,14 @@ fn a_distant_operating_point_is_stored_and_used() {
     let original = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/default.safetensors");
     let file = dir.join("two-points.safetensors");
     let file_arg = file.to_str().unwrap();
-    let output = export_from(
+    succeeded(export_from(
         original,
         file_arg,
         "two-points",
         &["--threshold", "0.4", "--distant-threshold", "0.8"],
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let before = uptake::model::format::parse(&std::fs::read(original).unwrap()).unwrap();
-    let after = uptake::model::format::parse(&std::fs::read(&file).unwrap()).unwrap();
+    ));
+    let before = model_file(original);
+    let after = model_file(&file);
     // The weights and what they mean are kept bit for bit; the operating points are new.
     assert_eq!(after.tensors, before.tensors);
     assert_eq!(after.metadata.architecture, before.metadata.architecture);
@@ -228,9 +229,8 @@ fn a_distant_operating_point_is_stored_and_used() {
     // Without operating points --from-model keeps the file's.
     let kept_path = dir.join("kept.safetensors");
     let kept_arg = kept_path.to_str().unwrap();
-    let output = export_from(file_arg, kept_arg, "kept", &[]);
-    assert!(output.status.success());
-    let kept = uptake::model::format::parse(&std::fs::read(&kept_path).unwrap()).unwrap();
+    succeeded(export_from(file_arg, kept_arg, "kept", &[]));
+    let kept = model_file(&kept_path);
     assert_eq!(
         (kept.metadata.threshold, kept.metadata.distant_threshold),
         (0.4, Some(0.8))
@@ -238,13 +238,7 @@ fn a_distant_operating_point_is_stored_and_used() {
     assert!(!kept.metadata.training.untrained);
     // predict reads both from the file unless told otherwise.
     let out = dir.join("predict");
-    let output = predict_with(&out, &["--model", file_arg]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = succeeded(predict_with(&out, &["--model", file_arg]));
     // FDG studies too: the file no longer holds FDG's own pair.
     assert!(
         stdout.contains("fdg: threshold 0.4, distant 0.8"),
@@ -262,13 +256,8 @@ fn a_distant_operating_point_is_stored_and_used() {
         ),
         (own_arg, kept_arg, &[][..]),
     ] {
-        let output = export_from(source, out, "own", extra);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let parsed = uptake::model::format::parse(&std::fs::read(out).unwrap()).unwrap();
+        succeeded(export_from(source, out, "own", extra));
+        let parsed = model_file(out);
         let psma = parsed.metadata.operating_points[&uptake::Tracer::Psma];
         assert_eq!((psma.threshold, psma.distant_threshold), (0.01, 0.02));
         assert_eq!(
@@ -277,8 +266,7 @@ fn a_distant_operating_point_is_stored_and_used() {
         );
     }
     let own_out = dir.join("predict-own");
-    let output = predict_with(&own_out, &["--model", own_arg]);
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = succeeded(predict_with(&own_out, &["--model", own_arg]));
     assert!(
         stdout.contains("psma: threshold 0.01, distant 0.02"),
         "{stdout}"
@@ -286,8 +274,10 @@ fn a_distant_operating_point_is_stored_and_used() {
     // The PSMA study was analyzed at its tracer's pair: as if the pair had been given.
     let given_out = dir.join("predict-given");
     let given = ["--threshold", "0.01", "--distant-threshold", "0.02"];
-    let output = predict_with(&given_out, &[&["--model", file_arg][..], &given].concat());
-    assert!(output.status.success());
+    succeeded(predict_with(
+        &given_out,
+        &[&["--model", file_arg][..], &given].concat(),
+    ));
     assert_eq!(counts(&own_out), counts(&given_out));
     assert_ne!(
         counts(&own_out),
@@ -299,9 +289,13 @@ fn a_distant_operating_point_is_stored_and_used() {
         staging(&given_out, "staging.csv")
     );
     // New general operating points replace the tracers' own.
-    let output = export_from(own_arg, kept_arg, "general", &["--threshold", "0.6"]);
-    assert!(output.status.success());
-    let general = uptake::model::format::parse(&std::fs::read(&kept_path).unwrap()).unwrap();
+    succeeded(export_from(
+        own_arg,
+        kept_arg,
+        "general",
+        &["--threshold", "0.6"],
+    ));
+    let general = model_file(&kept_path);
     assert!(general.metadata.operating_points.is_empty());
     assert_eq!(general.metadata.threshold, 0.6);
     for bad in ["fdg=0.5", "fdg", "pet=0.5,0.5", "fdg=0.5,x", "fdg=0.5,1.5"] {
