@@ -110,6 +110,15 @@ impl UptakeNet {
         }
     }
 
+    /// The network without its norm layers: the structure of a folded network, which trains and
+    /// infers alike (fine-tuning a model file; DESIGN S7 has no norm layers).
+    pub fn without_norm(mut self) -> Self {
+        for block in &mut self.blocks {
+            block.norm = None;
+        }
+        self
+    }
+
     /// `input` `[N, C, H, W]`, `tracer` `[N, 1]` (0 PSMA, 1 FDG).
     pub fn forward(&self, input: Tensor<4>, tracer: Tensor<2>) -> Output {
         let mut x = input;
@@ -203,7 +212,7 @@ impl UptakeNet {
         tensors: TensorLookup<'_>,
         device: &Device,
     ) -> Option<UptakeNet> {
-        let mut net = UptakeNet::new(shape, device);
+        let mut net = UptakeNet::new(shape, device).without_norm();
         // A tensor by name, when its shape is `expected`.
         let load = |name: &str, expected: &[usize]| -> Option<TensorData> {
             let (shape, values) = tensors(name)?;
@@ -216,7 +225,6 @@ impl UptakeNet {
             let bias = load(&format!("{name}.bias"), &dims[..1])?;
             block.conv.weight = Param::from_tensor(Tensor::from_data(weight, device));
             block.conv.bias = Some(Param::from_tensor(Tensor::from_data(bias, device)));
-            block.norm = None;
         }
         for (name, linear) in [
             ("suspicious.fc1", &mut net.suspicious_fc1),

@@ -23,6 +23,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use uptake::Tracer;
 use uptake::classes::{LocationClass, Role, v1_classes};
+use uptake::model::format::{parse, read_file};
 use uptake::mpr::{Augment, MprSpec};
 
 use crate::data::{Candidate, Sampling, StudyCache, epoch_examples};
@@ -132,6 +133,9 @@ pub struct RunState {
     pub best_validation_loss: f64,
     pub history: Vec<EpochRecord>,
     pub stopped_early: bool,
+    /// File name of the weights the run started from (`--init`); none: random weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -345,12 +349,42 @@ fn checkpoint_error(path: &Path, e: impl std::fmt::Display) -> TrainError {
     }
 }
 
-/// Loads network weights saved by a run (`best.bpk` / `last.bpk`).
+/// Loads network weights saved by a run (`best.bpk` / `last.bpk`): with batch norm, or without
+/// where the run started from a model file.
 pub fn load_net(path: &Path, shape: NetShape, device: &Device) -> Result<UptakeNet, TrainError> {
     let record = ModuleRecord::load(path).map_err(|e| checkpoint_error(path, e))?;
-    UptakeNet::new(shape, device)
-        .try_load_record(record)
+    let with_norm = UptakeNet::new(shape, device);
+    let without_norm = with_norm.clone().without_norm();
+    // The two structures save different numbers of tensors.
+    let net = if record.len() == without_norm.clone().into_record().len() {
+        without_norm
+    } else {
+        with_norm
+    };
+    net.try_load_record(record)
         .map_err(|e| checkpoint_error(path, e))
+}
+
+/// Weights to start a run from: a run's checkpoint (`.bpk`), or a model file (`.safetensors`,
+/// DESIGN S7), whose folded network then trains without batch norm.
+pub fn load_init(path: &Path, shape: NetShape, device: &Device) -> Result<UptakeNet, TrainError> {
+    if path.extension().is_none_or(|e| e != "safetensors") {
+        return load_net(path, shape, device);
+    }
+    let file = read_file(path)
+        .and_then(|bytes| parse(&bytes))
+        .map_err(|e| checkpoint_error(path, e))?;
+    let lookup = |name: &str| {
+        file.tensors
+            .get(name)
+            .map(|t| (t.shape.clone(), t.values.clone()))
+    };
+    UptakeNet::from_tensors(shape, &lookup, device).ok_or_else(|| {
+        checkpoint_error(
+            path,
+            "its tensors are not those of the v1 network (a name or shape differs)",
+        )
+    })
 }
 
 fn save_net(net: &UptakeNet, path: &Path) -> Result<(), TrainError> {
@@ -372,7 +406,7 @@ fn save_state(run: &RunDir, state: &RunState) -> Result<(), TrainError> {
 
 /// Trains on `train`, stopping early on `validation`, writing checkpoints into `run`. With
 /// `resume`, continues a run whose `state.json` exists there; `init` starts from other weights
-/// (strategy V: the IV checkpoint).
+/// (strategy V: the IV checkpoint; or a model file, see [`load_init`]).
 pub fn train(
     config: &TrainConfig,
     train: &[StudyCache],
@@ -416,7 +450,7 @@ pub fn train(
         (net, state)
     } else {
         let net = match init {
-            Some(path) => load_net(path, shape, &ad)?,
+            Some(path) => load_init(path, shape, &ad)?,
             None => UptakeNet::new(shape, &ad),
         };
         let state = RunState {
@@ -426,6 +460,11 @@ pub fn train(
             best_validation_loss: f64::INFINITY,
             history: Vec::new(),
             stopped_early: false,
+            init: init.map(|p| {
+                p.file_name().map_or(p.display().to_string(), |n| {
+                    n.to_string_lossy().into_owned()
+                })
+            }),
         };
         (net, state)
     };

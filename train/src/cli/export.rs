@@ -106,7 +106,7 @@ pub fn run(args: Args) -> CliResult {
             let net = load_net(&run.best_model(), NetShape::v1(), &Device::flex())
                 .map_err(|e| e.to_string())?;
             let c = &state.config;
-            let strategy = format!(
+            let mut strategy = format!(
                 "{}; best epoch {} of {}; batch {}, Adam lr {}, seed {}",
                 c.strategy.name(),
                 state.best_epoch,
@@ -115,6 +115,9 @@ pub fn run(args: Args) -> CliResult {
                 c.learning_rate,
                 c.seed
             );
+            if let Some(init) = &state.init {
+                strategy.push_str(&format!("; from {init}"));
+            }
             let threshold = args.threshold.unwrap_or(0.5);
             let metadata = ModelMetadata {
                 distant_threshold: args.distant_threshold,

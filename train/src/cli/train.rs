@@ -45,7 +45,8 @@ pub struct RunArgs {
     /// Seed of initial weights, split, sampling and augmentation (`cv`: of fold f, seed + f).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Start from these weights (strategy V: the best.bpk of a strategy IV run).
+    /// Start from these weights: a run's checkpoint (strategy V: the best.bpk of a strategy IV
+    /// run) or a model file (.safetensors), whose folded network trains without batch norm.
     #[arg(long)]
     pub init: Option<PathBuf>,
     /// Continue an interrupted run (`cv`: its folds) from the last checkpoint.

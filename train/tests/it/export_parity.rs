@@ -66,10 +66,7 @@ fn folding_batch_norm_keeps_the_function() {
     assert!(err < 1e-5, "folded vs batch norm: {err}");
     eprintln!("folded vs batch norm: {err:.2e}");
     // The comparison can fail: a network without the norms differs.
-    let mut stripped = net.clone();
-    for block in &mut stripped.blocks {
-        block.norm = None;
-    }
+    let stripped = net.clone().without_norm();
     assert!(relative_error(&burn_logits(&stripped, &x, &bits, &device), &with_norm) > 1e-3);
 }
 

@@ -5,9 +5,13 @@ use burn::prelude::Device;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use uptake::Tracer;
+use uptake::model::Architecture;
+use uptake::model::format::{parse, read_file};
+use uptake::model::init::{he_normal, untrained_v1_metadata};
 use uptake::volume::{Geometry, Volume};
 use uptake_train::data::{Candidate, StudyCache};
-use uptake_train::train::{RunDir, RunState, Strategy, TrainConfig, train};
+use uptake_train::network::{NetShape, UptakeNet};
+use uptake_train::train::{RunDir, RunState, Strategy, TrainConfig, load_net, predict, train};
 
 /// A small 3 mm study: uniform soft tissue with hot spots; suspicious spots are brighter and sit in
 /// "bone" (CT 700 HU), physiological ones in soft tissue, so the task is learnable.
@@ -142,4 +146,141 @@ fn strategy_v_needs_initial_weights_sets_need_subjects_and_weights_are_positive(
         let err = train(&config, &s, &s, &run, None, false, &device).unwrap_err();
         assert!(err.to_string().contains("distant weight"), "{err}");
     }
+}
+
+/// The committed model file: the weights a vendor would fine-tune on their own studies.
+const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/default.safetensors");
+
+/// Model-file tensors of a folded network, flattened in name order.
+fn weights(net: &UptakeNet) -> Vec<f32> {
+    let mut tensors = net.export_tensors().expect("a network without norm layers");
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    tensors
+        .into_iter()
+        .flat_map(|(_, _, values)| values)
+        .collect()
+}
+
+#[test]
+fn fine_tunes_a_model_file_without_batch_norm_and_resumes() {
+    let device = Device::flex();
+    let train_set = vec![study("a", Tracer::Psma, 1), study("b", Tracer::Fdg, 2)];
+    let validation = vec![study("c", Tracer::Psma, 3), study("d", Tracer::Fdg, 4)];
+    let file = parse(&read_file(SHIPPED.as_ref()).unwrap()).unwrap();
+    let lookup = |name: &str| {
+        file.tensors
+            .get(name)
+            .map(|t| (t.shape.clone(), t.values.clone()))
+    };
+    let shipped = UptakeNet::from_tensors(NetShape::v1(), &lookup, &device).unwrap();
+    let run = temp_run("fine-tune");
+    // A step of size zero keeps the file's weights: the run started from them, and its
+    // checkpoint (a network without norm layers) loads back as such.
+    let still = TrainConfig {
+        learning_rate: 0.0,
+        ..config(Strategy::VI, 1)
+    };
+    let first = train(
+        &still,
+        &train_set,
+        &validation,
+        &run,
+        Some(SHIPPED.as_ref()),
+        false,
+        &device,
+    )
+    .unwrap();
+    assert_eq!(first.init.as_deref(), Some("default.safetensors"));
+    let best = load_net(&run.best_model(), NetShape::v1(), &device).unwrap();
+    assert!(best.blocks.iter().all(|b| b.norm.is_none()));
+    assert_eq!(weights(&best), weights(&shipped));
+    // Exported, the run is the shipped file's weights again, its provenance naming the file.
+    let exported = run.0.join("exported.safetensors");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_uptake-train"))
+        .args(["export", "--model-id", "fine-tuned", "--run"])
+        .arg(&run.0)
+        .arg("--out")
+        .arg(&exported)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let written = parse(&read_file(&exported).unwrap()).unwrap();
+    assert!(
+        written
+            .metadata
+            .training
+            .strategy
+            .ends_with("; from default.safetensors"),
+        "{}",
+        written.metadata.training.strategy
+    );
+    for (name, tensor) in &file.tensors {
+        assert_eq!(written.tensors[name].values, tensor.values, "{name}");
+    }
+    // Its validation loss is the shipped network's on the same studies.
+    let expected = predict(&shipped, &validation, Strategy::VI, 1.0, 8, &device)
+        .unwrap()
+        .loss;
+    let got = first.history[0].validation_loss;
+    assert!(
+        (got - expected).abs() < 1e-6 * expected,
+        "{got} vs {expected}"
+    );
+    // Resumed with a real step size, the weights move and stay without norm layers.
+    let resumed = train(
+        &config(Strategy::VI, 2),
+        &train_set,
+        &validation,
+        &run,
+        None,
+        true,
+        &device,
+    )
+    .unwrap();
+    assert_eq!(resumed.epochs_done, 2);
+    let last = load_net(&run.last_model(), NetShape::v1(), &device).unwrap();
+    assert!(last.blocks.iter().all(|b| b.norm.is_none()));
+    assert_ne!(weights(&last), weights(&shipped));
+    std::fs::remove_dir_all(&run.0).unwrap();
+}
+
+#[test]
+fn a_file_that_is_not_a_v1_model_is_refused_as_initial_weights() {
+    let device = Device::flex();
+    let s = vec![study("a", Tracer::Psma, 1)];
+    let run = temp_run("bad-init");
+    let dir = run.0.with_extension("files");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Truncated: the model-file reader's error, naming the file.
+    let truncated = dir.join("truncated.safetensors");
+    let bytes = std::fs::read(SHIPPED).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    // A valid model file of another network: five location classes instead of 23.
+    let mut metadata = untrained_v1_metadata(1);
+    metadata.classes.truncate(5);
+    metadata.architecture = Architecture::v1(2 * metadata.input.planes(), 5);
+    let other = dir.join("five-classes.safetensors");
+    he_normal(metadata, 1).unwrap().write(&other).unwrap();
+    for (path, needle) in [(&truncated, "truncated"), (&other, "not those of the v1")] {
+        let err = train(
+            &config(Strategy::VI, 1),
+            &s,
+            &s,
+            &run,
+            Some(path),
+            false,
+            &device,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains(needle), "{err}");
+    }
+    assert!(!run.best_model().exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+    let _ = std::fs::remove_dir_all(&run.0);
 }
