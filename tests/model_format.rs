@@ -213,7 +213,7 @@ fn missing_or_malformed_metadata_is_named() {
             other => panic!("{key}: {other}"),
         }
     }
-    let cases: [(&str, &str); 15] = [
+    let cases: [(&str, &str); 16] = [
         ("classes", r#"[{"id": 1, "name": "x", "role": "T"}]"#),
         ("classes", r#"[{"id": 0, "name": "x", "role": "Q"}]"#),
         ("input", r#"{"plane_offsets_mm": [0], "plane_size": 64}"#),
@@ -241,6 +241,11 @@ fn missing_or_malformed_metadata_is_named() {
             "operating_points",
             r#"{"fdg": {"threshold": 0.5, "distant_threshold": 0.5, "regional": 0.4}}"#,
         ),
+        (
+            "operating_points",
+            r#"{"fdg": {"threshold": 0.5, "distant_threshold": 0.5},
+                "fdg": {"threshold": 0.6, "distant_threshold": 0.6}}"#,
+        ),
     ];
     for (key, value) in cases {
         let mut raw = valid();
@@ -256,6 +261,12 @@ fn missing_or_malformed_metadata_is_named() {
     raw.meta.insert("operating_points".into(), bad.into());
     let message = load_err(&raw).to_string();
     assert!(message.contains("fdg.distant_threshold: 1"), "{message}");
+    // A tracer given twice is refused, not read as its last pair.
+    let twice = r#"{"fdg": {"threshold": 0.5, "distant_threshold": 0.5},
+                    "fdg": {"threshold": 0.6, "distant_threshold": 0.6}}"#;
+    raw.meta.insert("operating_points".into(), twice.into());
+    let message = load_err(&raw).to_string();
+    assert!(message.contains("fdg is given more than once"), "{message}");
 }
 
 #[test]

@@ -12,11 +12,14 @@ use std::path::Path;
 
 use half::f16;
 use safetensors::{Dtype, SafeTensors};
-use serde::Serialize;
+use serde::de::{Error as _, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{
-    Architecture, InputSpec, MODEL_VERSION, Model, ModelError, ModelMetadata, TrainingInfo,
+    Architecture, InputSpec, MODEL_VERSION, Model, ModelError, ModelMetadata, OperatingPoints,
+    TrainingInfo,
 };
+use crate::Tracer;
 use crate::classes::LocationClass;
 
 /// Metadata key: model file version, a decimal integer ("1").
@@ -203,7 +206,7 @@ fn parse_metadata(meta: &HashMap<String, String>) -> Result<ModelMetadata, Model
         .map(|text| decimal(KEY_DISTANT_THRESHOLD, text))
         .transpose()?;
     let operating_points = if meta.contains_key(KEY_OPERATING_POINTS) {
-        json(meta, KEY_OPERATING_POINTS)?
+        json::<ByTracer>(meta, KEY_OPERATING_POINTS)?.0
     } else {
         BTreeMap::new()
     };
@@ -220,6 +223,35 @@ fn parse_metadata(meta: &HashMap<String, String>) -> Result<ModelMetadata, Model
     };
     metadata.validate()?;
     Ok(metadata)
+}
+
+/// Operating points by tracer, read refusing a tracer given twice (JSON readers keep the last
+/// of repeated keys, which would hide a hand-edited or corrupt file's first pair).
+struct ByTracer(BTreeMap<Tracer, OperatingPoints>);
+
+impl<'de> Deserialize<'de> for ByTracer {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> Visitor<'de> for Entries {
+            type Value = ByTracer;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of operating points by tracer")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ByTracer, A::Error> {
+                let mut points = BTreeMap::new();
+                while let Some((tracer, pair)) = map.next_entry::<Tracer, OperatingPoints>()? {
+                    if points.insert(tracer, pair).is_some() {
+                        return Err(A::Error::custom(format!(
+                            "{} is given more than once",
+                            tracer.name()
+                        )));
+                    }
+                }
+                Ok(ByTracer(points))
+            }
+        }
+        deserializer.deserialize_map(Entries)
+    }
 }
 
 fn decimal(key: &'static str, text: &str) -> Result<f32, ModelError> {
