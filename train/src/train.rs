@@ -133,7 +133,8 @@ pub struct RunState {
     pub best_validation_loss: f64,
     pub history: Vec<EpochRecord>,
     pub stopped_early: bool,
-    /// File name of the weights the run started from (`--init`); none: random weights.
+    /// The weights the run started from (`--init`), as its folder and file name; none: random
+    /// weights.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<String>,
 }
@@ -387,6 +388,13 @@ pub fn load_init(path: &Path, shape: NetShape, device: &Device) -> Result<Uptake
     })
 }
 
+/// `runs/vi13/best.bpk` → `vi13/best.bpk`: names the weights without the local path above them.
+fn short_name(path: &Path) -> String {
+    let mut parts: Vec<_> = path.iter().rev().take(2).collect();
+    parts.reverse();
+    parts.iter().collect::<PathBuf>().display().to_string()
+}
+
 fn save_net(net: &UptakeNet, path: &Path) -> Result<(), TrainError> {
     net.clone()
         .into_record()
@@ -460,11 +468,7 @@ pub fn train(
             best_validation_loss: f64::INFINITY,
             history: Vec::new(),
             stopped_early: false,
-            init: init.map(|p| {
-                p.file_name().map_or(p.display().to_string(), |n| {
-                    n.to_string_lossy().into_owned()
-                })
-            }),
+            init: init.map(short_name),
         };
         (net, state)
     };

@@ -190,7 +190,7 @@ fn fine_tunes_a_model_file_without_batch_norm_and_resumes() {
         &device,
     )
     .unwrap();
-    assert_eq!(first.init.as_deref(), Some("default.safetensors"));
+    assert_eq!(first.init.as_deref(), Some("models/default.safetensors"));
     let best = load_net(&run.best_model(), NetShape::v1(), &device).unwrap();
     assert!(best.blocks.iter().all(|b| b.norm.is_none()));
     assert_eq!(weights(&best), weights(&shipped));
@@ -214,7 +214,7 @@ fn fine_tunes_a_model_file_without_batch_norm_and_resumes() {
             .metadata
             .training
             .strategy
-            .ends_with("; from default.safetensors"),
+            .ends_with("; from models/default.safetensors"),
         "{}",
         written.metadata.training.strategy
     );
