@@ -110,10 +110,10 @@ fn embedded_model_is_a_trained_v1_model_with_its_provenance() {
     assert_eq!(2 * model.input_spec().planes(), 26);
     // The operating points chosen on the validation cohorts (docs/training-results.md): one
     // pair for every tracer, and FDG's own.
-    assert_eq!((model.threshold(), model.distant_threshold()), (0.5, 0.9));
+    assert_eq!((model.threshold(), model.distant_threshold()), (0.5, 0.8));
     let pair = |p: OperatingPoints| (p.threshold, p.distant_threshold);
-    assert_eq!(pair(model.operating_points(Tracer::Psma)), (0.5, 0.9));
-    assert_eq!(pair(model.operating_points(Tracer::Fdg)), (0.5, 0.5));
+    assert_eq!(pair(model.operating_points(Tracer::Psma)), (0.5, 0.8));
+    assert_eq!(pair(model.operating_points(Tracer::Fdg)), (0.7, 0.5));
     let flops = model.graph().flops;
     assert!((150e6..160e6).contains(&flops), "{flops}");
     assert_eq!(model.graph().features, 2048);
