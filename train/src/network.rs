@@ -206,17 +206,23 @@ impl UptakeNet {
         Some(out)
     }
 
-    /// A folded network from model-file tensors (the inverse of [`Self::export_tensors`]).
+    /// A folded network from model-file tensors (the inverse of [`Self::export_tensors`]); an
+    /// error names the first tensor that is missing or has another shape.
     pub fn from_tensors(
         shape: NetShape,
         tensors: TensorLookup<'_>,
         device: &Device,
-    ) -> Option<UptakeNet> {
+    ) -> Result<UptakeNet, String> {
         let mut net = UptakeNet::new(shape, device).without_norm();
         // A tensor by name, when its shape is `expected`.
-        let load = |name: &str, expected: &[usize]| -> Option<TensorData> {
-            let (shape, values) = tensors(name)?;
-            (shape == expected).then(|| TensorData::new(values, shape))
+        let load = |name: &str, expected: &[usize]| -> Result<TensorData, String> {
+            match tensors(name) {
+                None => Err(format!("tensor {name} is missing")),
+                Some((shape, _)) if shape != expected => Err(format!(
+                    "tensor {name} has shape {shape:?}, the v1 network's is {expected:?}"
+                )),
+                Some((shape, values)) => Ok(TensorData::new(values, shape)),
+            }
         };
         for (i, block) in net.blocks.iter_mut().enumerate() {
             let name = format!("conv{}", i + 1);
@@ -240,7 +246,7 @@ impl UptakeNet {
             linear.weight = Param::from_tensor(weight.transpose());
             linear.bias = Some(Param::from_tensor(Tensor::from_data(bias, device)));
         }
-        Some(net)
+        Ok(net)
     }
 }
 

@@ -23,11 +23,13 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use uptake::Tracer;
 use uptake::classes::{LocationClass, Role, v1_classes};
+use uptake::model::TrainingInfo;
 use uptake::model::format::{parse, read_file};
 use uptake::mpr::{Augment, MprSpec};
 
 use crate::data::{Candidate, Sampling, StudyCache, epoch_examples};
 use crate::eval::ap::average_precision;
+use crate::export::v1_metadata;
 use crate::network::{NetShape, Output, Targets, UptakeNet, loss};
 
 /// Why training stopped early.
@@ -37,6 +39,8 @@ pub enum TrainError {
     Config(String),
     #[error("checkpoint {path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
+    #[error("model file {path}: {message}")]
+    InitModel { path: PathBuf, message: String },
     #[error("reformation: {0}")]
     Mpr(#[from] uptake::mpr::MprError),
     #[error("{0}")]
@@ -133,8 +137,8 @@ pub struct RunState {
     pub best_validation_loss: f64,
     pub history: Vec<EpochRecord>,
     pub stopped_early: bool,
-    /// The weights the run started from (`--init`), as its folder and file name; none: random
-    /// weights.
+    /// The weights the run started from (`--init`): a checkpoint's folder and file name, or a
+    /// model file's model id with them; none: random weights.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<String>,
 }
@@ -366,33 +370,62 @@ pub fn load_net(path: &Path, shape: NetShape, device: &Device) -> Result<UptakeN
         .map_err(|e| checkpoint_error(path, e))
 }
 
-/// Weights to start a run from: a run's checkpoint (`.bpk`), or a model file (`.safetensors`,
-/// DESIGN S7), whose folded network then trains without batch norm.
-pub fn load_init(path: &Path, shape: NetShape, device: &Device) -> Result<UptakeNet, TrainError> {
-    if path.extension().is_none_or(|e| e != "safetensors") {
-        return load_net(path, shape, device);
+/// Weights to start a run from, with a name for the run's provenance: a run's checkpoint
+/// (`.bpk`), or a model file (`.safetensors`, DESIGN S7) of the v1 network, whose folded network
+/// then trains without batch norm.
+pub fn load_init(
+    path: &Path,
+    shape: NetShape,
+    device: &Device,
+) -> Result<(UptakeNet, String), TrainError> {
+    let is_model_file = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
+    if !is_model_file {
+        return Ok((load_net(path, shape, device)?, short_name(path)));
     }
+    let error = |message: String| TrainError::InitModel {
+        path: path.to_path_buf(),
+        message,
+    };
     let file = read_file(path)
         .and_then(|bytes| parse(&bytes))
-        .map_err(|e| checkpoint_error(path, e))?;
+        .map_err(|e| error(e.to_string()))?;
+    // Same shapes are not enough: export writes the v1 layers, classes and input over them.
+    let v1 = v1_metadata("", TrainingInfo::default(), 0.5);
+    let m = &file.metadata;
+    for (key, same) in [
+        ("architecture", m.architecture == v1.architecture),
+        ("classes", m.classes == v1.classes),
+        ("input", m.input == v1.input),
+    ] {
+        if !same {
+            return Err(error(format!(
+                "its {key} metadata is not the v1 network's, which training writes"
+            )));
+        }
+    }
     let lookup = |name: &str| {
         file.tensors
             .get(name)
             .map(|t| (t.shape.clone(), t.values.clone()))
     };
-    UptakeNet::from_tensors(shape, &lookup, device).ok_or_else(|| {
-        checkpoint_error(
-            path,
-            "its tensors are not those of the v1 network (a name or shape differs)",
-        )
-    })
+    let net = UptakeNet::from_tensors(shape, &lookup, device).map_err(error)?;
+    Ok((net, format!("{} ({})", m.model_id, short_name(path))))
 }
 
-/// `runs/vi13/best.bpk` → `vi13/best.bpk`: names the weights without the local path above them.
+/// `runs/vi13/best.bpk` → `vi13/best.bpk`: the weights' folder and file name, without the local
+/// path above them.
 fn short_name(path: &Path) -> String {
-    let mut parts: Vec<_> = path.iter().rev().take(2).collect();
+    let full = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let mut parts: Vec<String> = full
+        .iter()
+        .rev()
+        .take(2)
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
     parts.reverse();
-    parts.iter().collect::<PathBuf>().display().to_string()
+    parts.join("/")
 }
 
 fn save_net(net: &UptakeNet, path: &Path) -> Result<(), TrainError> {
@@ -439,7 +472,7 @@ pub fn train(
     }
     if config.strategy == Strategy::V && init.is_none() && !resume {
         return Err(TrainError::Config(
-            "strategy V fine-tunes a strategy IV model: pass --init with its checkpoint".into(),
+            "strategy V fine-tunes a strategy IV model: pass --init with its weights".into(),
         ));
     }
     std::fs::create_dir_all(&run.0)?;
@@ -457,9 +490,12 @@ pub fn train(
             .map_err(|e| checkpoint_error(&run.last_optimizer(), e))?;
         (net, state)
     } else {
-        let net = match init {
-            Some(path) => load_init(path, shape, &ad)?,
-            None => UptakeNet::new(shape, &ad),
+        let (net, init) = match init {
+            Some(path) => {
+                let (net, name) = load_init(path, shape, &ad)?;
+                (net, Some(name))
+            }
+            None => (UptakeNet::new(shape, &ad), None),
         };
         let state = RunState {
             config: config.clone(),
@@ -468,7 +504,7 @@ pub fn train(
             best_validation_loss: f64::INFINITY,
             history: Vec::new(),
             stopped_early: false,
-            init: init.map(short_name),
+            init,
         };
         (net, state)
     };

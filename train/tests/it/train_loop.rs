@@ -190,7 +190,9 @@ fn fine_tunes_a_model_file_without_batch_norm_and_resumes() {
         &device,
     )
     .unwrap();
-    assert_eq!(first.init.as_deref(), Some("models/default.safetensors"));
+    // The provenance names the file's weights by their model id, not only by the file's path.
+    let from = format!("{} (models/default.safetensors)", file.metadata.model_id);
+    assert_eq!(first.init.as_deref(), Some(from.as_str()));
     let best = load_net(&run.best_model(), NetShape::v1(), &device).unwrap();
     assert!(best.blocks.iter().all(|b| b.norm.is_none()));
     assert_eq!(weights(&best), weights(&shipped));
@@ -214,7 +216,7 @@ fn fine_tunes_a_model_file_without_batch_norm_and_resumes() {
             .metadata
             .training
             .strategy
-            .ends_with("; from models/default.safetensors"),
+            .ends_with(&format!("; from {from}")),
         "{}",
         written.metadata.training.strategy
     );
@@ -242,10 +244,28 @@ fn fine_tunes_a_model_file_without_batch_norm_and_resumes() {
     )
     .unwrap();
     assert_eq!(resumed.epochs_done, 2);
+    assert_eq!(resumed.init, first.init);
     let last = load_net(&run.last_model(), NetShape::v1(), &device).unwrap();
     assert!(last.blocks.iter().all(|b| b.norm.is_none()));
     assert_ne!(weights(&last), weights(&shipped));
+    // A checkpoint without norm layers starts the next run, which keeps it at step size zero.
+    let next = temp_run("fine-tune-next");
+    let second = train(
+        &still,
+        &train_set,
+        &validation,
+        &next,
+        Some(&run.last_model()),
+        false,
+        &device,
+    )
+    .unwrap();
+    let folder = run.0.file_name().unwrap().to_string_lossy();
+    assert_eq!(second.init, Some(format!("{folder}/last.bpk")));
+    let kept = load_net(&next.best_model(), NetShape::v1(), &device).unwrap();
+    assert_eq!(weights(&kept), weights(&last));
     std::fs::remove_dir_all(&run.0).unwrap();
+    std::fs::remove_dir_all(&next.0).unwrap();
 }
 
 #[test]
@@ -255,17 +275,26 @@ fn a_file_that_is_not_a_v1_model_is_refused_as_initial_weights() {
     let run = temp_run("bad-init");
     let dir = run.0.with_extension("files");
     std::fs::create_dir_all(&dir).unwrap();
-    // Truncated: the model-file reader's error, naming the file.
-    let truncated = dir.join("truncated.safetensors");
+    // Cut in half: the model-file reader's error, naming the file.
+    let half = dir.join("half.safetensors");
     let bytes = std::fs::read(SHIPPED).unwrap();
-    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::write(&half, &bytes[..bytes.len() / 2]).unwrap();
     // A valid model file of another network: five location classes instead of 23.
     let mut metadata = untrained_v1_metadata(1);
     metadata.classes.truncate(5);
     metadata.architecture = Architecture::v1(2 * metadata.input.planes(), 5);
-    let other = dir.join("five-classes.safetensors");
+    let other = dir.join("five.safetensors");
     he_normal(metadata, 1).unwrap().write(&other).unwrap();
-    for (path, needle) in [(&truncated, "truncated"), (&other, "not those of the v1")] {
+    // The v1 shapes with another class table: training would write the v1 table over it.
+    let mut metadata = untrained_v1_metadata(1);
+    metadata.classes[3].name = "elsewhere".into();
+    let renamed = dir.join("renamed.safetensors");
+    he_normal(metadata, 1).unwrap().write(&renamed).unwrap();
+    for (path, needle) in [
+        (&half, "incomplete"),
+        (&other, "its architecture metadata is not the v1"),
+        (&renamed, "its classes metadata is not the v1"),
+    ] {
         let err = train(
             &config(Strategy::VI, 1),
             &s,
