@@ -72,6 +72,25 @@ fn temp_run(name: &str) -> RunDir {
     RunDir(dir)
 }
 
+/// Continues the run in `run` up to `config.max_epochs`.
+fn resume(
+    config: &TrainConfig,
+    train_set: &[StudyCache],
+    validation: &[StudyCache],
+    run: &RunDir,
+) -> RunState {
+    train(
+        config,
+        train_set,
+        validation,
+        run,
+        None,
+        true,
+        &Device::flex(),
+    )
+    .unwrap()
+}
+
 #[test]
 fn trains_checkpoints_and_resumes() {
     let device = Device::flex();
@@ -97,16 +116,7 @@ fn trains_checkpoints_and_resumes() {
     ] {
         assert!(path.exists(), "{} missing", path.display());
     }
-    let resumed = train(
-        &config(Strategy::III, 3),
-        &train_set,
-        &validation,
-        &run,
-        None,
-        true,
-        &device,
-    )
-    .unwrap();
+    let resumed = resume(&config(Strategy::III, 3), &train_set, &validation, &run);
     assert_eq!(resumed.epochs_done, 3);
     assert_eq!(resumed.history.len(), 3);
     assert_eq!(resumed.history[0].train_loss, first.history[0].train_loss);
@@ -233,16 +243,7 @@ fn fine_tunes_a_model_file_without_batch_norm_and_resumes() {
         "{got} vs {expected}"
     );
     // Resumed with a real step size, the weights move and stay without norm layers.
-    let resumed = train(
-        &config(Strategy::VI, 2),
-        &train_set,
-        &validation,
-        &run,
-        None,
-        true,
-        &device,
-    )
-    .unwrap();
+    let resumed = resume(&config(Strategy::VI, 2), &train_set, &validation, &run);
     assert_eq!(resumed.epochs_done, 2);
     assert_eq!(resumed.init, first.init);
     let last = load_net(&run.last_model(), NetShape::v1(), &device).unwrap();
