@@ -263,11 +263,7 @@ impl Analyzer {
             })
             .collect();
         let points = self.operating_points(tracer, options.threshold, options.distant_threshold);
-        let config = StagingConfig {
-            threshold: points.threshold,
-            distant_threshold: points.distant_threshold,
-            ..options.staging.clone()
-        };
+        let config = options.staging.clone().at(points);
         let staged = staging::stage(
             &findings,
             self.model.classes(),

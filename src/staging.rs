@@ -148,6 +148,15 @@ impl StagingConfig {
             distant_threshold: self.distant_threshold,
         }
     }
+
+    /// This configuration staging at `points` instead of its own two.
+    pub fn at(self, points: OperatingPoints) -> Self {
+        StagingConfig {
+            threshold: points.threshold,
+            distant_threshold: points.distant_threshold,
+            ..self
+        }
+    }
 }
 
 /// One uptake region with the network's output, as the pipeline hands it to staging.

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use uptake::classes::LocationClass;
 use uptake::model::OperatingPoints;
 use uptake::report::Report;
-use uptake::staging::{FindingInput, MStage, MiTnm, StagingConfig, stage};
+use uptake::staging::{FindingInput, MStage, MiTnm, stage};
 
 use crate::data::{GroundTruth, RegionRef, label_regions};
 use crate::eval::metrics::Finding;
@@ -156,11 +156,7 @@ fn stage_report(
             }
         })
         .collect();
-    let config = StagingConfig {
-        threshold: points.threshold,
-        distant_threshold: points.distant_threshold,
-        ..report.staging_config.clone()
-    };
+    let config = report.staging_config.clone().at(points);
     stage(&inputs, classes, report.burden.skeleton_volume_ml, &config)
         .map(|staged| staged.tnm)
         .map_err(|e| e.to_string())

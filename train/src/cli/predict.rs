@@ -77,13 +77,10 @@ pub fn run(args: Args) -> CliResult {
         .collect();
     // The staging rules' own check, before any study is generated.
     for p in points.iter().chain(&grid) {
-        StagingConfig {
-            threshold: p.threshold,
-            distant_threshold: p.distant_threshold,
-            ..StagingConfig::default()
-        }
-        .validate()
-        .map_err(|e| e.to_string())?;
+        StagingConfig::default()
+            .at(*p)
+            .validate()
+            .map_err(|e| e.to_string())?;
     }
     let options = AnalyzeOptions {
         threshold: args.threshold,
