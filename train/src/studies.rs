@@ -139,11 +139,15 @@ pub fn study_dirs(root: &Path) -> Result<Vec<PathBuf>, StudyError> {
     Ok(dirs)
 }
 
-/// What is computed once per study: 3 mm grids, S4 regions, their labels.
-pub fn cache_study(study: &AnnotatedStudy) -> Result<StudyCache, StudyError> {
+/// What is computed once per study: 3 mm grids, S4 regions (found with `regions`), their
+/// labels.
+pub fn cache_study(
+    study: &AnnotatedStudy,
+    regions: &RegionParams,
+) -> Result<StudyCache, StudyError> {
     let (pet3, ct3) = to_common_grid(&study.pet, &study.ct)?;
     let (pet3, ct3) = crop_to_body(pet3, ct3);
-    let segmentation = segment(&study.pet, &RegionParams::default())?;
+    let segmentation = segment(&study.pet, regions)?;
     let regions: Vec<RegionRef> = segmentation
         .regions
         .iter()

@@ -85,6 +85,7 @@ pub fn run(args: Args) -> CliResult {
     let options = AnalyzeOptions {
         threshold: args.threshold,
         distant_threshold: args.distant_threshold,
+        regions: args.cohort.region_params(),
         ..AnalyzeOptions::default()
     };
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;

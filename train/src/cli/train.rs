@@ -6,6 +6,7 @@ use burn::prelude::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 use uptake::Tracer;
 use uptake::phantom::Preset;
+use uptake::regions::RegionParams;
 use uptake_train::data::StudyCache;
 use uptake_train::phantom_cohort::phantom_study;
 use uptake_train::studies::{AnnotatedStudy, cache_study, load_study, study_dirs};
@@ -77,9 +78,21 @@ pub struct Cohort {
     /// uses preset k mod their number.
     #[arg(long, default_value = "small", value_delimiter = ',')]
     phantom_preset: Vec<Preset>,
+    /// S4's threshold fraction f for the studies' regions: a region holds the connected voxels
+    /// ≥ f × its SUVmax.
+    #[arg(long, default_value_t = RegionParams::default().fraction)]
+    region_fraction: f32,
 }
 
 impl Cohort {
+    /// The S4 parameters the cohort's regions are found with.
+    pub fn region_params(&self) -> RegionParams {
+        RegionParams {
+            fraction: self.region_fraction,
+            ..RegionParams::default()
+        }
+    }
+
     /// Study folders and phantom (tracer, seed) pairs of the cohort whose tracer is in `tracers`
     /// (folders are filtered when loaded: their tracer is in study.json).
     fn sources(&self, tracers: &[Tracer]) -> Result<Vec<Source>, String> {
@@ -157,8 +170,9 @@ enum Source {
 /// Loads (or generates) and caches every study of `cohort` whose tracer is in `tracers`.
 pub fn load_cohort(cohort: &Cohort, tracers: &[Tracer]) -> Result<Vec<StudyCache>, String> {
     let mut studies = Vec::new();
+    let regions = cohort.region_params();
     cohort.for_each_study(tracers, "caching studies", |study| {
-        studies.push(cache_study(&study).map_err(|e| e.to_string())?);
+        studies.push(cache_study(&study, &regions).map_err(|e| e.to_string())?);
         Ok(())
     })?;
     if studies.is_empty() {

@@ -341,3 +341,19 @@ fn a_distant_operating_point_is_stored_and_used() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn region_fraction_sets_s4s_threshold() {
+    // A higher fraction merges less, so the same study has more regions, each a finding.
+    let default = scratch("fraction-default");
+    let higher = scratch("fraction-higher");
+    succeeded(predict_with(&default, &[]));
+    succeeded(predict_with(&higher, &["--region-fraction", "0.6"]));
+    let (at_default, _) = counts(&default);
+    let (at_higher, _) = counts(&higher);
+    assert!(at_higher > at_default, "{at_higher} vs {at_default} findings");
+    let refused = predict_with(&scratch("fraction-bad"), &["--region-fraction", "1.5"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("threshold fraction 1.5"), "{stderr}");
+}

@@ -1,8 +1,9 @@
 //! Candidate regions of a phantom study, labelled from its ground truth (docs/training.md).
 
 use uptake::Tracer;
-use uptake::phantom::{PhantomSpec, Preset, generate};
-use uptake::regions::{RegionParams, segment};
+use uptake::phantom::{PhantomSpec, Preset, Study, generate};
+use uptake::regions::{RegionParams, Segmentation, segment};
+use uptake_train::data::StudyCache;
 use uptake_train::phantom_cohort::phantom_study;
 use uptake_train::studies::cache_study;
 
@@ -10,17 +11,40 @@ use uptake_train::studies::cache_study;
 fn phantom_regions_are_labelled_by_lesion_overlap() {
     let seed = 1003;
     let study = phantom_study(Tracer::Psma, seed, Preset::Small).unwrap();
-    let cache = cache_study(&study).unwrap();
     let truth = generate(&PhantomSpec {
         tracer: Tracer::Psma,
         seed,
         preset: Preset::Small,
     })
     .unwrap();
+    // S4's default fraction and a higher one, which leaves more, smaller regions.
+    let mut counts = Vec::new();
+    for fraction in [0.45, 0.6] {
+        let regions = RegionParams {
+            fraction,
+            ..RegionParams::default()
+        };
+        let cache = cache_study(&study, &regions).unwrap();
+        let segmentation = segment(&truth.pet, &regions).unwrap();
+        assert_eq!(
+            cache.candidates.len(),
+            segmentation.regions.len(),
+            "f {fraction}"
+        );
+        counts.push(cache.candidates.len());
+        check_labels(&cache, &truth, &segmentation);
+        assert_eq!(cache.subject, format!("psma-{seed:05}"));
+    }
+    assert!(
+        counts[1] > counts[0],
+        "regions at f 0.45 and 0.6: {counts:?}"
+    );
+}
+
+fn check_labels(cache: &StudyCache, truth: &Study, segmentation: &Segmentation) {
     assert!(!cache.candidates.is_empty());
     // Independently: the S4 region holding each lesion's peak voxel must be a suspicious
     // candidate with that lesion's class, found at the region's SUVmax point.
-    let segmentation = segment(&truth.pet, &RegionParams::default()).unwrap();
     let g = truth.pet.geometry();
     let mut checked = 0;
     for lesion in &truth.lesions {
@@ -65,5 +89,4 @@ fn phantom_regions_are_labelled_by_lesion_overlap() {
         "{known} of {}",
         physiological.len()
     );
-    assert_eq!(cache.subject, format!("psma-{seed:05}"));
 }

@@ -7,6 +7,7 @@ use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig};
 use uptake::classes::v1_classes;
 use uptake::model::OperatingPoints;
 use uptake::phantom::{Preset, truth};
+use uptake::regions::RegionParams;
 use uptake::staging::{BonePattern, MStage, MiTnm, NStage, TStage};
 use uptake_train::phantom_cohort::phantom_study;
 use uptake_train::predict::{ceiling_stage, label_report, m_code, restage};
@@ -32,7 +33,7 @@ fn report_findings_carry_the_training_labels() {
     let (findings, detection) = label_report(&study, &report).unwrap();
 
     // Independently: training's own path segments the PET itself and labels its regions.
-    let cache = cache_study(&study).unwrap();
+    let cache = cache_study(&study, &RegionParams::default()).unwrap();
     assert_eq!(findings.len(), cache.candidates.len());
     // The report sorts by p_suspicious; compare as multisets keyed by the SUVmax point.
     let mut by_point: Vec<([u64; 3], bool, Option<u32>)> = report
