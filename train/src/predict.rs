@@ -3,27 +3,82 @@
 //! lesion detection, the report's stage in the codes of the staging CSV, and the stage a perfect
 //! classifier would give with the same regions.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use uptake::classes::LocationClass;
 use uptake::model::OperatingPoints;
 use uptake::report::Report;
 use uptake::staging::{FindingInput, MStage, MiTnm, stage};
+use uptake::volume::Volume;
 
-use crate::data::{GroundTruth, RegionRef, label_regions};
+use crate::data::{Candidate, GroundTruth, RegionRef, label_regions};
 use crate::eval::metrics::Finding;
 use crate::studies::AnnotatedStudy;
 
-/// Lesions of one subject and how many of them a suspicious finding was labelled with.
+/// What became of one ground-truth lesion in a report: reported, or where it was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LesionFate {
+    /// A finding reported suspicious is labelled with it.
+    Reported,
+    /// Findings are labelled with it, but the report called each of them physiological.
+    NotCalled,
+    /// Its hottest voxel lies in a region labelled with another lesion.
+    MergedWithLesion,
+    /// Its hottest voxel lies in a region labelled as physiological uptake.
+    MergedWithUptake,
+    /// Its hottest voxel lies in no region: below the seed minimum, or on the tail of brighter
+    /// uptake.
+    NoRegion,
+}
+
+impl LesionFate {
+    /// The name in lesions.csv.
+    pub fn name(self) -> &'static str {
+        match self {
+            LesionFate::Reported => "reported",
+            LesionFate::NotCalled => "not_called",
+            LesionFate::MergedWithLesion => "merged_with_lesion",
+            LesionFate::MergedWithUptake => "merged_with_uptake",
+            LesionFate::NoRegion => "no_region",
+        }
+    }
+}
+
+/// One lesion the ground truth draws on the PET grid, and its fate in the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LesionOutcome {
+    /// Lesion number (1-based) in the study's lesion map.
+    pub lesion: u32,
+    /// S6 class from the study's `lesion_classes`; `None` where that list is too short.
+    pub class: Option<u32>,
+    /// Its voxels on the PET grid.
+    pub voxels: usize,
+    /// The highest SUV among them (its hottest voxel; ties: the first in index order).
+    pub suv_max: f32,
+    pub fate: LesionFate,
+    /// The highest p_suspicious of the findings labelled with it; `None` when none is.
+    pub p_suspicious: Option<f32>,
+}
+
+/// Lesions of one subject, what became of each, and the suspicious findings.
 pub struct Detection {
     pub subject: String,
-    /// Lesions the ground truth draws on the PET grid.
-    pub lesions: usize,
-    /// Lesions that a finding reported as suspicious is labelled with.
-    pub detected: usize,
+    /// Every lesion the ground truth draws on the PET grid (a lesion smaller than a voxel may
+    /// not be drawn), in lesion-number order.
+    pub lesions: Vec<LesionOutcome>,
     pub suspicious_findings: usize,
     /// Suspicious findings labelled with a lesion.
     pub true_positive_findings: usize,
+}
+
+impl Detection {
+    /// Lesions that a finding reported as suspicious is labelled with.
+    pub fn detected(&self) -> usize {
+        self.lesions
+            .iter()
+            .filter(|l| l.fate == LesionFate::Reported)
+            .count()
+    }
 }
 
 /// The report's findings labelled against the study's ground truth, and the lesion detection.
@@ -51,16 +106,14 @@ pub fn label_report(
         lesion_classes: &study.info.lesion_classes,
     };
     let candidates = label_regions(&regions, labels, &truth);
-    let mut detected = BTreeSet::new();
     let mut suspicious_findings = 0;
     let mut true_positive_findings = 0;
     let mut findings = Vec::new();
     for (finding, candidate) in report.findings.iter().zip(&candidates) {
         if finding.suspicious {
             suspicious_findings += 1;
-            if let Some(lesion) = candidate.lesion {
+            if candidate.lesion.is_some() {
                 true_positive_findings += 1;
-                detected.insert(lesion);
             }
         }
         findings.push(Finding {
@@ -72,24 +125,82 @@ pub fn label_report(
             reported: Some(finding.suspicious),
         });
     }
-    // Lesions that the ground truth draws on the PET grid (a lesion smaller than a voxel may not).
-    let lesions: BTreeSet<u32> = study
-        .lesions
-        .data()
-        .iter()
-        .copied()
-        .filter(|&l| l != 0)
-        .collect();
+    let lesions = lesion_outcomes(study, report, labels, &candidates);
     Ok((
         findings,
         Detection {
             subject: study.info.subject.clone(),
-            lesions: lesions.len(),
-            detected: detected.len(),
+            lesions,
             suspicious_findings,
             true_positive_findings,
         },
     ))
+}
+
+/// The fate of every lesion drawn in `study.lesions`; `candidates` are the report's findings
+/// labelled by `label_regions`, in the report's order.
+fn lesion_outcomes(
+    study: &AnnotatedStudy,
+    report: &Report,
+    region_labels: &Volume<u32>,
+    candidates: &[Candidate],
+) -> Vec<LesionOutcome> {
+    // Per lesion: voxel count and hottest voxel (SUV, index), in one pass over the PET grid.
+    let mut drawn: BTreeMap<u32, (usize, f32, usize)> = BTreeMap::new();
+    for (index, (&lesion, &suv)) in study
+        .lesions
+        .data()
+        .iter()
+        .zip(study.pet.data())
+        .enumerate()
+    {
+        if lesion == 0 {
+            continue;
+        }
+        let entry = drawn.entry(lesion).or_insert((0, f32::NEG_INFINITY, index));
+        entry.0 += 1;
+        if suv > entry.1 {
+            (entry.1, entry.2) = (suv, index);
+        }
+    }
+    let candidate_of_region: BTreeMap<u32, &Candidate> = report
+        .findings
+        .iter()
+        .zip(candidates)
+        .map(|(f, c)| (f.region.id, c))
+        .collect();
+    drawn
+        .into_iter()
+        .map(|(lesion, (voxels, suv_max, hottest))| {
+            let labelled: Vec<_> = report
+                .findings
+                .iter()
+                .zip(candidates)
+                .filter(|(_, c)| c.lesion == Some(lesion))
+                .map(|(f, _)| f)
+                .collect();
+            let p_suspicious = labelled.iter().map(|f| f.p_suspicious).reduce(f32::max);
+            let fate = if labelled.iter().any(|f| f.suspicious) {
+                LesionFate::Reported
+            } else if !labelled.is_empty() {
+                LesionFate::NotCalled
+            } else {
+                match candidate_of_region.get(&region_labels.data()[hottest]) {
+                    None => LesionFate::NoRegion,
+                    Some(c) if c.suspicious() => LesionFate::MergedWithLesion,
+                    Some(_) => LesionFate::MergedWithUptake,
+                }
+            };
+            LesionOutcome {
+                lesion,
+                class: study.info.lesion_classes.get(lesion as usize - 1).copied(),
+                voxels,
+                suv_max,
+                fate,
+                p_suspicious,
+            }
+        })
+        .collect()
 }
 
 /// The stage of `report`'s regions read as their ground-truth labels say (`labelled`, from

@@ -4,9 +4,11 @@
 //! framework) on annotated studies the model never saw, labels every reported finding against the
 //! ground truth with the training labelling rule, and writes what `evaluate` and `agreement`
 //! read: `findings.csv` and `staging.csv`, plus `detection.csv` (lesions per subject and how many
-//! were found) and `staging-ceiling.csv` (the stage of the same regions read as the ground truth
-//! labels them: what a perfect classifier would give). Prints lesion detection recall, finding
-//! precision and both agreements. With `--grid`, also the agreement at every pair of operating
+//! were found), `lesions.csv` (every lesion and its fate: reported, not called by the network,
+//! or lost in the regions: merged into another lesion's or into physiological uptake, or no
+//! region at all) and `staging-ceiling.csv` (the stage of the same regions read as the ground
+//! truth labels them: what a perfect classifier would give). Prints lesion detection recall and
+//! the count of each fate, finding precision and both agreements. With `--grid`, also the agreement at every pair of operating
 //! points (local and regional, distant) from the same analyses (`operating-points.csv`), for
 //! choosing a model's operating points on validation studies.
 
@@ -19,7 +21,7 @@ use uptake::model::OperatingPoints;
 use uptake::staging::StagingConfig;
 use uptake_train::eval::agreement::{self, StagePair};
 use uptake_train::eval::metrics::{Calls, FindingSet, METRIC_NAMES};
-use uptake_train::predict::{Detection, ceiling_stage, label_report, m_code, restage};
+use uptake_train::predict::{Detection, LesionFate, ceiling_stage, label_report, m_code, restage};
 
 use super::train::Cohort;
 use super::{CliResult, agreement as agreement_cli};
@@ -31,7 +33,7 @@ pub struct Args {
     model: Option<PathBuf>,
     #[command(flatten)]
     cohort: Cohort,
-    /// Folder for findings.csv, staging.csv and detection.csv.
+    /// Folder for the CSV files.
     #[arg(long)]
     out: PathBuf,
     /// Analysis worker threads; 0 = one per core.
@@ -130,6 +132,7 @@ pub fn run(args: Args) -> CliResult {
         .write_csv(&args.out.join("findings.csv"))
         .map_err(|e| e.to_string())?;
     write(&args.out.join("detection.csv"), &detection_csv(&detections))?;
+    write(&args.out.join("lesions.csv"), &lesions_csv(&detections))?;
     let sum = |f: fn(&Detection) -> usize| detections.iter().map(f).sum::<usize>();
     let ratio = |a: usize, b: usize| {
         if b == 0 {
@@ -146,8 +149,22 @@ pub fn run(args: Args) -> CliResult {
     );
     println!(
         "lesion detection recall   {}",
-        ratio(sum(|d| d.detected), sum(|d| d.lesions))
+        ratio(sum(Detection::detected), sum(|d| d.lesions.len()))
     );
+    // Where the other lesions were lost: the network, or the regions (the ceiling's losses).
+    for fate in [
+        LesionFate::NotCalled,
+        LesionFate::MergedWithLesion,
+        LesionFate::MergedWithUptake,
+        LesionFate::NoRegion,
+    ] {
+        let count = detections
+            .iter()
+            .flat_map(|d| &d.lesions)
+            .filter(|l| l.fate == fate)
+            .count();
+        println!("  lesions {:<22}{count}", fate.name());
+    }
     println!(
         "finding precision (PPV)   {}",
         ratio(
@@ -195,7 +212,7 @@ pub fn run(args: Args) -> CliResult {
         (false, false) => ", staging.csv, staging-ceiling.csv, operating-points.csv",
     };
     eprintln!(
-        "wrote findings.csv, detection.csv{staging_files} to {}",
+        "wrote findings.csv, detection.csv, lesions.csv{staging_files} to {}",
         args.out.display()
     );
     Ok(())
@@ -245,8 +262,33 @@ fn detection_csv(detections: &[Detection]) -> String {
         let _ = writeln!(
             text,
             "{},{},{},{},{}",
-            d.subject, d.lesions, d.detected, d.suspicious_findings, d.true_positive_findings
+            d.subject,
+            d.lesions.len(),
+            d.detected(),
+            d.suspicious_findings,
+            d.true_positive_findings
         );
+    }
+    text
+}
+
+/// One row per lesion: its class, size, hottest SUV, fate and best score.
+fn lesions_csv(detections: &[Detection]) -> String {
+    let mut text = "subject,lesion,class,voxels,suv_max,fate,p_suspicious\n".to_string();
+    for d in detections {
+        for l in &d.lesions {
+            let _ = writeln!(
+                text,
+                "{},{},{},{},{},{},{}",
+                d.subject,
+                l.lesion,
+                l.class.map_or(String::new(), |c| c.to_string()),
+                l.voxels,
+                l.suv_max,
+                l.fate.name(),
+                l.p_suspicious.map_or(String::new(), |p| p.to_string())
+            );
+        }
     }
     text
 }

@@ -351,7 +351,10 @@ fn region_fraction_sets_s4s_threshold() {
     succeeded(predict_with(&higher, &["--region-fraction", "0.6"]));
     let (at_default, _) = counts(&default);
     let (at_higher, _) = counts(&higher);
-    assert!(at_higher > at_default, "{at_higher} vs {at_default} findings");
+    assert!(
+        at_higher > at_default,
+        "{at_higher} vs {at_default} findings"
+    );
     let refused = predict_with(&scratch("fraction-bad"), &["--region-fraction", "1.5"]);
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);

@@ -8,10 +8,12 @@ use uptake::classes::v1_classes;
 use uptake::model::OperatingPoints;
 use uptake::phantom::{Preset, truth};
 use uptake::regions::RegionParams;
+use uptake::report::Report;
 use uptake::staging::{BonePattern, MStage, MiTnm, NStage, TStage};
+use uptake_train::data::Candidate;
 use uptake_train::phantom_cohort::phantom_study;
-use uptake_train::predict::{ceiling_stage, label_report, m_code, restage};
-use uptake_train::studies::cache_study;
+use uptake_train::predict::{Detection, LesionFate, ceiling_stage, label_report, m_code, restage};
+use uptake_train::studies::{AnnotatedStudy, cache_study};
 
 #[test]
 fn report_findings_carry_the_training_labels() {
@@ -54,23 +56,99 @@ fn report_findings_carry_the_training_labels() {
     assert!(suspicious > 0, "the phantom has lesions found as regions");
 
     let lesions_hit: BTreeSet<u32> = cache.candidates.iter().filter_map(|c| c.lesion).collect();
-    assert_eq!(detection.detected, lesions_hit.len());
+    assert_eq!(detection.detected(), lesions_hit.len());
     assert_eq!(detection.suspicious_findings, findings.len());
     assert_eq!(detection.true_positive_findings, suspicious);
-    let drawn: BTreeSet<u32> = study
-        .lesions
-        .data()
-        .iter()
-        .copied()
-        .filter(|&l| l != 0)
-        .collect();
-    assert_eq!(detection.lesions, drawn.len());
-    assert!(detection.detected <= detection.lesions);
+    check_fates(
+        &study,
+        &report,
+        &cache.candidates,
+        &detection,
+        LesionFate::Reported,
+    );
+    // The same findings all called physiological: the network, not the regions, loses the
+    // lesions that regions are labelled with; the others keep their fates.
+    let mut none_called = report.clone();
+    for f in &mut none_called.findings {
+        f.suspicious = false;
+    }
+    let (_, detection) = label_report(&study, &none_called).unwrap();
+    assert_eq!(detection.detected(), 0);
+    check_fates(
+        &study,
+        &none_called,
+        &cache.candidates,
+        &detection,
+        LesionFate::NotCalled,
+    );
     // The report's own p_suspicious and predicted location travel into the rows.
     for (f, row) in report.findings.iter().zip(&findings) {
         assert_eq!(row.p_suspicious, f64::from(f.p_suspicious));
         assert_eq!(row.predicted_location, f.location.id);
     }
+}
+
+/// Every drawn lesion has one outcome: `labelled_fate` when a region is labelled with it (by
+/// training's own labels, `candidates`), else by the region (or none) at its hottest voxel,
+/// found here from the volumes themselves.
+fn check_fates(
+    study: &AnnotatedStudy,
+    report: &Report,
+    candidates: &[Candidate],
+    detection: &Detection,
+    labelled_fate: LesionFate,
+) {
+    let pet = study.pet.data();
+    let lesion_map = study.lesions.data();
+    let region_map = report.label_map.as_ref().unwrap().data();
+    let candidate = |region: u32| {
+        let f = report
+            .findings
+            .iter()
+            .find(|f| f.region.id == region)
+            .unwrap();
+        let c = candidates.iter().find(|c| c.centre_lps == f.region.max_lps);
+        (f, c.unwrap())
+    };
+    let drawn: BTreeSet<u32> = lesion_map.iter().copied().filter(|&l| l != 0).collect();
+    let numbers: Vec<u32> = detection.lesions.iter().map(|l| l.lesion).collect();
+    assert_eq!(numbers, drawn.iter().copied().collect::<Vec<_>>());
+    let mut fates = BTreeSet::new();
+    for outcome in &detection.lesions {
+        let voxels: Vec<usize> = (0..lesion_map.len())
+            .filter(|&i| lesion_map[i] == outcome.lesion)
+            .collect();
+        assert_eq!(outcome.voxels, voxels.len());
+        let hottest = voxels
+            .iter()
+            .copied()
+            .reduce(|a, b| if pet[b] > pet[a] { b } else { a })
+            .unwrap();
+        assert_eq!(outcome.suv_max, pet[hottest]);
+        assert_eq!(
+            outcome.class,
+            Some(study.info.lesion_classes[outcome.lesion as usize - 1])
+        );
+        let scores: Vec<f32> = report
+            .findings
+            .iter()
+            .filter(|f| candidate(f.region.id).1.lesion == Some(outcome.lesion))
+            .map(|f| f.p_suspicious)
+            .collect();
+        assert_eq!(
+            outcome.p_suspicious,
+            scores.iter().copied().reduce(f32::max)
+        );
+        let expected = match region_map[hottest] {
+            _ if !scores.is_empty() => labelled_fate,
+            0 => LesionFate::NoRegion,
+            region if candidate(region).1.suspicious() => LesionFate::MergedWithLesion,
+            _ => LesionFate::MergedWithUptake,
+        };
+        assert_eq!(outcome.fate, expected, "lesion {}", outcome.lesion);
+        fates.insert(outcome.fate.name());
+    }
+    assert!(fates.len() >= 2, "one fate only: {fates:?}");
 }
 
 #[test]
