@@ -86,6 +86,18 @@ fn read_labels(path: &Path, pet: &Volume<f32>) -> Result<Volume<u32>, StudyError
             pet.dims()
         )));
     }
+    // Same dims on another grid (a shifted origin, a flipped axis) would put every label on the
+    // wrong voxel: the affines must agree to within 0.01 mm.
+    let (a, b) = (v.geometry().affine_lps(), pet.geometry().affine_lps());
+    let off = (0..3)
+        .flat_map(|r| (0..4).map(move |c| (a[r][c] - b[r][c]).abs()))
+        .fold(0.0, f64::max);
+    if off > 0.01 {
+        return Err(bad(format!(
+            "its grid differs from the PET's by up to {off:.3} mm (origin, spacing or \
+             direction): label maps live on the PET grid"
+        )));
+    }
     let geometry = *v.geometry();
     let mut labels = Vec::with_capacity(v.data().len());
     for &x in v.data() {
@@ -220,6 +232,42 @@ fn crop_to_body(pet3: Volume<f32>, ct3: Volume<f32>) -> (Volume<f32>, Volume<f32
 mod tests {
     use super::*;
     use uptake::Geometry;
+
+    #[test]
+    fn label_maps_must_share_the_pets_grid() {
+        let dir = std::env::temp_dir().join(format!("uptake-labels-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let g = Geometry::axis_aligned([4, 3, 2], [2.0, 2.0, 3.0], [10.0, 20.0, 30.0]).unwrap();
+        let pet = Volume::filled(g, 1.0f32);
+        let labels = |geometry: Geometry, name: &str| {
+            let path = dir.join(name);
+            nifti::write(&path, &Volume::filled(geometry, 2u8)).unwrap();
+            read_labels(&path, &pet)
+        };
+        let same = labels(g, "same.nii").unwrap();
+        assert!(same.data().iter().all(|&l| l == 2));
+        // Same dims, other grids: an origin 3 mm away, another spacing, a flipped x axis.
+        let mut flipped = g.direction();
+        flipped[0][0] = -1.0;
+        for (geometry, name) in [
+            (
+                Geometry::axis_aligned([4, 3, 2], [2.0, 2.0, 3.0], [13.0, 20.0, 30.0]),
+                "shifted.nii",
+            ),
+            (
+                Geometry::axis_aligned([4, 3, 2], [2.0, 2.0, 2.0], [10.0, 20.0, 30.0]),
+                "spacing.nii",
+            ),
+            (
+                Geometry::new([4, 3, 2], [2.0, 2.0, 3.0], [10.0, 20.0, 30.0], flipped),
+                "flipped.nii",
+            ),
+        ] {
+            let err = labels(geometry.unwrap(), name).unwrap_err().to_string();
+            assert!(err.contains("differs from the PET's"), "{name}: {err}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn crop_keeps_the_body_and_its_positions() {
