@@ -9,7 +9,6 @@ use uptake::classes::LocationClass;
 use uptake::model::OperatingPoints;
 use uptake::report::Report;
 use uptake::staging::{FindingInput, MStage, MiTnm, stage};
-use uptake::volume::Volume;
 
 use crate::data::{Candidate, GroundTruth, RegionRef, label_regions};
 use crate::eval::metrics::Finding;
@@ -32,6 +31,14 @@ pub enum LesionFate {
 }
 
 impl LesionFate {
+    pub const ALL: [LesionFate; 5] = [
+        LesionFate::Reported,
+        LesionFate::NotCalled,
+        LesionFate::MergedWithLesion,
+        LesionFate::MergedWithUptake,
+        LesionFate::NoRegion,
+    ];
+
     /// The name in lesions.csv.
     pub fn name(self) -> &'static str {
         match self {
@@ -51,10 +58,12 @@ pub struct LesionOutcome {
     pub lesion: u32,
     /// S6 class from the study's `lesion_classes`; `None` where that list is too short.
     pub class: Option<u32>,
-    /// Its voxels on the PET grid.
+    /// Its voxels on the PET grid, and their volume.
     pub voxels: usize,
-    /// The highest SUV among them (its hottest voxel; ties: the first in index order).
-    pub suv_max: f32,
+    pub volume_ml: f64,
+    /// Its SUVmax: the highest finite SUV of its voxels, at its hottest voxel (ties: the first
+    /// in index order, as S4 visits them); `None` when no voxel is finite.
+    pub suv_max: Option<f32>,
     pub fate: LesionFate,
     /// The highest p_suspicious of the findings labelled with it; `None` when none is.
     pub p_suspicious: Option<f32>,
@@ -105,6 +114,17 @@ pub fn label_report(
         lesions: &study.lesions,
         lesion_classes: &study.info.lesion_classes,
     };
+    for (name, dims) in [
+        ("lesion map", study.lesions.dims()),
+        ("report's label map", labels.dims()),
+    ] {
+        if dims != study.pet.dims() {
+            return Err(format!(
+                "the {name}'s dims {dims:?} differ from the PET's {:?}",
+                study.pet.dims()
+            ));
+        }
+    }
     let candidates = label_regions(&regions, labels, &truth);
     let mut suspicious_findings = 0;
     let mut true_positive_findings = 0;
@@ -125,7 +145,24 @@ pub fn label_report(
             reported: Some(finding.suspicious),
         });
     }
-    let lesions = lesion_outcomes(study, report, labels, &candidates);
+    let calls: Vec<Call> = report
+        .findings
+        .iter()
+        .map(|f| Call {
+            region: f.region.id,
+            p_suspicious: f.p_suspicious,
+            suspicious: f.suspicious,
+        })
+        .collect();
+    let lesions = lesion_outcomes(
+        study.pet.data(),
+        study.lesions.data(),
+        &study.info.lesion_classes,
+        study.pet.geometry().voxel_volume_ml(),
+        labels.data(),
+        &calls,
+        &candidates,
+    );
     Ok((
         findings,
         Detection {
@@ -137,69 +174,94 @@ pub fn label_report(
     ))
 }
 
-/// The fate of every lesion drawn in `study.lesions`; `candidates` are the report's findings
-/// labelled by `label_regions`, in the report's order.
+/// A report's finding as the lesion fates read it.
+struct Call {
+    /// Its region's value in the label map.
+    region: u32,
+    p_suspicious: f32,
+    suspicious: bool,
+}
+
+/// The fate of every lesion drawn in `lesions` (all volumes flat, on the PET grid, whose
+/// voxels hold `voxel_ml` each); `calls` and `candidates` are the report's findings and their
+/// training labels, in the same order.
 fn lesion_outcomes(
-    study: &AnnotatedStudy,
-    report: &Report,
-    region_labels: &Volume<u32>,
+    pet: &[f32],
+    lesions: &[u32],
+    lesion_classes: &[u32],
+    voxel_ml: f64,
+    region_labels: &[u32],
+    calls: &[Call],
     candidates: &[Candidate],
 ) -> Vec<LesionOutcome> {
-    // Per lesion: voxel count and hottest voxel (SUV, index), in one pass over the PET grid.
-    let mut drawn: BTreeMap<u32, (usize, f32, usize)> = BTreeMap::new();
-    for (index, (&lesion, &suv)) in study
-        .lesions
-        .data()
-        .iter()
-        .zip(study.pet.data())
-        .enumerate()
-    {
+    // Per lesion, in one pass: voxel count, hottest finite voxel (SUV, index) and first voxel.
+    struct Drawn {
+        voxels: usize,
+        hottest: Option<(f32, usize)>,
+        first: usize,
+    }
+    let mut drawn: BTreeMap<u32, Drawn> = BTreeMap::new();
+    for (index, (&lesion, &suv)) in lesions.iter().zip(pet).enumerate() {
         if lesion == 0 {
             continue;
         }
-        let entry = drawn.entry(lesion).or_insert((0, f32::NEG_INFINITY, index));
-        entry.0 += 1;
-        if suv > entry.1 {
-            (entry.1, entry.2) = (suv, index);
+        let d = drawn.entry(lesion).or_insert(Drawn {
+            voxels: 0,
+            hottest: None,
+            first: index,
+        });
+        d.voxels += 1;
+        if suv.is_finite() && d.hottest.is_none_or(|(max, _)| suv > max) {
+            d.hottest = Some((suv, index));
         }
     }
-    let candidate_of_region: BTreeMap<u32, &Candidate> = report
-        .findings
+    let candidate_of_region: BTreeMap<u32, &Candidate> = calls
         .iter()
         .zip(candidates)
-        .map(|(f, c)| (f.region.id, c))
+        .map(|(call, c)| (call.region, c))
         .collect();
     drawn
         .into_iter()
-        .map(|(lesion, (voxels, suv_max, hottest))| {
-            let labelled: Vec<_> = report
-                .findings
-                .iter()
-                .zip(candidates)
-                .filter(|(_, c)| c.lesion == Some(lesion))
-                .map(|(f, _)| f)
-                .collect();
-            let p_suspicious = labelled.iter().map(|f| f.p_suspicious).reduce(f32::max);
-            let fate = if labelled.iter().any(|f| f.suspicious) {
-                LesionFate::Reported
-            } else if !labelled.is_empty() {
-                LesionFate::NotCalled
-            } else {
-                match candidate_of_region.get(&region_labels.data()[hottest]) {
-                    None => LesionFate::NoRegion,
-                    Some(c) if c.suspicious() => LesionFate::MergedWithLesion,
-                    Some(_) => LesionFate::MergedWithUptake,
-                }
-            };
-            LesionOutcome {
+        .map(
+            |(
                 lesion,
-                class: study.info.lesion_classes.get(lesion as usize - 1).copied(),
-                voxels,
-                suv_max,
-                fate,
-                p_suspicious,
-            }
-        })
+                Drawn {
+                    voxels,
+                    hottest,
+                    first,
+                },
+            )| {
+                let labelled: Vec<&Call> = calls
+                    .iter()
+                    .zip(candidates)
+                    .filter(|(_, c)| c.lesion == Some(lesion))
+                    .map(|(call, _)| call)
+                    .collect();
+                let p_suspicious = labelled.iter().map(|c| c.p_suspicious).reduce(f32::max);
+                // Without a finite voxel, the region of its first voxel stands for it.
+                let at = hottest.map_or(first, |(_, index)| index);
+                let fate = if labelled.iter().any(|c| c.suspicious) {
+                    LesionFate::Reported
+                } else if !labelled.is_empty() {
+                    LesionFate::NotCalled
+                } else {
+                    match candidate_of_region.get(&region_labels[at]) {
+                        None => LesionFate::NoRegion,
+                        Some(c) if c.suspicious() => LesionFate::MergedWithLesion,
+                        Some(_) => LesionFate::MergedWithUptake,
+                    }
+                };
+                LesionOutcome {
+                    lesion,
+                    class: lesion_classes.get(lesion as usize - 1).copied(),
+                    voxels,
+                    volume_ml: voxels as f64 * voxel_ml,
+                    suv_max: hottest.map(|(suv, _)| suv),
+                    fate,
+                    p_suspicious,
+                }
+            },
+        )
         .collect()
 }
 
@@ -280,5 +342,113 @@ pub fn m_code(tnm: &MiTnm) -> String {
         (MStage::M1b, true, _) => "M1b/dmi".to_string(),
         (MStage::M1b, false, Some(pattern)) => format!("M1b/{}", pattern.code()),
         (m, _, _) => m.code().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(lesion: Option<u32>) -> Candidate {
+        Candidate {
+            centre_lps: [0.0; 3],
+            suv_max: 1.0,
+            lesion,
+            location: Some(0),
+        }
+    }
+
+    #[test]
+    fn every_lesion_gets_the_fate_of_its_findings_or_of_its_hottest_voxel() {
+        // Eleven voxels in a row: lesion numbers, SUVs and the regions holding them.
+        let lesions = [1, 1, 2, 3, 4, 5, 6, 6, 7, 0, 0];
+        let pet = [
+            5.0,
+            9.0,
+            3.0,
+            4.0,
+            2.5,
+            1.2,
+            f32::NAN,
+            f32::INFINITY,
+            6.0,
+            8.0,
+            2.0,
+        ];
+        let regions = [1, 1, 2, 1, 3, 0, 0, 0, 4, 4, 3];
+        // Region 1 is lesion 1's and reported; region 2 lesion 2's, not reported; region 3 is
+        // physiological; region 4 is labelled with lesion 7 and also not reported.
+        let calls = [
+            Call {
+                region: 1,
+                p_suspicious: 0.9,
+                suspicious: true,
+            },
+            Call {
+                region: 2,
+                p_suspicious: 0.3,
+                suspicious: false,
+            },
+            Call {
+                region: 3,
+                p_suspicious: 0.1,
+                suspicious: false,
+            },
+            Call {
+                region: 4,
+                p_suspicious: 0.4,
+                suspicious: false,
+            },
+        ];
+        let candidates = [
+            candidate(Some(1)),
+            candidate(Some(2)),
+            candidate(None),
+            candidate(Some(7)),
+        ];
+        let outcomes = lesion_outcomes(
+            &pet,
+            &lesions,
+            &[21, 16, 21],
+            0.5,
+            &regions,
+            &calls,
+            &candidates,
+        );
+        let got: Vec<_> = outcomes
+            .iter()
+            .map(|o| {
+                (
+                    o.lesion,
+                    o.voxels,
+                    o.suv_max,
+                    o.fate,
+                    o.p_suspicious,
+                    o.class,
+                )
+            })
+            .collect();
+        use LesionFate::*;
+        assert_eq!(
+            got,
+            [
+                (1, 2, Some(9.0), Reported, Some(0.9), Some(21)),
+                (2, 1, Some(3.0), NotCalled, Some(0.3), Some(16)),
+                (3, 1, Some(4.0), MergedWithLesion, None, Some(21)),
+                (4, 1, Some(2.5), MergedWithUptake, None, None),
+                (5, 1, Some(1.2), NoRegion, None, None),
+                // No finite voxel: no SUVmax, and the first voxel's region (none) decides.
+                (6, 2, None, NoRegion, None, None),
+                (7, 1, Some(6.0), NotCalled, Some(0.4), None),
+            ]
+        );
+        // One reported finding among several labelled with a lesion is enough.
+        let mut split = candidates;
+        split[1] = candidate(Some(1));
+        let outcomes = lesion_outcomes(&pet, &lesions, &[], 0.5, &regions, &calls, &split);
+        assert_eq!(outcomes[0].fate, Reported);
+        assert_eq!(outcomes[0].p_suspicious, Some(0.9));
+        // Lesion 2 now lies in region 2, labelled with lesion 1.
+        assert_eq!(outcomes[1].fate, MergedWithLesion);
     }
 }

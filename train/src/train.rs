@@ -26,6 +26,7 @@ use uptake::classes::{LocationClass, Role, v1_classes};
 use uptake::model::TrainingInfo;
 use uptake::model::format::{parse, read_file};
 use uptake::mpr::{Augment, MprSpec};
+use uptake::regions::RegionParams;
 
 use crate::data::{Candidate, Sampling, StudyCache, epoch_examples};
 use crate::eval::ap::average_precision;
@@ -120,6 +121,10 @@ pub struct TrainConfig {
     /// nodes, bone, organs), against 1 for the others; 1 is S12's plain loss.
     #[serde(default = "plain_weight")]
     pub distant_weight: f32,
+    /// S4's threshold fraction the cohort's regions were found with (`--region-fraction`);
+    /// `None` in runs recorded before it was an option.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region_fraction: Option<f32>,
 }
 
 /// Runs recorded before the distant weight existed used the plain loss.
@@ -141,6 +146,36 @@ pub struct RunState {
     /// model file's model id with them; none: random weights.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<String>,
+}
+
+impl RunState {
+    /// The `training.strategy` line of a model exported from this run: what a reader needs to
+    /// repeat it (settings left at their defaults are not named).
+    pub fn provenance(&self) -> String {
+        let c = &self.config;
+        let mut line = format!(
+            "{}; best epoch {} of {}; batch {}, Adam lr {}, seed {}",
+            c.strategy.name(),
+            self.best_epoch,
+            self.epochs_done,
+            c.batch_size,
+            c.learning_rate,
+            c.seed
+        );
+        if c.distant_weight != plain_weight() {
+            line.push_str(&format!("; distant weight {}", c.distant_weight));
+        }
+        if let Some(f) = c
+            .region_fraction
+            .filter(|&f| f != RegionParams::default().fraction)
+        {
+            line.push_str(&format!("; regions at {f} of SUVmax"));
+        }
+        if let Some(init) = &self.init {
+            line.push_str(&format!("; from {init}"));
+        }
+        line
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -484,6 +519,15 @@ pub fn train(
         let text = std::fs::read_to_string(run.state())?;
         let state: RunState =
             serde_json::from_str(&text).map_err(|e| checkpoint_error(&run.state(), e))?;
+        // The cached regions are the examples: another fraction would train on other ones.
+        if let (Some(was), Some(now)) = (state.config.region_fraction, config.region_fraction)
+            && was != now
+        {
+            return Err(TrainError::Config(format!(
+                "the run found its regions at fraction {was}, not {now}: resume it with \
+                 --region-fraction {was}"
+            )));
+        }
         let net = load_net(&run.last_model(), shape, &ad)?;
         optimizer = optimizer
             .load(run.last_optimizer())

@@ -94,6 +94,7 @@ pub fn run(args: Args) -> CliResult {
             patience: args.run.patience,
             seed: args.run.seed + fold as u64,
             distant_weight: args.run.distant_weight,
+            region_fraction: Some(args.cohort.region_params()?.fraction),
         };
         let run = RunDir(args.out.join(format!("fold{fold}")));
         eprintln!(

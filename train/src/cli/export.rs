@@ -105,19 +105,7 @@ pub fn run(args: Args) -> CliResult {
             let state: RunState = serde_json::from_str(&text).map_err(|e| e.to_string())?;
             let net = load_net(&run.best_model(), NetShape::v1(), &Device::flex())
                 .map_err(|e| e.to_string())?;
-            let c = &state.config;
-            let mut strategy = format!(
-                "{}; best epoch {} of {}; batch {}, Adam lr {}, seed {}",
-                c.strategy.name(),
-                state.best_epoch,
-                state.epochs_done,
-                c.batch_size,
-                c.learning_rate,
-                c.seed
-            );
-            if let Some(init) = &state.init {
-                strategy.push_str(&format!("; from {init}"));
-            }
+            let strategy = state.provenance();
             let threshold = args.threshold.unwrap_or(0.5);
             let metadata = ModelMetadata {
                 distant_threshold: args.distant_threshold,

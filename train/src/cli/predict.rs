@@ -8,15 +8,17 @@
 //! or lost in the regions: merged into another lesion's or into physiological uptake, or no
 //! region at all) and `staging-ceiling.csv` (the stage of the same regions read as the ground
 //! truth labels them: what a perfect classifier would give). Prints lesion detection recall and
-//! the count of each fate, finding precision and both agreements. With `--grid`, also the agreement at every pair of operating
-//! points (local and regional, distant) from the same analyses (`operating-points.csv`), for
-//! choosing a model's operating points on validation studies.
+//! the count of each fate, finding precision and both agreements. With `--grid`, also the
+//! agreement at every pair of operating points (local and regional, distant) from the same
+//! analyses (`operating-points.csv`), for choosing a model's operating points on validation
+//! studies.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use uptake::Tracer;
 use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig};
+use uptake::classes::LocationClass;
 use uptake::model::OperatingPoints;
 use uptake::staging::StagingConfig;
 use uptake_train::eval::agreement::{self, StagePair};
@@ -87,7 +89,7 @@ pub fn run(args: Args) -> CliResult {
     let options = AnalyzeOptions {
         threshold: args.threshold,
         distant_threshold: args.distant_threshold,
-        regions: args.cohort.region_params(),
+        regions: args.cohort.region_params()?,
         ..AnalyzeOptions::default()
     };
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
@@ -132,7 +134,10 @@ pub fn run(args: Args) -> CliResult {
         .write_csv(&args.out.join("findings.csv"))
         .map_err(|e| e.to_string())?;
     write(&args.out.join("detection.csv"), &detection_csv(&detections))?;
-    write(&args.out.join("lesions.csv"), &lesions_csv(&detections))?;
+    write(
+        &args.out.join("lesions.csv"),
+        &lesions_csv(&detections, model.classes()),
+    )?;
     let sum = |f: fn(&Detection) -> usize| detections.iter().map(f).sum::<usize>();
     let ratio = |a: usize, b: usize| {
         if b == 0 {
@@ -152,16 +157,11 @@ pub fn run(args: Args) -> CliResult {
         ratio(sum(Detection::detected), sum(|d| d.lesions.len()))
     );
     // Where the other lesions were lost: the network, or the regions (the ceiling's losses).
-    for fate in [
-        LesionFate::NotCalled,
-        LesionFate::MergedWithLesion,
-        LesionFate::MergedWithUptake,
-        LesionFate::NoRegion,
-    ] {
+    for fate in &LesionFate::ALL[1..] {
         let count = detections
             .iter()
             .flat_map(|d| &d.lesions)
-            .filter(|l| l.fate == fate)
+            .filter(|l| l.fate == *fate)
             .count();
         println!("  lesions {:<22}{count}", fate.name());
     }
@@ -272,21 +272,30 @@ fn detection_csv(detections: &[Detection]) -> String {
     text
 }
 
-/// One row per lesion: its class, size, hottest SUV, fate and best score.
-fn lesions_csv(detections: &[Detection]) -> String {
-    let mut text = "subject,lesion,class,voxels,suv_max,fate,p_suspicious\n".to_string();
+/// One row per lesion: its class, size, SUVmax, fate and the best score of its findings (empty
+/// where no finding is labelled with it).
+fn lesions_csv(detections: &[Detection], classes: &[LocationClass]) -> String {
+    let mut text =
+        "subject,lesion,class,class_name,voxels,volume_ml,suv_max,fate,p_suspicious\n".to_string();
+    let or_empty = |v: Option<String>| v.unwrap_or_default();
     for d in detections {
         for l in &d.lesions {
+            let name = l
+                .class
+                .and_then(|id| classes.iter().find(|c| c.id == id))
+                .map(|c| c.name.clone());
             let _ = writeln!(
                 text,
-                "{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{:.3},{},{},{}",
                 d.subject,
                 l.lesion,
-                l.class.map_or(String::new(), |c| c.to_string()),
+                or_empty(l.class.map(|c| c.to_string())),
+                or_empty(name),
                 l.voxels,
-                l.suv_max,
+                l.volume_ml,
+                or_empty(l.suv_max.map(|v| v.to_string())),
                 l.fate.name(),
-                l.p_suspicious.map_or(String::new(), |p| p.to_string())
+                or_empty(l.p_suspicious.map(|p| p.to_string()))
             );
         }
     }

@@ -85,12 +85,17 @@ pub struct Cohort {
 }
 
 impl Cohort {
-    /// The S4 parameters the cohort's regions are found with.
-    pub fn region_params(&self) -> RegionParams {
-        RegionParams {
+    /// The S4 parameters the cohort's regions are found with, checked before any study is
+    /// generated or read.
+    pub fn region_params(&self) -> Result<RegionParams, String> {
+        let params = RegionParams {
             fraction: self.region_fraction,
             ..RegionParams::default()
-        }
+        };
+        params
+            .candidate_threshold()
+            .map_err(|e| format!("--region-fraction: {e}"))?;
+        Ok(params)
     }
 
     /// Study folders and phantom (tracer, seed) pairs of the cohort whose tracer is in `tracers`
@@ -170,7 +175,7 @@ enum Source {
 /// Loads (or generates) and caches every study of `cohort` whose tracer is in `tracers`.
 pub fn load_cohort(cohort: &Cohort, tracers: &[Tracer]) -> Result<Vec<StudyCache>, String> {
     let mut studies = Vec::new();
-    let regions = cohort.region_params();
+    let regions = cohort.region_params()?;
     cohort.for_each_study(tracers, "caching studies", |study| {
         studies.push(cache_study(&study, &regions).map_err(|e| e.to_string())?);
         Ok(())
@@ -199,6 +204,7 @@ pub fn run(args: Args) -> CliResult {
         patience: args.run.patience,
         seed: args.run.seed,
         distant_weight: args.run.distant_weight,
+        region_fraction: Some(args.cohort.region_params()?.fraction),
     };
     let state = train(
         &config,

@@ -96,6 +96,36 @@ fn counts(out: &Path) -> (usize, usize) {
     (findings.lines().count() - 1, row[3].parse().unwrap())
 }
 
+/// lesions.csv has one row per lesion of detection.csv, as many reported as it detected, and
+/// a score exactly where findings are labelled with the lesion.
+fn lesions_add_up(out: &Path) {
+    let text = std::fs::read_to_string(out.join("lesions.csv")).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("subject,lesion,class,class_name,voxels,volume_ml,suv_max,fate,p_suspicious")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let detection = std::fs::read_to_string(out.join("detection.csv")).unwrap();
+    let counts: Vec<usize> = detection
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .skip(1)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(rows.len(), counts[0], "{text}");
+    let reported = rows.iter().filter(|r| r[7] == "reported").count();
+    assert_eq!(reported, counts[1], "{text}");
+    for r in &rows {
+        assert_eq!(r[0], "psma-07004");
+        let scored = matches!(r[7], "reported" | "not_called");
+        assert_eq!(!r[8].is_empty(), scored, "{r:?}");
+        assert!(r[3].chars().all(|c| c.is_ascii_lowercase() || c == '_') && !r[3].is_empty());
+    }
+}
+
 /// The one subject's stage pair in a staging CSV of `out`.
 fn staging(out: &Path, file: &str) -> [StagePair; 1] {
     let pairs = agreement::read_csv(&out.join(file)).unwrap();
@@ -351,6 +381,9 @@ fn region_fraction_sets_s4s_threshold() {
     succeeded(predict_with(&higher, &["--region-fraction", "0.6"]));
     let (at_default, _) = counts(&default);
     let (at_higher, _) = counts(&higher);
+    for dir in [&default, &higher] {
+        lesions_add_up(dir);
+    }
     assert!(
         at_higher > at_default,
         "{at_higher} vs {at_default} findings"

@@ -124,7 +124,7 @@ fn check_fates(
             .copied()
             .reduce(|a, b| if pet[b] > pet[a] { b } else { a })
             .unwrap();
-        assert_eq!(outcome.suv_max, pet[hottest]);
+        assert_eq!(outcome.suv_max, Some(pet[hottest]));
         assert_eq!(
             outcome.class,
             Some(study.info.lesion_classes[outcome.lesion as usize - 1])

@@ -63,6 +63,7 @@ fn config(strategy: Strategy, epochs: usize) -> TrainConfig {
         patience: 10,
         seed: 3,
         distant_weight: 1.0,
+        region_fraction: None,
     }
 }
 
@@ -127,7 +128,39 @@ fn trains_checkpoints_and_resumes() {
     let losses: Vec<f64> = resumed.history.iter().map(|h| h.train_loss).collect();
     assert!(losses.iter().all(|l| l.is_finite()));
     assert!(losses[2] < losses[0], "{losses:?}");
-    std::fs::remove_dir_all(&run.0).unwrap();
+    // Its regions were found at S4's fraction (`config` records none): a resume that records
+    // another is refused only once the run has recorded one.
+    let at = |f: f32| TrainConfig {
+        region_fraction: Some(f),
+        ..config(Strategy::III, 4)
+    };
+    let recorded = resume(&at(0.45), &train_set, &validation, &run);
+    assert_eq!(recorded.config.region_fraction, None);
+    let fresh = temp_run("resume-fraction");
+    train(
+        &at(0.45),
+        &train_set,
+        &validation,
+        &fresh,
+        None,
+        false,
+        &device,
+    )
+    .unwrap();
+    let err = train(
+        &at(0.6),
+        &train_set,
+        &validation,
+        &fresh,
+        None,
+        true,
+        &device,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("--region-fraction 0.45"), "{err}");
+    for dir in [&run.0, &fresh.0] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
 
 #[test]
@@ -313,4 +346,39 @@ fn a_file_that_is_not_a_v1_model_is_refused_as_initial_weights() {
     assert!(!run.best_model().exists());
     std::fs::remove_dir_all(&dir).unwrap();
     let _ = std::fs::remove_dir_all(&run.0);
+}
+
+#[test]
+fn provenance_names_the_settings_that_differ_from_the_defaults() {
+    let state = |distant_weight, region_fraction, init: Option<&str>| RunState {
+        config: TrainConfig {
+            distant_weight,
+            region_fraction,
+            ..config(Strategy::VI, 6)
+        },
+        epochs_done: 5,
+        best_epoch: 3,
+        best_validation_loss: 0.2,
+        history: Vec::new(),
+        stopped_early: true,
+        init: init.map(str::to_string),
+    };
+    let base = format!(
+        "{}; best epoch 3 of 5; batch 8, Adam lr 0.001, seed 3",
+        Strategy::VI.name()
+    );
+    assert_eq!(state(1.0, None, None).provenance(), base);
+    assert_eq!(state(1.0, Some(0.45), None).provenance(), base);
+    assert_eq!(
+        state(3.0, Some(0.6), Some("vi14/best.bpk")).provenance(),
+        format!("{base}; distant weight 3; regions at 0.6 of SUVmax; from vi14/best.bpk")
+    );
+    // A state.json written before the region fraction was recorded still reads.
+    let mut json = serde_json::to_value(state(1.0, Some(0.45), None)).unwrap();
+    json["config"]
+        .as_object_mut()
+        .unwrap()
+        .remove("region_fraction");
+    let old: RunState = serde_json::from_value(json).unwrap();
+    assert_eq!(old.config.region_fraction, None);
 }
