@@ -61,23 +61,21 @@ fn tool(args: &[&str]) -> std::process::Output {
 /// (n_exact, m_exact) of operating-points.csv's row for (threshold, distant threshold), which
 /// the one PSMA subject's row repeats: an FDG row must not appear without FDG studies.
 fn grid_row(out: &Path, threshold: &str, distant: &str) -> (usize, usize) {
-    let text = std::fs::read_to_string(out.join("operating-points.csv")).unwrap();
-    let mut lines = text.lines();
-    assert_eq!(
-        lines.next(),
-        Some("tracer,threshold,distant_threshold,n_exact,m_exact,n_plus_m,studies")
+    let rows = csv_rows(
+        out,
+        "operating-points.csv",
+        "tracer,threshold,distant_threshold,n_exact,m_exact,n_plus_m,studies",
     );
-    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(
         rows.len(),
         8,
-        "2 × 2 operating points, all and psma: {text}"
+        "2 × 2 operating points, all and psma: {rows:?}"
     );
     let exact = |tracer: &str| {
         let row = rows
             .iter()
             .find(|r| r[0] == tracer && r[1] == threshold && r[2] == distant)
-            .unwrap_or_else(|| panic!("no {tracer} row ({threshold}, {distant}) in {text}"));
+            .unwrap_or_else(|| panic!("no {tracer} row ({threshold}, {distant}) in {rows:?}"));
         let n: usize = row[3].parse().unwrap();
         let m: usize = row[4].parse().unwrap();
         assert_eq!(row[5].parse::<usize>().unwrap(), n + m);
@@ -86,6 +84,16 @@ fn grid_row(out: &Path, threshold: &str, distant: &str) -> (usize, usize) {
     };
     assert_eq!(exact("psma"), exact("all"));
     exact("all")
+}
+
+/// The rows of `out`'s CSV `file`, split at commas, after checking its header.
+fn csv_rows(out: &Path, file: &str, header: &str) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(out.join(file)).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(header), "{file}");
+    lines
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
 }
 
 /// (findings, suspicious findings) of the one subject, from findings.csv and detection.csv.
@@ -99,13 +107,11 @@ fn counts(out: &Path) -> (usize, usize) {
 /// lesions.csv has one row per lesion of detection.csv, as many reported as it detected, and
 /// a score exactly where findings are labelled with the lesion.
 fn lesions_add_up(out: &Path) {
-    let text = std::fs::read_to_string(out.join("lesions.csv")).unwrap();
-    let mut lines = text.lines();
-    assert_eq!(
-        lines.next(),
-        Some("subject,lesion,class,class_name,voxels,volume_ml,suv_max,fate,p_suspicious")
+    let rows = csv_rows(
+        out,
+        "lesions.csv",
+        "subject,lesion,class,class_name,voxels,volume_ml,suv_max,fate,p_suspicious",
     );
-    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     let detection = std::fs::read_to_string(out.join("detection.csv")).unwrap();
     let counts: Vec<usize> = detection
         .lines()
@@ -115,12 +121,12 @@ fn lesions_add_up(out: &Path) {
         .skip(1)
         .map(|v| v.parse().unwrap())
         .collect();
-    assert_eq!(rows.len(), counts[0], "{text}");
+    assert_eq!(rows.len(), counts[0], "{rows:?}");
     let reported = rows.iter().filter(|r| r[7] == "reported").count();
-    assert_eq!(reported, counts[1], "{text}");
+    assert_eq!(reported, counts[1], "{rows:?}");
     for r in &rows {
         assert_eq!(r[0], "psma-07004");
-        let scored = matches!(r[7], "reported" | "not_called");
+        let scored = matches!(r[7].as_str(), "reported" | "not_called");
         assert_eq!(!r[8].is_empty(), scored, "{r:?}");
         assert!(r[3].chars().all(|c| c.is_ascii_lowercase() || c == '_') && !r[3].is_empty());
     }
