@@ -31,6 +31,7 @@ pub enum LesionFate {
 }
 
 impl LesionFate {
+    /// Every fate, `Reported` first.
     pub const ALL: [LesionFate; 5] = [
         LesionFate::Reported,
         LesionFate::NotCalled,
@@ -115,6 +116,7 @@ pub fn label_report(
         lesion_classes: &study.info.lesion_classes,
     };
     for (name, dims) in [
+        ("structure map", study.structures.dims()),
         ("lesion map", study.lesions.dims()),
         ("report's label map", labels.dims()),
     ] {
