@@ -68,6 +68,10 @@ pub struct LesionOutcome {
     pub fate: LesionFate,
     /// The highest p_suspicious of the findings labelled with it; `None` when none is.
     pub p_suspicious: Option<f32>,
+    /// Whether the finding whose region holds its hottest voxel is reported suspicious: a
+    /// lesion merged into a reported region is still seen by a reader of the report. `None`
+    /// when that voxel lies in no region.
+    pub in_reported_region: Option<bool>,
 }
 
 /// Lesions of one subject, what became of each, and the suspicious findings.
@@ -217,10 +221,10 @@ fn lesion_outcomes(
             d.hottest = Some((suv, index));
         }
     }
-    let candidate_of_region: BTreeMap<u32, &Candidate> = calls
+    let finding_of_region: BTreeMap<u32, (&Call, &Candidate)> = calls
         .iter()
         .zip(candidates)
-        .map(|(call, c)| (call.region, c))
+        .map(|(call, c)| (call.region, (call, c)))
         .collect();
     drawn
         .into_iter()
@@ -242,14 +246,15 @@ fn lesion_outcomes(
                 let p_suspicious = labelled.iter().map(|c| c.p_suspicious).reduce(f32::max);
                 // Without a finite voxel, the region of its first voxel stands for it.
                 let at = hottest.map_or(first, |(_, index)| index);
+                let holding = finding_of_region.get(&region_labels[at]);
                 let fate = if labelled.iter().any(|c| c.suspicious) {
                     LesionFate::Reported
                 } else if !labelled.is_empty() {
                     LesionFate::NotCalled
                 } else {
-                    match candidate_of_region.get(&region_labels[at]) {
+                    match holding {
                         None => LesionFate::NoRegion,
-                        Some(c) if c.suspicious() => LesionFate::MergedWithLesion,
+                        Some((_, c)) if c.suspicious() => LesionFate::MergedWithLesion,
                         Some(_) => LesionFate::MergedWithUptake,
                     }
                 };
@@ -261,6 +266,7 @@ fn lesion_outcomes(
                     suv_max: hottest.map(|(suv, _)| suv),
                     fate,
                     p_suspicious,
+                    in_reported_region: holding.map(|(call, _)| call.suspicious),
                 }
             },
         )

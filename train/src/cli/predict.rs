@@ -276,7 +276,8 @@ fn detection_csv(detections: &[Detection]) -> String {
 /// where no finding is labelled with it).
 fn lesions_csv(detections: &[Detection], classes: &[LocationClass]) -> String {
     let mut text =
-        "subject,lesion,class,class_name,voxels,volume_ml,suv_max,fate,p_suspicious\n".to_string();
+        "subject,lesion,class,class_name,voxels,volume_ml,suv_max,fate,p_suspicious,in_reported_region\n"
+            .to_string();
     let or_empty = |v: Option<String>| v.unwrap_or_default();
     for d in detections {
         for l in &d.lesions {
@@ -286,7 +287,7 @@ fn lesions_csv(detections: &[Detection], classes: &[LocationClass]) -> String {
                 .map(|c| c.name.clone());
             let _ = writeln!(
                 text,
-                "{},{},{},{},{},{:.3},{},{},{}",
+                "{},{},{},{},{},{:.3},{},{},{},{}",
                 d.subject,
                 l.lesion,
                 or_empty(l.class.map(|c| c.to_string())),
@@ -295,7 +296,8 @@ fn lesions_csv(detections: &[Detection], classes: &[LocationClass]) -> String {
                 l.volume_ml,
                 or_empty(l.suv_max.map(|v| v.to_string())),
                 l.fate.name(),
-                or_empty(l.p_suspicious.map(|p| p.to_string()))
+                or_empty(l.p_suspicious.map(|p| p.to_string())),
+                or_empty(l.in_reported_region.map(|r| u8::from(r).to_string()))
             );
         }
     }

@@ -110,7 +110,7 @@ fn lesions_add_up(out: &Path) {
     let rows = csv_rows(
         out,
         "lesions.csv",
-        "subject,lesion,class,class_name,voxels,volume_ml,suv_max,fate,p_suspicious",
+        "subject,lesion,class,class_name,voxels,volume_ml,suv_max,fate,p_suspicious,in_reported_region",
     );
     let detection = std::fs::read_to_string(out.join("detection.csv")).unwrap();
     let counts: Vec<usize> = detection
@@ -128,6 +128,15 @@ fn lesions_add_up(out: &Path) {
         assert_eq!(r[0], "psma-07004");
         let scored = matches!(r[7].as_str(), "reported" | "not_called");
         assert_eq!(!r[8].is_empty(), scored, "{r:?}");
+        // Empty where the lesion's hottest voxel lies in no region, as it does for no_region
+        // and never for a merged lesion.
+        let seen = r[9].as_str();
+        assert!(matches!(seen, "0" | "1" | ""), "{r:?}");
+        match r[7].as_str() {
+            "no_region" => assert!(seen.is_empty(), "{r:?}"),
+            "merged_with_lesion" | "merged_with_uptake" => assert!(!seen.is_empty(), "{r:?}"),
+            _ => {}
+        }
         assert!(r[3].chars().all(|c| c.is_ascii_lowercase() || c == '_') && !r[3].is_empty());
     }
 }
