@@ -221,55 +221,44 @@ fn lesion_outcomes(
             d.hottest = Some((suv, index));
         }
     }
-    let finding_of_region: BTreeMap<u32, (&Call, &Candidate)> = calls
-        .iter()
-        .zip(candidates)
-        .map(|(call, c)| (call.region, (call, c)))
-        .collect();
+    let mut finding_of_region: BTreeMap<u32, (&Call, &Candidate)> = BTreeMap::new();
+    let mut labelled_with: BTreeMap<u32, Vec<&Call>> = BTreeMap::new();
+    for (call, c) in calls.iter().zip(candidates) {
+        finding_of_region.insert(call.region, (call, c));
+        if let Some(lesion) = c.lesion {
+            labelled_with.entry(lesion).or_default().push(call);
+        }
+    }
     drawn
         .into_iter()
-        .map(
-            |(
-                lesion,
-                Drawn {
-                    voxels,
-                    hottest,
-                    first,
-                },
-            )| {
-                let labelled: Vec<&Call> = calls
-                    .iter()
-                    .zip(candidates)
-                    .filter(|(_, c)| c.lesion == Some(lesion))
-                    .map(|(call, _)| call)
-                    .collect();
-                let p_suspicious = labelled.iter().map(|c| c.p_suspicious).reduce(f32::max);
-                // Without a finite voxel, the region of its first voxel stands for it.
-                let at = hottest.map_or(first, |(_, index)| index);
-                let holding = finding_of_region.get(&region_labels[at]);
-                let fate = if labelled.iter().any(|c| c.suspicious) {
-                    LesionFate::Reported
-                } else if !labelled.is_empty() {
-                    LesionFate::NotCalled
-                } else {
-                    match holding {
-                        None => LesionFate::NoRegion,
-                        Some((_, c)) if c.suspicious() => LesionFate::MergedWithLesion,
-                        Some(_) => LesionFate::MergedWithUptake,
-                    }
-                };
-                LesionOutcome {
-                    lesion,
-                    class: lesion_classes.get(lesion as usize - 1).copied(),
-                    voxels,
-                    volume_ml: voxels as f64 * voxel_ml,
-                    suv_max: hottest.map(|(suv, _)| suv),
-                    fate,
-                    p_suspicious,
-                    in_reported_region: holding.map(|(call, _)| call.suspicious),
+        .map(|(lesion, d)| {
+            let labelled = labelled_with.get(&lesion).map_or(&[][..], Vec::as_slice);
+            let p_suspicious = labelled.iter().map(|c| c.p_suspicious).reduce(f32::max);
+            // Without a finite voxel, the region of its first voxel stands for it.
+            let at = d.hottest.map_or(d.first, |(_, index)| index);
+            let holding = finding_of_region.get(&region_labels[at]);
+            let fate = if labelled.iter().any(|c| c.suspicious) {
+                LesionFate::Reported
+            } else if !labelled.is_empty() {
+                LesionFate::NotCalled
+            } else {
+                match holding {
+                    None => LesionFate::NoRegion,
+                    Some((_, c)) if c.suspicious() => LesionFate::MergedWithLesion,
+                    Some(_) => LesionFate::MergedWithUptake,
                 }
-            },
-        )
+            };
+            LesionOutcome {
+                lesion,
+                class: lesion_classes.get(lesion as usize - 1).copied(),
+                voxels: d.voxels,
+                volume_ml: d.voxels as f64 * voxel_ml,
+                suv_max: d.hottest.map(|(suv, _)| suv),
+                fate,
+                p_suspicious,
+                in_reported_region: holding.map(|(call, _)| call.suspicious),
+            }
+        })
         .collect()
 }
 

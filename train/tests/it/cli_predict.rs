@@ -99,9 +99,19 @@ fn csv_rows(out: &Path, file: &str, header: &str) -> Vec<Vec<String>> {
 /// (findings, suspicious findings) of the one subject, from findings.csv and detection.csv.
 fn counts(out: &Path) -> (usize, usize) {
     let findings = std::fs::read_to_string(out.join("findings.csv")).unwrap();
-    let detection = std::fs::read_to_string(out.join("detection.csv")).unwrap();
-    let row: Vec<&str> = detection.lines().nth(1).unwrap().split(',').collect();
-    (findings.lines().count() - 1, row[3].parse().unwrap())
+    (findings.lines().count() - 1, detection(out)[2])
+}
+
+/// The one subject's row of detection.csv: lesions, detected, suspicious and true-positive
+/// findings.
+fn detection(out: &Path) -> [usize; 4] {
+    let rows = csv_rows(
+        out,
+        "detection.csv",
+        "subject,lesions,detected,suspicious_findings,true_positive_findings",
+    );
+    let values: Vec<usize> = rows[0][1..].iter().map(|v| v.parse().unwrap()).collect();
+    values.try_into().unwrap()
 }
 
 /// lesions.csv has one row per lesion of detection.csv, as many reported as it detected, and
@@ -112,15 +122,7 @@ fn lesions_add_up(out: &Path) {
         "lesions.csv",
         "subject,lesion,class,class_name,voxels,volume_ml,suv_max,fate,p_suspicious,in_reported_region",
     );
-    let detection = std::fs::read_to_string(out.join("detection.csv")).unwrap();
-    let counts: Vec<usize> = detection
-        .lines()
-        .nth(1)
-        .unwrap()
-        .split(',')
-        .skip(1)
-        .map(|v| v.parse().unwrap())
-        .collect();
+    let counts = detection(out);
     assert_eq!(rows.len(), counts[0], "{rows:?}");
     let reported = rows.iter().filter(|r| r[7] == "reported").count();
     assert_eq!(reported, counts[1], "{rows:?}");

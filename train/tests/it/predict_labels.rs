@@ -101,14 +101,11 @@ fn check_fates(
     let pet = study.pet.data();
     let lesion_map = study.lesions.data();
     let region_map = report.label_map.as_ref().unwrap().data();
+    // Training's label of the report's finding with this region.
     let candidate = |region: u32| {
-        let f = report
-            .findings
-            .iter()
-            .find(|f| f.region.id == region)
-            .unwrap();
-        let c = candidates.iter().find(|c| c.centre_lps == f.region.max_lps);
-        (f, c.unwrap())
+        let f = report.findings.iter().find(|f| f.region.id == region);
+        let max_lps = f.unwrap().region.max_lps;
+        candidates.iter().find(|c| c.centre_lps == max_lps).unwrap()
     };
     let drawn: BTreeSet<u32> = lesion_map.iter().copied().filter(|&l| l != 0).collect();
     let numbers: Vec<u32> = detection.lesions.iter().map(|l| l.lesion).collect();
@@ -132,7 +129,7 @@ fn check_fates(
         let scores: Vec<f32> = report
             .findings
             .iter()
-            .filter(|f| candidate(f.region.id).1.lesion == Some(outcome.lesion))
+            .filter(|f| candidate(f.region.id).lesion == Some(outcome.lesion))
             .map(|f| f.p_suspicious)
             .collect();
         assert_eq!(
@@ -142,7 +139,7 @@ fn check_fates(
         let expected = match region_map[hottest] {
             _ if !scores.is_empty() => labelled_fate,
             0 => LesionFate::NoRegion,
-            region if candidate(region).1.suspicious() => LesionFate::MergedWithLesion,
+            region if candidate(region).suspicious() => LesionFate::MergedWithLesion,
             _ => LesionFate::MergedWithUptake,
         };
         assert_eq!(outcome.fate, expected, "lesion {}", outcome.lesion);
