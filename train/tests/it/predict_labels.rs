@@ -8,7 +8,7 @@ use uptake::classes::v1_classes;
 use uptake::model::OperatingPoints;
 use uptake::phantom::{Preset, truth};
 use uptake::regions::RegionParams;
-use uptake::report::Report;
+use uptake::report::{Finding, Report};
 use uptake::staging::{BonePattern, MStage, MiTnm, NStage, TStage};
 use uptake_train::data::Candidate;
 use uptake_train::phantom_cohort::phantom_study;
@@ -101,11 +101,17 @@ fn check_fates(
     let pet = study.pet.data();
     let lesion_map = study.lesions.data();
     let region_map = report.label_map.as_ref().unwrap().data();
-    // Training's label of the report's finding with this region.
-    let candidate = |region: u32| {
-        let f = report.findings.iter().find(|f| f.region.id == region);
-        let max_lps = f.unwrap().region.max_lps;
-        candidates.iter().find(|c| c.centre_lps == max_lps).unwrap()
+    // Training's label of a finding, and the report's finding with a region.
+    let label = |f: &Finding| {
+        let at = f.region.max_lps;
+        candidates.iter().find(|c| c.centre_lps == at).unwrap()
+    };
+    let finding = |region: u32| {
+        report
+            .findings
+            .iter()
+            .find(|f| f.region.id == region)
+            .unwrap()
     };
     let drawn: BTreeSet<u32> = lesion_map.iter().copied().filter(|&l| l != 0).collect();
     let numbers: Vec<u32> = detection.lesions.iter().map(|l| l.lesion).collect();
@@ -129,7 +135,7 @@ fn check_fates(
         let scores: Vec<f32> = report
             .findings
             .iter()
-            .filter(|f| candidate(f.region.id).lesion == Some(outcome.lesion))
+            .filter(|f| label(f).lesion == Some(outcome.lesion))
             .map(|f| f.p_suspicious)
             .collect();
         assert_eq!(
@@ -139,10 +145,17 @@ fn check_fates(
         let expected = match region_map[hottest] {
             _ if !scores.is_empty() => labelled_fate,
             0 => LesionFate::NoRegion,
-            region if candidate(region).suspicious() => LesionFate::MergedWithLesion,
+            region if label(finding(region)).suspicious() => LesionFate::MergedWithLesion,
             _ => LesionFate::MergedWithUptake,
         };
         assert_eq!(outcome.fate, expected, "lesion {}", outcome.lesion);
+        let in_reported =
+            (region_map[hottest] != 0).then(|| finding(region_map[hottest]).suspicious);
+        assert_eq!(
+            outcome.in_reported_region, in_reported,
+            "lesion {}",
+            outcome.lesion
+        );
         fates.insert(outcome.fate.name());
     }
     assert!(fates.len() >= 2, "one fate only: {fates:?}");
