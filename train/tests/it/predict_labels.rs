@@ -142,15 +142,15 @@ fn check_fates(
             outcome.p_suspicious,
             scores.iter().copied().reduce(f32::max)
         );
-        let expected = match region_map[hottest] {
+        let region = region_map[hottest];
+        let expected = match region {
             _ if !scores.is_empty() => labelled_fate,
             0 => LesionFate::NoRegion,
-            region if label(finding(region)).suspicious() => LesionFate::MergedWithLesion,
+            _ if label(finding(region)).suspicious() => LesionFate::MergedWithLesion,
             _ => LesionFate::MergedWithUptake,
         };
         assert_eq!(outcome.fate, expected, "lesion {}", outcome.lesion);
-        let in_reported =
-            (region_map[hottest] != 0).then(|| finding(region_map[hottest]).suspicious);
+        let in_reported = (region != 0).then(|| finding(region).suspicious);
         assert_eq!(
             outcome.in_reported_region, in_reported,
             "lesion {}",
