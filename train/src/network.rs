@@ -13,7 +13,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::{log_softmax, relu};
+use burn::tensor::activation::{log_softmax, relu, sigmoid};
 use burn::tensor::{Int, TensorData};
 
 /// Channels of the four convolution blocks.
@@ -273,23 +273,34 @@ pub struct Targets {
     /// `[N, 1]`: weight of each finding's suspicious term (1, or the distant weight where the
     /// known location stages as miM).
     pub suspicious_weight: Tensor<2>,
+    /// Focusing exponent γ of the suspicious term: each finding's BCE is scaled by (1 − p_t)^γ,
+    /// p_t the probability given to its true label, so well-classified findings count less
+    /// (focal loss, Lin et al. 2017); 0 is the plain BCE of S12.
+    pub focal_gamma: f32,
 }
 
 /// Loss of S12: BCE(suspicious logit) + cross-entropy(location), the latter averaged over the
 /// findings with a known location only (zero when none is known). The BCE is the mean weighted
-/// by `suspicious_weight` (all 1: the plain mean of S12).
+/// by `suspicious_weight` (all 1: the plain mean of S12), each term focused by `focal_gamma`.
 pub fn loss(output: &Output, targets: &Targets) -> Tensor<1> {
     // BCE with logits, in the overflow-free form max(x, 0) − x·y + log(1 + e^{−|x|}).
     let x = output.suspicious.clone();
-    let weight = targets.suspicious_weight.clone();
+    let y = targets.suspicious.clone();
+    let mut weight = targets.suspicious_weight.clone();
+    if targets.focal_gamma != 0.0 {
+        // 1 − p_t = σ(x) where y = 0 and 1 − σ(x) where y = 1, i.e. |y − σ(x)|; kept above
+        // zero so that γ < 1 has a finite gradient where σ(x) saturates.
+        let miss = y.clone().sub(sigmoid(x.clone())).abs().clamp_min(1e-12);
+        weight = weight.mul(miss.powf_scalar(targets.focal_gamma));
+    }
     let bce = x
         .clone()
         .clamp_min(0.0)
-        .sub(x.clone().mul(targets.suspicious.clone()))
+        .sub(x.clone().mul(y))
         .add(x.abs().neg().exp().log1p())
-        .mul(weight.clone())
+        .mul(weight)
         .sum()
-        .div(weight.sum());
+        .div(targets.suspicious_weight.clone().sum());
     let n = targets.location.dims()[0];
     let log_p = log_softmax(output.location.clone(), 1);
     let picked: Tensor<2> = log_p.gather(1, targets.location.clone().reshape([n, 1]));

@@ -121,6 +121,9 @@ pub struct TrainConfig {
     /// nodes, bone, organs), against 1 for the others; 1 is S12's plain loss.
     #[serde(default = "plain_weight")]
     pub distant_weight: f32,
+    /// Focusing exponent γ of the suspicious term ([`Targets::focal_gamma`]); 0 is S12's BCE.
+    #[serde(default)]
+    pub focal_gamma: f32,
     /// S4's threshold fraction the cohort's regions were found with (`--region-fraction`);
     /// `None` in runs recorded before it was an option.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,6 +133,22 @@ pub struct TrainConfig {
 /// Runs recorded before the distant weight existed used the plain loss.
 fn plain_weight() -> f32 {
     1.0
+}
+
+impl TrainConfig {
+    pub fn suspicious_term(&self) -> SuspiciousTerm {
+        SuspiciousTerm {
+            distant_weight: self.distant_weight,
+            focal_gamma: self.focal_gamma,
+        }
+    }
+}
+
+/// How the loss weighs each finding's suspicious term (as in [`TrainConfig`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SuspiciousTerm {
+    pub distant_weight: f32,
+    pub focal_gamma: f32,
 }
 
 /// What a run has done so far (`state.json` in the run folder).
@@ -164,6 +183,9 @@ impl RunState {
         );
         if c.distant_weight != plain_weight() {
             line.push_str(&format!("; distant weight {}", c.distant_weight));
+        }
+        if c.focal_gamma != 0.0 {
+            line.push_str(&format!("; focal gamma {}", c.focal_gamma));
         }
         if let Some(f) = c
             .region_fraction
@@ -214,13 +236,13 @@ pub fn mpr_spec() -> MprSpec {
 }
 
 /// Network inputs and targets for `examples` ((study, candidate) pairs), with one augmentation
-/// per example when `augments` is given; `distant_weight` as in [`TrainConfig`].
+/// per example when `augments` is given; the suspicious term weighed by `term`.
 pub fn batch_tensors(
     studies: &[StudyCache],
     examples: &[(usize, usize)],
     augments: Option<&[Augment]>,
     strategy: Strategy,
-    distant_weight: f32,
+    term: SuspiciousTerm,
     device: &Device,
 ) -> Result<(Tensor<4>, Tensor<2>, Targets), TrainError> {
     let spec = mpr_spec();
@@ -263,7 +285,7 @@ pub fn batch_tensors(
     let classes = v1_classes();
     let weights: Vec<f32> = examples
         .iter()
-        .map(|e| suspicious_weight(&classes, candidate(e).location, distant_weight))
+        .map(|e| suspicious_weight(&classes, candidate(e).location, term.distant_weight))
         .collect();
     let side = spec.plane_size;
     Ok((
@@ -277,6 +299,7 @@ pub fn batch_tensors(
             location: Tensor::<1, Int>::from_data(TensorData::new(location, [n]), device),
             location_known: Tensor::from_data(TensorData::new(known, [n]), device),
             suspicious_weight: Tensor::from_data(TensorData::new(weights, [n, 1]), device),
+            focal_gamma: term.focal_gamma,
         },
     ))
 }
@@ -308,7 +331,7 @@ pub fn predict(
     net: &UptakeNet,
     studies: &[StudyCache],
     strategy: Strategy,
-    distant_weight: f32,
+    term: SuspiciousTerm,
     batch_size: usize,
     device: &Device,
 ) -> Result<Predictions, TrainError> {
@@ -321,8 +344,7 @@ pub fn predict(
     let mut location_probabilities = Vec::with_capacity(examples.len());
     let mut loss_sum = 0.0;
     for chunk in examples.chunks(batch_size.max(1)) {
-        let (input, tracer, targets) =
-            batch_tensors(studies, chunk, None, strategy, distant_weight, device)?;
+        let (input, tracer, targets) = batch_tensors(studies, chunk, None, strategy, term, device)?;
         let output = net.forward(input, tracer);
         loss_sum += scalar(loss(&output, &targets)) * chunk.len() as f64;
         let Output {
@@ -498,6 +520,12 @@ pub fn train(
             "distant weight {w} must be finite and > 0"
         )));
     }
+    let gamma = config.focal_gamma;
+    if !(gamma.is_finite() && gamma >= 0.0) {
+        return Err(TrainError::Config(format!(
+            "focal gamma {gamma} must be finite and >= 0"
+        )));
+    }
     if train.is_empty() || validation.is_empty() {
         return Err(TrainError::Config(format!(
             "need training and validation subjects (have {} and {})",
@@ -582,7 +610,7 @@ pub fn train(
                 chunk,
                 chunk_augments,
                 strategy,
-                config.distant_weight,
+                config.suspicious_term(),
                 &ad,
             )?;
             let output = net.forward(input, tracer);
@@ -603,7 +631,7 @@ pub fn train(
             &inference,
             validation,
             strategy,
-            config.distant_weight,
+            config.suspicious_term(),
             batch,
             device,
         )?;

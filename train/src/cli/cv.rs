@@ -94,6 +94,7 @@ pub fn run(args: Args) -> CliResult {
             patience: args.run.patience,
             seed: args.run.seed + fold as u64,
             distant_weight: args.run.distant_weight,
+            focal_gamma: args.run.focal_gamma,
             region_fraction: Some(args.cohort.region_params()?.fraction),
         };
         let run = RunDir(args.out.join(format!("fold{fold}")));
@@ -121,7 +122,7 @@ pub fn run(args: Args) -> CliResult {
             &net,
             &test,
             args.strategy,
-            args.run.distant_weight,
+            config.suspicious_term(),
             args.run.batch_size,
             &device,
         )

@@ -57,6 +57,10 @@ pub struct RunArgs {
     /// nodes, bone, organs); 1 is the paper's loss.
     #[arg(long, default_value_t = 1.0)]
     pub distant_weight: f32,
+    /// Focusing exponent γ of the suspicious term: each finding's BCE is scaled by (1 − p_t)^γ
+    /// so that hard findings count more (focal loss); 0 is the paper's loss.
+    #[arg(long, default_value_t = 0.0)]
+    pub focal_gamma: f32,
 }
 
 /// Where the studies come from: folders on disk and/or phantoms generated in memory.
@@ -204,6 +208,7 @@ pub fn run(args: Args) -> CliResult {
         patience: args.run.patience,
         seed: args.run.seed,
         distant_weight: args.run.distant_weight,
+        focal_gamma: args.run.focal_gamma,
         region_fraction: Some(args.cohort.region_params()?.fraction),
     };
     let state = train(

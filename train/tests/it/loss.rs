@@ -12,6 +12,16 @@ fn bce(x: f64, y: f64) -> f64 {
 }
 
 fn loss_of(logits: &[f32], labels: &[f32], weights: &[f32], device: &Device) -> f64 {
+    focal_loss_of(logits, labels, weights, 0.0, device)
+}
+
+fn focal_loss_of(
+    logits: &[f32],
+    labels: &[f32],
+    weights: &[f32],
+    focal_gamma: f32,
+    device: &Device,
+) -> f64 {
     let n = logits.len();
     let classes = 23;
     let output = Output {
@@ -24,6 +34,7 @@ fn loss_of(logits: &[f32], labels: &[f32], weights: &[f32], device: &Device) -> 
         // No known location: the cross-entropy term is zero and the loss is the BCE alone.
         location_known: Tensor::zeros([n], device),
         suspicious_weight: Tensor::from_data(TensorData::new(weights.to_vec(), [n, 1]), device),
+        focal_gamma,
     };
     f64::from(loss(&output, &targets).into_scalar::<f32>())
 }
@@ -55,6 +66,39 @@ fn suspicious_term_is_the_weighted_mean_bce() {
         (weighted - plain).abs() > 1e-2,
         "the weights must matter here"
     );
+}
+
+/// The focal term: each finding's BCE scaled by (1 − p_t)^γ, p_t = σ(x) for a suspicious finding
+/// and 1 − σ(x) for a physiological one, in the weighted mean of the plain loss.
+#[test]
+fn focal_term_scales_each_bce_by_its_miss() {
+    let device = Device::flex();
+    let logits = [2.5f32, -1.0, 0.3, -4.0, 7.0, 0.0, -30.0];
+    let labels = [1.0f32, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0];
+    let weights = [3.0f32, 1.0, 3.0, 1.0, 1.0, 3.0, 1.0];
+    for gamma in [0.5f32, 2.0] {
+        let focused: f64 = logits
+            .iter()
+            .zip(&labels)
+            .zip(&weights)
+            .map(|((&x, &y), &w)| {
+                let p = 1.0 / (1.0 + (-f64::from(x)).exp());
+                let p_t = if y == 1.0 { p } else { 1.0 - p };
+                f64::from(w) * (1.0 - p_t).powf(gamma.into()) * bce(x.into(), y.into())
+            })
+            .sum::<f64>()
+            / weights.iter().map(|&w| f64::from(w)).sum::<f64>();
+        let got = focal_loss_of(&logits, &labels, &weights, gamma, &device);
+        assert!(
+            (got - focused).abs() < 1e-5 * focused.max(1.0),
+            "gamma {gamma}: {got} vs {focused}"
+        );
+        let plain = loss_of(&logits, &labels, &weights, &device);
+        assert!(
+            got < plain - 1e-2,
+            "gamma {gamma} must discount easy findings"
+        );
+    }
 }
 
 #[test]

@@ -63,6 +63,7 @@ fn config(strategy: Strategy, epochs: usize) -> TrainConfig {
         patience: 10,
         seed: 3,
         distant_weight: 1.0,
+        focal_gamma: 0.0,
         region_fraction: None,
     }
 }
@@ -189,6 +190,14 @@ fn strategy_v_needs_initial_weights_sets_need_subjects_and_weights_are_positive(
         let err = train(&config, &s, &s, &run, None, false, &device).unwrap_err();
         assert!(err.to_string().contains("distant weight"), "{err}");
     }
+    for gamma in [-0.5, f32::NAN, f32::INFINITY] {
+        let config = TrainConfig {
+            focal_gamma: gamma,
+            ..config(Strategy::III, 1)
+        };
+        let err = train(&config, &s, &s, &run, None, false, &device).unwrap_err();
+        assert!(err.to_string().contains("focal gamma"), "{err}");
+    }
 }
 
 /// The committed model file: the weights a vendor would fine-tune on their own studies.
@@ -267,7 +276,8 @@ fn fine_tunes_a_model_file_without_batch_norm_and_resumes() {
         assert_eq!(written.tensors[name].values, tensor.values, "{name}");
     }
     // Its validation loss is the shipped network's on the same studies.
-    let expected = predict(&shipped, &validation, Strategy::VI, 1.0, 8, &device)
+    let plain = config(Strategy::VI, 1).suspicious_term();
+    let expected = predict(&shipped, &validation, Strategy::VI, plain, 8, &device)
         .unwrap()
         .loss;
     let got = first.history[0].validation_loss;
@@ -373,6 +383,12 @@ fn provenance_names_the_settings_that_differ_from_the_defaults() {
         state(3.0, Some(0.6), Some("vi14/best.bpk")).provenance(),
         format!("{base}; distant weight 3; regions at 0.6 of SUVmax; from vi14/best.bpk")
     );
+    let mut focal = state(3.0, None, None);
+    focal.config.focal_gamma = 2.0;
+    assert_eq!(
+        focal.provenance(),
+        format!("{base}; distant weight 3; focal gamma 2")
+    );
     // A state.json written before the region fraction was recorded still reads.
     let mut json = serde_json::to_value(state(1.0, Some(0.45), None)).unwrap();
     json["config"]
@@ -381,4 +397,5 @@ fn provenance_names_the_settings_that_differ_from_the_defaults() {
         .remove("region_fraction");
     let old: RunState = serde_json::from_value(json).unwrap();
     assert_eq!(old.config.region_fraction, None);
+    assert_eq!(old.config.focal_gamma, 0.0);
 }
