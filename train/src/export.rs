@@ -9,9 +9,13 @@ use uptake::model::{
 
 use crate::network::UptakeNet;
 
-/// Metadata of a trained v1 model.
-pub fn v1_metadata(model_id: &str, training: TrainingInfo, threshold: f32) -> ModelMetadata {
-    let input = InputSpec::default();
+/// Metadata of a trained v1 model that reads reformations as `input` describes.
+pub fn v1_metadata(
+    model_id: &str,
+    training: TrainingInfo,
+    threshold: f32,
+    input: InputSpec,
+) -> ModelMetadata {
     let classes = v1_classes();
     ModelMetadata {
         model_version: MODEL_VERSION,

@@ -128,6 +128,10 @@ pub struct TrainConfig {
     /// `None` in runs recorded before it was an option.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region_fraction: Option<f32>,
+    /// CT window of the network input in HU (`--ct-window`), written into the exported model
+    /// file; `None`: S5's [−300, 300].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ct_window_hu: Option<[f64; 2]>,
 }
 
 /// Runs recorded before the distant weight existed used the plain loss.
@@ -136,6 +140,15 @@ fn plain_weight() -> f32 {
 }
 
 impl TrainConfig {
+    /// The reformations the network is trained on: S5's, with the run's CT window.
+    pub fn input_spec(&self) -> MprSpec {
+        let s5 = MprSpec::default();
+        MprSpec {
+            ct_window_hu: self.ct_window_hu.unwrap_or(s5.ct_window_hu),
+            ..s5
+        }
+    }
+
     pub fn suspicious_term(&self) -> SuspiciousTerm {
         SuspiciousTerm {
             distant_weight: self.distant_weight,
@@ -193,6 +206,10 @@ impl RunState {
         {
             line.push_str(&format!("; regions at {f} of SUVmax"));
         }
+        let [lo, hi] = c.input_spec().ct_window_hu;
+        if [lo, hi] != MprSpec::default().ct_window_hu {
+            line.push_str(&format!("; CT window [{lo}, {hi}] HU"));
+        }
         if let Some(init) = &self.init {
             line.push_str(&format!("; from {init}"));
         }
@@ -230,22 +247,17 @@ impl RunDir {
     }
 }
 
-/// The S5 reformation spec of model v1.
-pub fn mpr_spec() -> MprSpec {
-    MprSpec::default()
-}
-
 /// Network inputs and targets for `examples` ((study, candidate) pairs), with one augmentation
-/// per example when `augments` is given; the suspicious term weighed by `term`.
+/// per example when `augments` is given; reformations, tracer bit and loss as `config` sets them.
 pub fn batch_tensors(
     studies: &[StudyCache],
     examples: &[(usize, usize)],
     augments: Option<&[Augment]>,
-    strategy: Strategy,
-    term: SuspiciousTerm,
+    config: &TrainConfig,
     device: &Device,
 ) -> Result<(Tensor<4>, Tensor<2>, Targets), TrainError> {
-    let spec = mpr_spec();
+    let (strategy, term) = (config.strategy, config.suspicious_term());
+    let spec = config.input_spec();
     let len = spec.tensor_len();
     let n = examples.len();
     let mut input = vec![0.0f32; n * len];
@@ -326,13 +338,12 @@ pub struct Predictions {
     pub loss: f64,
 }
 
-/// Runs `net` (batch norm in inference mode) on every candidate of `studies`, unaugmented.
+/// Runs `net` (batch norm in inference mode) on every candidate of `studies`, unaugmented, in
+/// batches of `config`'s size, on its reformations and with its loss.
 pub fn predict(
     net: &UptakeNet,
     studies: &[StudyCache],
-    strategy: Strategy,
-    term: SuspiciousTerm,
-    batch_size: usize,
+    config: &TrainConfig,
     device: &Device,
 ) -> Result<Predictions, TrainError> {
     let examples: Vec<(usize, usize)> = studies
@@ -343,8 +354,8 @@ pub fn predict(
     let mut p_suspicious = Vec::with_capacity(examples.len());
     let mut location_probabilities = Vec::with_capacity(examples.len());
     let mut loss_sum = 0.0;
-    for chunk in examples.chunks(batch_size.max(1)) {
-        let (input, tracer, targets) = batch_tensors(studies, chunk, None, strategy, term, device)?;
+    for chunk in examples.chunks(config.batch_size.max(1)) {
+        let (input, tracer, targets) = batch_tensors(studies, chunk, None, config, device)?;
         let output = net.forward(input, tracer);
         loss_sum += scalar(loss(&output, &targets)) * chunk.len() as f64;
         let Output {
@@ -429,10 +440,12 @@ pub fn load_net(path: &Path, shape: NetShape, device: &Device) -> Result<UptakeN
 
 /// Weights to start a run from, with a name for the run's provenance: a run's checkpoint
 /// (`.bpk`), or a model file (`.safetensors`, DESIGN S7) of the v1 network, whose folded network
-/// then trains without batch norm.
+/// then trains without batch norm. A model file whose input windows differ from the run's
+/// (`spec`) in their upper end only is rescaled to them ([`window_scales`]).
 pub fn load_init(
     path: &Path,
     shape: NetShape,
+    spec: &MprSpec,
     device: &Device,
 ) -> Result<(UptakeNet, String), TrainError> {
     let is_model_file = path
@@ -449,12 +462,17 @@ pub fn load_init(
         .and_then(|bytes| parse(&bytes))
         .map_err(|e| error(e.to_string()))?;
     // Same shapes are not enough: export writes the v1 layers, classes and input over them.
-    let v1 = v1_metadata("", TrainingInfo::default(), 0.5);
+    let v1 = v1_metadata("", TrainingInfo::default(), 0.5, spec.clone());
     let m = &file.metadata;
+    let same_planes = MprSpec {
+        pet_window_suv: spec.pet_window_suv,
+        ct_window_hu: spec.ct_window_hu,
+        ..m.input.clone()
+    } == v1.input;
     for (key, same) in [
         ("architecture", m.architecture == v1.architecture),
         ("classes", m.classes == v1.classes),
-        ("input", m.input == v1.input),
+        ("input", same_planes),
     ] {
         if !same {
             return Err(error(format!(
@@ -462,13 +480,45 @@ pub fn load_init(
             )));
         }
     }
+    let scales = window_scales(&m.input, spec).map_err(error)?;
+    let planes = spec.planes();
     let lookup = |name: &str| {
-        file.tensors
-            .get(name)
-            .map(|t| (t.shape.clone(), t.values.clone()))
+        file.tensors.get(name).map(|t| {
+            let mut values = t.values.clone();
+            if name == "conv1.weight" && t.shape.len() == 4 {
+                let (inputs, taps) = (t.shape[1], t.shape[2] * t.shape[3]);
+                for (i, w) in values.iter_mut().enumerate() {
+                    let channel = (i / taps) % inputs;
+                    *w *= scales[(channel / planes).min(1)];
+                }
+            }
+            (t.shape.clone(), values)
+        })
     };
     let net = UptakeNet::from_tensors(shape, &lookup, device).map_err(error)?;
     Ok((net, format!("{} ({})", m.model_id, short_name(path))))
+}
+
+/// Factors for conv1's weights on the PET and on the CT planes that make a network trained in
+/// `file`'s windows read reformations in `run`'s the same way: a window [lo, hi] maps x to
+/// (x − lo)/(hi − lo), so with the same lo, scaling by the ratio of the widths gives the first
+/// layer the same sums wherever the values lie inside both windows (zero padding included).
+/// Another lo would shift the padding too, so it is refused.
+pub fn window_scales(file: &MprSpec, run: &MprSpec) -> Result<[f32; 2], String> {
+    let mut scales = [1.0; 2];
+    for (scale, (name, was, now)) in scales.iter_mut().zip([
+        ("PET", file.pet_window_suv, run.pet_window_suv),
+        ("CT", file.ct_window_hu, run.ct_window_hu),
+    ]) {
+        if was[0] != now[0] {
+            return Err(format!(
+                "its {name} window {was:?} starts elsewhere than the run's {now:?}: \
+                 fine-tuning can change a window's upper end only"
+            ));
+        }
+        *scale = ((now[1] - now[0]) / (was[1] - was[0])) as f32;
+    }
+    Ok(scales)
 }
 
 /// `runs/vi13/best.bpk` → `vi13/best.bpk`: the weights' folder and file name, without the local
@@ -526,6 +576,8 @@ pub fn train(
             "focal gamma {gamma} must be finite and >= 0"
         )));
     }
+    let spec = config.input_spec();
+    spec.validate()?;
     if train.is_empty() || validation.is_empty() {
         return Err(TrainError::Config(format!(
             "need training and validation subjects (have {} and {})",
@@ -556,6 +608,14 @@ pub fn train(
                  --region-fraction {was}"
             )));
         }
+        // Its weights read reformations in the run's window.
+        let [lo, hi] = state.config.input_spec().ct_window_hu;
+        if [lo, hi] != spec.ct_window_hu {
+            return Err(TrainError::Config(format!(
+                "the run trained on the CT window [{lo}, {hi}] HU: resume it with \
+                 --ct-window={lo},{hi}"
+            )));
+        }
         let net = load_net(&run.last_model(), shape, &ad)?;
         optimizer = optimizer
             .load(run.last_optimizer())
@@ -564,7 +624,7 @@ pub fn train(
     } else {
         let (net, init) = match init {
             Some(path) => {
-                let (net, name) = load_init(path, shape, &ad)?;
+                let (net, name) = load_init(path, shape, &spec, &ad)?;
                 (net, Some(name))
             }
             None => (UptakeNet::new(shape, &ad), None),
@@ -605,14 +665,8 @@ pub fn train(
             let chunk_augments = augments
                 .as_ref()
                 .map(|a| &a[step * batch..step * batch + chunk.len()]);
-            let (input, tracer, targets) = batch_tensors(
-                train,
-                chunk,
-                chunk_augments,
-                strategy,
-                config.suspicious_term(),
-                &ad,
-            )?;
+            let (input, tracer, targets) =
+                batch_tensors(train, chunk, chunk_augments, config, &ad)?;
             let output = net.forward(input, tracer);
             let batch_loss = loss(&output, &targets);
             let value = scalar(batch_loss.clone());
@@ -627,14 +681,7 @@ pub fn train(
         }
         bar.finish_and_clear();
         let inference = net.valid();
-        let predictions = predict(
-            &inference,
-            validation,
-            strategy,
-            config.suspicious_term(),
-            batch,
-            device,
-        )?;
+        let predictions = predict(&inference, validation, config, device)?;
         let (scores, positives, located, correct) = validation_figures(validation, &predictions);
         let record = EpochRecord {
             epoch,

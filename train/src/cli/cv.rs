@@ -96,6 +96,7 @@ pub fn run(args: Args) -> CliResult {
             distant_weight: args.run.distant_weight,
             focal_gamma: args.run.focal_gamma,
             region_fraction: Some(args.cohort.region_params()?.fraction),
+            ct_window_hu: args.run.ct_window,
         };
         let run = RunDir(args.out.join(format!("fold{fold}")));
         eprintln!(
@@ -118,15 +119,7 @@ pub fn run(args: Args) -> CliResult {
         .map_err(|e| e.to_string())?;
         let net =
             load_net(&run.best_model(), NetShape::v1(), &device).map_err(|e| e.to_string())?;
-        let predictions = predict(
-            &net,
-            &test,
-            args.strategy,
-            config.suspicious_term(),
-            args.run.batch_size,
-            &device,
-        )
-        .map_err(|e| e.to_string())?;
+        let predictions = predict(&net, &test, &config, &device).map_err(|e| e.to_string())?;
         let candidates = test
             .iter()
             .flat_map(|s| s.candidates.iter().map(move |c| (s, c)));

@@ -110,7 +110,12 @@ pub fn run(args: Args) -> CliResult {
             let metadata = ModelMetadata {
                 distant_threshold: args.distant_threshold,
                 operating_points: args.tracer_operating_points.iter().copied().collect(),
-                ..v1_metadata(&args.model_id, training(strategy, false), threshold)
+                ..v1_metadata(
+                    &args.model_id,
+                    training(strategy, false),
+                    threshold,
+                    state.config.input_spec(),
+                )
             };
             write_model(&net, metadata, &args.out)
         }

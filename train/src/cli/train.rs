@@ -61,6 +61,22 @@ pub struct RunArgs {
     /// so that hard findings count more (focal loss); 0 is the paper's loss.
     #[arg(long, default_value_t = 0.0)]
     pub focal_gamma: f32,
+    /// CT window of the network input, LOW,HIGH in HU (default S5's -300,300), written into the
+    /// exported model file; from a model file (`--init`), the upper end may differ from its own.
+    #[arg(long, value_parser = parse_window, allow_hyphen_values = true)]
+    pub ct_window: Option<[f64; 2]>,
+}
+
+fn parse_window(text: &str) -> Result<[f64; 2], String> {
+    let (lo, hi) = text
+        .split_once(',')
+        .ok_or_else(|| format!("expected LOW,HIGH, got {text:?}"))?;
+    let number = |v: &str| {
+        v.trim()
+            .parse::<f64>()
+            .map_err(|_| format!("{v:?} is not a number"))
+    };
+    Ok([number(lo)?, number(hi)?])
 }
 
 /// Where the studies come from: folders on disk and/or phantoms generated in memory.
@@ -210,6 +226,7 @@ pub fn run(args: Args) -> CliResult {
         distant_weight: args.run.distant_weight,
         focal_gamma: args.run.focal_gamma,
         region_fraction: Some(args.cohort.region_params()?.fraction),
+        ct_window_hu: args.run.ct_window,
     };
     let state = train(
         &config,

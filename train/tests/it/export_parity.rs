@@ -4,7 +4,7 @@
 use burn::module::{Param, RunningState};
 use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
-use uptake::model::{EngineConfig, Model, TrainingInfo};
+use uptake::model::{EngineConfig, InputSpec, Model, TrainingInfo};
 use uptake_train::export::{model_writer, v1_metadata};
 use uptake_train::network::{NetShape, UptakeNet};
 
@@ -74,7 +74,12 @@ fn folding_batch_norm_keeps_the_function() {
 fn exported_file_matches_burn_in_the_cpu_engine() {
     let device = Device::flex();
     let net = network(&device);
-    let metadata = v1_metadata("parity-test", TrainingInfo::default(), 0.5);
+    let metadata = v1_metadata(
+        "parity-test",
+        TrainingInfo::default(),
+        0.5,
+        InputSpec::default(),
+    );
     let bytes = model_writer(&net, metadata).unwrap().to_bytes().unwrap();
     let model = Model::from_bytes(&bytes).unwrap();
     // The file stores fp16: compare the engine with burn running the same fp16 weights, read

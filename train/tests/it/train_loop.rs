@@ -8,10 +8,13 @@ use uptake::Tracer;
 use uptake::model::Architecture;
 use uptake::model::format::{parse, read_file};
 use uptake::model::init::{he_normal, untrained_v1_metadata};
+use uptake::mpr::MprSpec;
 use uptake::volume::{Geometry, Volume};
 use uptake_train::data::{Candidate, StudyCache};
 use uptake_train::network::{NetShape, UptakeNet};
-use uptake_train::train::{RunDir, RunState, Strategy, TrainConfig, load_net, predict, train};
+use uptake_train::train::{
+    RunDir, RunState, Strategy, TrainConfig, batch_tensors, load_init, load_net, predict, train,
+};
 
 /// A small 3 mm study: uniform soft tissue with hot spots; suspicious spots are brighter and sit in
 /// "bone" (CT 700 HU), physiological ones in soft tissue, so the task is learnable.
@@ -65,6 +68,7 @@ fn config(strategy: Strategy, epochs: usize) -> TrainConfig {
         distant_weight: 1.0,
         focal_gamma: 0.0,
         region_fraction: None,
+        ct_window_hu: None,
     }
 }
 
@@ -276,8 +280,7 @@ fn fine_tunes_a_model_file_without_batch_norm_and_resumes() {
         assert_eq!(written.tensors[name].values, tensor.values, "{name}");
     }
     // Its validation loss is the shipped network's on the same studies.
-    let plain = config(Strategy::VI, 1).suspicious_term();
-    let expected = predict(&shipped, &validation, Strategy::VI, plain, 8, &device)
+    let expected = predict(&shipped, &validation, &config(Strategy::VI, 1), &device)
         .unwrap()
         .loss;
     let got = first.history[0].validation_loss;
@@ -312,6 +315,105 @@ fn fine_tunes_a_model_file_without_batch_norm_and_resumes() {
     std::fs::remove_dir_all(&next.0).unwrap();
 }
 
+/// A bone window for CT: conv1's CT weights of the file are rescaled, so the network reads the
+/// wider window's reformations as it read its own wherever CT lies inside both.
+#[test]
+fn a_model_file_fine_tunes_in_a_wider_ct_window() {
+    let device = Device::flex();
+    let bone = TrainConfig {
+        ct_window_hu: Some([-300.0, 1300.0]),
+        ..config(Strategy::VI, 1)
+    };
+    let plain = config(Strategy::VI, 1);
+    let (shipped, _) = load_init(
+        SHIPPED.as_ref(),
+        NetShape::v1(),
+        &plain.input_spec(),
+        &device,
+    )
+    .unwrap();
+    let (wide, name) = load_init(
+        SHIPPED.as_ref(),
+        NetShape::v1(),
+        &bone.input_spec(),
+        &device,
+    )
+    .unwrap();
+    assert!(name.contains("default.safetensors"), "{name}");
+    let logits = |net: &UptakeNet, studies: &[StudyCache], config: &TrainConfig| {
+        let examples: Vec<(usize, usize)> =
+            (0..studies[0].candidates.len()).map(|c| (0, c)).collect();
+        let (input, tracer, _) = batch_tensors(studies, &examples, None, config, &device).unwrap();
+        let out = net.forward(input, tracer);
+        let mut v: Vec<f32> = out.suspicious.into_data().try_to_vec().unwrap();
+        v.extend(out.location.into_data().try_to_vec::<f32>().unwrap());
+        v
+    };
+    let close = |a: &[f32], b: &[f32]| {
+        let diff: f32 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum();
+        let norm: f32 = b.iter().map(|y| y * y).sum();
+        (diff / norm).sqrt()
+    };
+    // CT inside both windows (the bone spots at 250 HU instead of 700): the same logits.
+    let mut soft = study("a", Tracer::Psma, 1);
+    let ct = soft.ct3.data().iter().map(|&hu| hu.min(250.0)).collect();
+    soft.ct3 = Volume::new(*soft.ct3.geometry(), ct).unwrap();
+    let soft = [soft];
+    let err = close(
+        &logits(&wide, &soft, &bone),
+        &logits(&shipped, &soft, &plain),
+    );
+    assert!(err < 1e-4, "relative L2 {err}");
+    // At 700 HU the S5 window clips what the bone window shows: the logits differ.
+    let hard = [study("a", Tracer::Psma, 1)];
+    let err = close(
+        &logits(&wide, &hard, &bone),
+        &logits(&shipped, &hard, &plain),
+    );
+    assert!(err > 1e-3, "relative L2 {err}");
+    // A window with another low end would shift the zero padding as well: refused.
+    let shifted = MprSpec {
+        ct_window_hu: [-500.0, 1300.0],
+        ..MprSpec::default()
+    };
+    let err = load_init(SHIPPED.as_ref(), NetShape::v1(), &shifted, &device).unwrap_err();
+    assert!(err.to_string().contains("starts elsewhere"), "{err}");
+
+    // A run in the bone window records it, exports it into the model file and resumes only in it.
+    let run = temp_run("ct-window");
+    let s = vec![study("a", Tracer::Psma, 1), study("b", Tracer::Fdg, 2)];
+    let still = TrainConfig {
+        learning_rate: 0.0,
+        ..bone.clone()
+    };
+    let state = train(&still, &s, &s, &run, Some(SHIPPED.as_ref()), false, &device).unwrap();
+    assert!(
+        state
+            .provenance()
+            .contains("; CT window [-300, 1300] HU; from "),
+        "{}",
+        state.provenance()
+    );
+    let exported = run.0.join("bone.safetensors");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_uptake-train"))
+        .args(["export", "--model-id", "bone", "--run"])
+        .arg(&run.0)
+        .arg("--out")
+        .arg(&exported)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let written = parse(&read_file(&exported).unwrap()).unwrap();
+    assert_eq!(written.metadata.input, bone.input_spec());
+    let err = train(&config(Strategy::VI, 2), &s, &s, &run, None, true, &device).unwrap_err();
+    assert!(err.to_string().contains("--ct-window=-300,1300"), "{err}");
+    std::fs::remove_dir_all(&run.0).unwrap();
+}
+
 #[test]
 fn a_file_that_is_not_a_v1_model_is_refused_as_initial_weights() {
     let device = Device::flex();
@@ -334,10 +436,16 @@ fn a_file_that_is_not_a_v1_model_is_refused_as_initial_weights() {
     metadata.classes[3].name = "elsewhere".into();
     let renamed = dir.join("renamed.safetensors");
     he_normal(metadata, 1).unwrap().write(&renamed).unwrap();
+    // The v1 shapes on planes of 2 mm pixels: the same tensors would see another anatomy.
+    let mut metadata = untrained_v1_metadata(1);
+    metadata.input.pixel_mm = 2.0;
+    let finer = dir.join("finer.safetensors");
+    he_normal(metadata, 1).unwrap().write(&finer).unwrap();
     for (path, needle) in [
         (&half, "incomplete"),
         (&other, "its architecture metadata is not the v1"),
         (&renamed, "its classes metadata is not the v1"),
+        (&finer, "its input metadata is not the v1"),
     ] {
         let err = train(
             &config(Strategy::VI, 1),
@@ -385,9 +493,10 @@ fn provenance_names_the_settings_that_differ_from_the_defaults() {
     );
     let mut focal = state(3.0, None, None);
     focal.config.focal_gamma = 2.0;
+    focal.config.ct_window_hu = Some([-300.0, 1300.0]);
     assert_eq!(
         focal.provenance(),
-        format!("{base}; distant weight 3; focal gamma 2")
+        format!("{base}; distant weight 3; focal gamma 2; CT window [-300, 1300] HU")
     );
     // A state.json written before the region fraction was recorded still reads.
     let mut json = serde_json::to_value(state(1.0, Some(0.45), None)).unwrap();
@@ -398,4 +507,5 @@ fn provenance_names_the_settings_that_differ_from_the_defaults() {
     let old: RunState = serde_json::from_value(json).unwrap();
     assert_eq!(old.config.region_fraction, None);
     assert_eq!(old.config.focal_gamma, 0.0);
+    assert_eq!(old.config.input_spec(), MprSpec::default());
 }
