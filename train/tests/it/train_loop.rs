@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use uptake::Tracer;
 use uptake::model::Architecture;
-use uptake::model::format::{parse, read_file};
+use uptake::model::format::{ModelFile, parse, read_file};
 use uptake::model::init::{he_normal, untrained_v1_metadata};
 use uptake::mpr::MprSpec;
 use uptake::volume::{Geometry, Volume};
@@ -207,6 +207,24 @@ fn strategy_v_needs_initial_weights_sets_need_subjects_and_weights_are_positive(
 /// The committed model file: the weights a vendor would fine-tune on their own studies.
 const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/default.safetensors");
 
+/// The model file `uptake-train export` writes from `run` (into the run's folder).
+fn export(run: &RunDir, model_id: &str) -> ModelFile {
+    let exported = run.0.join(format!("{model_id}.safetensors"));
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_uptake-train"))
+        .args(["export", "--model-id", model_id, "--run"])
+        .arg(&run.0)
+        .arg("--out")
+        .arg(&exported)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    parse(&read_file(&exported).unwrap()).unwrap()
+}
+
 /// Model-file tensors of a folded network, flattened in name order.
 fn weights(net: &UptakeNet) -> Vec<f32> {
     let mut tensors = net.export_tensors().expect("a network without norm layers");
@@ -253,20 +271,7 @@ fn fine_tunes_a_model_file_without_batch_norm_and_resumes() {
     assert!(best.blocks.iter().all(|b| b.norm.is_none()));
     assert_eq!(weights(&best), weights(&shipped));
     // Exported, the run is the shipped file's weights again, its provenance naming the file.
-    let exported = run.0.join("exported.safetensors");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_uptake-train"))
-        .args(["export", "--model-id", "fine-tuned", "--run"])
-        .arg(&run.0)
-        .arg("--out")
-        .arg(&exported)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let written = parse(&read_file(&exported).unwrap()).unwrap();
+    let written = export(&run, "fine-tuned");
     assert!(
         written
             .metadata
@@ -394,20 +399,7 @@ fn a_model_file_fine_tunes_in_a_wider_ct_window() {
         "{}",
         state.provenance()
     );
-    let exported = run.0.join("bone.safetensors");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_uptake-train"))
-        .args(["export", "--model-id", "bone", "--run"])
-        .arg(&run.0)
-        .arg("--out")
-        .arg(&exported)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let written = parse(&read_file(&exported).unwrap()).unwrap();
+    let written = export(&run, "bone");
     assert_eq!(written.metadata.input, bone.input_spec());
     let err = train(&config(Strategy::VI, 2), &s, &s, &run, None, true, &device).unwrap_err();
     assert!(err.to_string().contains("--ct-window=-300,1300"), "{err}");
