@@ -288,9 +288,11 @@ pub fn loss(output: &Output, targets: &Targets) -> Tensor<1> {
     let y = targets.suspicious.clone();
     let mut weight = targets.suspicious_weight.clone();
     if targets.focal_gamma != 0.0 {
-        // 1 − p_t = σ(x) where y = 0 and 1 − σ(x) where y = 1, i.e. |y − σ(x)|; kept above
-        // zero so that γ < 1 has a finite gradient where σ(x) saturates.
-        let miss = y.clone().sub(sigmoid(x.clone())).abs().clamp_min(1e-12);
+        // 1 − p_t = σ(x) where y = 0 and 1 − σ(x) = σ(−x) where y = 1, i.e. σ((1 − 2y)·x),
+        // without the cancellation of 1 − σ(x); kept above zero so that γ < 1 has a finite
+        // gradient where σ saturates.
+        let sign = y.clone().mul_scalar(-2.0).add_scalar(1.0);
+        let miss = sigmoid(x.clone().mul(sign)).clamp_min(1e-12);
         weight = weight.mul(miss.powf_scalar(targets.focal_gamma));
     }
     let bce = x

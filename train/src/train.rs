@@ -140,6 +140,23 @@ fn plain_weight() -> f32 {
 }
 
 impl TrainConfig {
+    /// Refuses settings that cannot train, before any study is read or step taken.
+    pub fn check(&self) -> Result<(), TrainError> {
+        let w = self.distant_weight;
+        if !(w.is_finite() && w > 0.0) {
+            return Err(TrainError::Config(format!(
+                "distant weight {w} must be finite and > 0"
+            )));
+        }
+        let gamma = self.focal_gamma;
+        if !(gamma.is_finite() && gamma >= 0.0) {
+            return Err(TrainError::Config(format!(
+                "focal gamma {gamma} must be finite and >= 0"
+            )));
+        }
+        Ok(self.input_spec().validate()?)
+    }
+
     /// The reformations the network is trained on: S5's, with the run's CT window.
     pub fn input_spec(&self) -> MprSpec {
         let s5 = MprSpec::default();
@@ -440,8 +457,9 @@ pub fn load_net(path: &Path, shape: NetShape, device: &Device) -> Result<UptakeN
 
 /// Weights to start a run from, with a name for the run's provenance: a run's checkpoint
 /// (`.bpk`), or a model file (`.safetensors`, DESIGN S7) of the v1 network, whose folded network
-/// then trains without batch norm. A model file whose input windows differ from the run's
-/// (`spec`) in their upper end only is rescaled to them ([`window_scales`]).
+/// then trains without batch norm. A model file whose PET or CT window differs from the run's
+/// (`spec`) in its upper end only is rescaled to it ([`window_scales`]); a checkpoint whose run
+/// (its `state.json`) used another CT window is refused.
 pub fn load_init(
     path: &Path,
     shape: NetShape,
@@ -452,6 +470,18 @@ pub fn load_init(
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
     if !is_model_file {
+        // A run's checkpoint reads reformations in its run's windows (state.json beside it).
+        let state = std::fs::read_to_string(path.with_file_name("state.json")).ok();
+        if let Some(state) = state.and_then(|t| serde_json::from_str::<RunState>(&t).ok()) {
+            let [lo, hi] = state.config.input_spec().ct_window_hu;
+            if [lo, hi] != spec.ct_window_hu {
+                return Err(TrainError::Config(format!(
+                    "{}: its run trained on the CT window [{lo}, {hi}] HU: start from it with \
+                     --ct-window={lo},{hi}",
+                    path.display()
+                )));
+            }
+        }
         return Ok((load_net(path, shape, device)?, short_name(path)));
     }
     let error = |message: String| TrainError::InitModel {
@@ -564,20 +594,8 @@ pub fn train(
     resume: bool,
     device: &Device,
 ) -> Result<RunState, TrainError> {
-    let w = config.distant_weight;
-    if !(w.is_finite() && w > 0.0) {
-        return Err(TrainError::Config(format!(
-            "distant weight {w} must be finite and > 0"
-        )));
-    }
-    let gamma = config.focal_gamma;
-    if !(gamma.is_finite() && gamma >= 0.0) {
-        return Err(TrainError::Config(format!(
-            "focal gamma {gamma} must be finite and >= 0"
-        )));
-    }
+    config.check()?;
     let spec = config.input_spec();
-    spec.validate()?;
     if train.is_empty() || validation.is_empty() {
         return Err(TrainError::Config(format!(
             "need training and validation subjects (have {} and {})",
@@ -614,6 +632,15 @@ pub fn train(
             return Err(TrainError::Config(format!(
                 "the run trained on the CT window [{lo}, {hi}] HU: resume it with \
                  --ct-window={lo},{hi}"
+            )));
+        }
+        // Another loss would make its best validation loss incomparable with the new ones.
+        let was = state.config.suspicious_term();
+        if was != config.suspicious_term() {
+            return Err(TrainError::Config(format!(
+                "the run trained with distant weight {} and focal gamma {}: resume it with \
+                 --distant-weight {} --focal-gamma {}",
+                was.distant_weight, was.focal_gamma, was.distant_weight, was.focal_gamma
             )));
         }
         let net = load_net(&run.last_model(), shape, &ad)?;

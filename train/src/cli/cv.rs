@@ -48,6 +48,10 @@ pub fn run(args: Args) -> CliResult {
     if args.strategy == Strategy::VI {
         tracers.push(Tracer::Fdg);
     }
+    // Every fold's settings but its seed, checked before the studies are read.
+    let base = args
+        .run
+        .config(args.strategy, &args.cohort, args.run.seed)?;
     let all = load_cohort(&args.cohort, &tracers)?;
     let (mut psma, fdg): (Vec<StudyCache>, Vec<StudyCache>) =
         all.into_iter().partition(|s| s.tracer == Tracer::Psma);
@@ -87,16 +91,8 @@ pub fn run(args: Args) -> CliResult {
             args.run.seed + fold as u64,
         );
         let config = TrainConfig {
-            strategy: args.strategy,
-            max_epochs: args.run.epochs,
-            batch_size: args.run.batch_size,
-            learning_rate: args.run.learning_rate,
-            patience: args.run.patience,
             seed: args.run.seed + fold as u64,
-            distant_weight: args.run.distant_weight,
-            focal_gamma: args.run.focal_gamma,
-            region_fraction: Some(args.cohort.region_params()?.fraction),
-            ct_window_hu: args.run.ct_window,
+            ..base.clone()
         };
         let run = RunDir(args.out.join(format!("fold{fold}")));
         eprintln!(

@@ -8,9 +8,10 @@ use uptake::Tracer;
 use uptake::phantom::Preset;
 use uptake::regions::RegionParams;
 use uptake_train::data::StudyCache;
+use uptake_train::network::NetShape;
 use uptake_train::phantom_cohort::phantom_study;
 use uptake_train::studies::{AnnotatedStudy, cache_study, load_study, study_dirs};
-use uptake_train::train::{RunDir, Strategy, TrainConfig, split_validation, train};
+use uptake_train::train::{RunDir, Strategy, TrainConfig, load_init, split_validation, train};
 
 use super::CliResult;
 
@@ -65,6 +66,36 @@ pub struct RunArgs {
     /// exported model file; from a model file (`--init`), the upper end may differ from its own.
     #[arg(long, value_parser = parse_window, allow_hyphen_values = true)]
     pub ct_window: Option<[f64; 2]>,
+}
+
+impl RunArgs {
+    /// The settings of a run of `strategy` on `cohort`'s regions with `seed`, checked (with the
+    /// initial weights, unless resuming) before any study is read.
+    pub fn config(
+        &self,
+        strategy: Strategy,
+        cohort: &Cohort,
+        seed: u64,
+    ) -> Result<TrainConfig, String> {
+        let config = TrainConfig {
+            strategy,
+            max_epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.learning_rate,
+            patience: self.patience,
+            seed,
+            distant_weight: self.distant_weight,
+            focal_gamma: self.focal_gamma,
+            region_fraction: Some(cohort.region_params()?.fraction),
+            ct_window_hu: self.ct_window,
+        };
+        config.check().map_err(|e| e.to_string())?;
+        if let Some(init) = self.init.as_deref().filter(|_| !self.resume) {
+            load_init(init, NetShape::v1(), &config.input_spec(), &Device::flex())
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(config)
+    }
 }
 
 fn parse_window(text: &str) -> Result<[f64; 2], String> {
@@ -207,6 +238,9 @@ pub fn load_cohort(cohort: &Cohort, tracers: &[Tracer]) -> Result<Vec<StudyCache
 }
 
 pub fn run(args: Args) -> CliResult {
+    let config = args
+        .run
+        .config(args.strategy, &args.cohort, args.run.seed)?;
     let studies = load_cohort(&args.cohort, args.strategy.tracers())?;
     let candidates: usize = studies.iter().map(|s| s.candidates.len()).sum();
     eprintln!(
@@ -216,18 +250,6 @@ pub fn run(args: Args) -> CliResult {
     );
     let (train_set, validation) =
         split_validation(studies, args.run.validation_fraction, args.run.seed);
-    let config = TrainConfig {
-        strategy: args.strategy,
-        max_epochs: args.run.epochs,
-        batch_size: args.run.batch_size,
-        learning_rate: args.run.learning_rate,
-        patience: args.run.patience,
-        seed: args.run.seed,
-        distant_weight: args.run.distant_weight,
-        focal_gamma: args.run.focal_gamma,
-        region_fraction: Some(args.cohort.region_params()?.fraction),
-        ct_window_hu: args.run.ct_window,
-    };
     let state = train(
         &config,
         &train_set,

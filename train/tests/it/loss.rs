@@ -101,6 +101,34 @@ fn focal_term_scales_each_bce_by_its_miss() {
     }
 }
 
+/// Where σ saturates (|x| = 120 in f32) the miss is clamped, so γ < 1 still has finite gradients,
+/// and a confidently wrong finding keeps a gradient that pushes it back.
+#[test]
+fn focal_term_has_finite_gradients_where_the_sigmoid_saturates() {
+    let device = Device::flex().autodiff();
+    let logits = [120.0f32, -120.0, 120.0, -120.0];
+    let labels = [1.0f32, 0.0, 0.0, 1.0];
+    let n = logits.len();
+    let x =
+        Tensor::<2>::from_data(TensorData::new(logits.to_vec(), [n, 1]), &device).require_grad();
+    let output = Output {
+        suspicious: x.clone(),
+        location: Tensor::zeros([n, 23], &device),
+    };
+    let targets = Targets {
+        suspicious: Tensor::from_data(TensorData::new(labels.to_vec(), [n, 1]), &device),
+        location: Tensor::<1, Int>::zeros([n], &device),
+        location_known: Tensor::zeros([n], &device),
+        suspicious_weight: Tensor::ones([n, 1], &device),
+        focal_gamma: 0.5,
+    };
+    let grads = loss(&output, &targets).backward();
+    let grad: Vec<f32> = x.grad(&grads).unwrap().into_data().try_to_vec().unwrap();
+    assert!(grad.iter().all(|g| g.is_finite()), "{grad:?}");
+    // The two wrong ones (physiological at +120, suspicious at −120) are pushed back.
+    assert!(grad[2] > 0.1 && grad[3] < -0.1, "{grad:?}");
+}
+
 #[test]
 fn distant_weight_goes_to_findings_that_stage_as_mim() {
     let classes = v1_classes();

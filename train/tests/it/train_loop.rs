@@ -14,6 +14,7 @@ use uptake_train::data::{Candidate, StudyCache};
 use uptake_train::network::{NetShape, UptakeNet};
 use uptake_train::train::{
     RunDir, RunState, Strategy, TrainConfig, batch_tensors, load_init, load_net, predict, train,
+    window_scales,
 };
 
 /// A small 3 mm study: uniform soft tissue with hot spots; suspicious spots are brighter and sit in
@@ -383,6 +384,18 @@ fn a_model_file_fine_tunes_in_a_wider_ct_window() {
     };
     let err = load_init(SHIPPED.as_ref(), NetShape::v1(), &shifted, &device).unwrap_err();
     assert!(err.to_string().contains("starts elsewhere"), "{err}");
+    // The PET planes follow the same rule.
+    let pet = MprSpec {
+        pet_window_suv: [0.0, 30.0],
+        ..MprSpec::default()
+    };
+    assert_eq!(window_scales(&MprSpec::default(), &pet), Ok([2.0, 1.0]));
+    let pet_shifted = MprSpec {
+        pet_window_suv: [1.0, 30.0],
+        ..MprSpec::default()
+    };
+    let err = window_scales(&MprSpec::default(), &pet_shifted).unwrap_err();
+    assert!(err.contains("its PET window"), "{err}");
 
     // A run in the bone window records it, exports it into the model file and resumes only in it.
     let run = temp_run("ct-window");
@@ -403,7 +416,22 @@ fn a_model_file_fine_tunes_in_a_wider_ct_window() {
     assert_eq!(written.metadata.input, bone.input_spec());
     let err = train(&config(Strategy::VI, 2), &s, &s, &run, None, true, &device).unwrap_err();
     assert!(err.to_string().contains("--ct-window=-300,1300"), "{err}");
+    // Its checkpoint starts another run only in the same window.
+    let next = temp_run("ct-window-next");
+    let best = run.best_model();
+    let err = train(&plain, &s, &s, &next, Some(&best), false, &device).unwrap_err();
+    assert!(err.to_string().contains("--ct-window=-300,1300"), "{err}");
+    train(&still, &s, &s, &next, Some(&best), false, &device).unwrap();
+    // Resumed with another loss, its best validation loss would not compare: refused.
+    let focal = TrainConfig {
+        focal_gamma: 2.0,
+        max_epochs: 2,
+        ..bone.clone()
+    };
+    let err = train(&focal, &s, &s, &run, None, true, &device).unwrap_err();
+    assert!(err.to_string().contains("--focal-gamma 0"), "{err}");
     std::fs::remove_dir_all(&run.0).unwrap();
+    std::fs::remove_dir_all(&next.0).unwrap();
 }
 
 #[test]
@@ -500,4 +528,43 @@ fn provenance_names_the_settings_that_differ_from_the_defaults() {
     assert_eq!(old.config.region_fraction, None);
     assert_eq!(old.config.focal_gamma, 0.0);
     assert_eq!(old.config.input_spec(), MprSpec::default());
+}
+
+/// Settings that cannot train are refused before the cohort is read (caching a phantom cohort
+/// takes minutes): here the cohort folder does not even exist.
+#[test]
+fn bad_settings_are_refused_before_any_study_is_read() {
+    let out = temp_run("refused-early");
+    let half = std::env::temp_dir().join(format!("uptake-half-{}.safetensors", std::process::id()));
+    let bytes = std::fs::read(SHIPPED).unwrap();
+    std::fs::write(&half, &bytes[..bytes.len() / 2]).unwrap();
+    let half = half.display().to_string();
+    for (args, needle) in [
+        (&["--ct-window", "300,-300"][..], "ct_window_hu [300, -300]"),
+        (&["--focal-gamma=-1"][..], "focal gamma -1"),
+        (&["--distant-weight", "0"][..], "distant weight 0"),
+        (&["--init", half.as_str()][..], half.as_str()),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_uptake-train"))
+            .args([
+                "train",
+                "--strategy",
+                "vi",
+                "--data",
+                "/nonexistent/cohort",
+                "--out",
+            ])
+            .arg(&out.0)
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("/nonexistent/cohort"),
+            "{args:?}: {stderr}"
+        );
+    }
+    std::fs::remove_file(&half).unwrap();
 }
