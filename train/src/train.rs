@@ -165,20 +165,6 @@ impl TrainConfig {
             ..s5
         }
     }
-
-    pub fn suspicious_term(&self) -> SuspiciousTerm {
-        SuspiciousTerm {
-            distant_weight: self.distant_weight,
-            focal_gamma: self.focal_gamma,
-        }
-    }
-}
-
-/// How the loss weighs each finding's suspicious term (as in [`TrainConfig`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SuspiciousTerm {
-    pub distant_weight: f32,
-    pub focal_gamma: f32,
 }
 
 /// What a run has done so far (`state.json` in the run folder).
@@ -273,7 +259,7 @@ pub fn batch_tensors(
     config: &TrainConfig,
     device: &Device,
 ) -> Result<(Tensor<4>, Tensor<2>, Targets), TrainError> {
-    let (strategy, term) = (config.strategy, config.suspicious_term());
+    let strategy = config.strategy;
     let spec = config.input_spec();
     let len = spec.tensor_len();
     let n = examples.len();
@@ -314,7 +300,7 @@ pub fn batch_tensors(
     let classes = v1_classes();
     let weights: Vec<f32> = examples
         .iter()
-        .map(|e| suspicious_weight(&classes, candidate(e).location, term.distant_weight))
+        .map(|e| suspicious_weight(&classes, candidate(e).location, config.distant_weight))
         .collect();
     let side = spec.plane_size;
     Ok((
@@ -328,7 +314,7 @@ pub fn batch_tensors(
             location: Tensor::<1, Int>::from_data(TensorData::new(location, [n]), device),
             location_known: Tensor::from_data(TensorData::new(known, [n]), device),
             suspicious_weight: Tensor::from_data(TensorData::new(weights, [n, 1]), device),
-            focal_gamma: term.focal_gamma,
+            focal_gamma: config.focal_gamma,
         },
     ))
 }
@@ -635,12 +621,11 @@ pub fn train(
             )));
         }
         // Another loss would make its best validation loss incomparable with the new ones.
-        let was = state.config.suspicious_term();
-        if was != config.suspicious_term() {
+        let (w, gamma) = (state.config.distant_weight, state.config.focal_gamma);
+        if (w, gamma) != (config.distant_weight, config.focal_gamma) {
             return Err(TrainError::Config(format!(
-                "the run trained with distant weight {} and focal gamma {}: resume it with \
-                 --distant-weight {} --focal-gamma {}",
-                was.distant_weight, was.focal_gamma, was.distant_weight, was.focal_gamma
+                "the run trained with distant weight {w} and focal gamma {gamma}: resume it \
+                 with --distant-weight {w} --focal-gamma {gamma}"
             )));
         }
         let net = load_net(&run.last_model(), shape, &ad)?;
