@@ -154,7 +154,10 @@ impl TrainConfig {
                 "focal gamma {gamma} must be finite and >= 0"
             )));
         }
-        Ok(self.input_spec().validate()?)
+        let [lo, hi] = self.input_spec().ct_window_hu;
+        self.input_spec()
+            .validate()
+            .map_err(|e| TrainError::Config(format!("--ct-window={lo},{hi}: {e}")))
     }
 
     /// The reformations the network is trained on: S5's, with the run's CT window.
@@ -457,13 +460,17 @@ pub fn load_init(
         .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
     if !is_model_file {
         // A run's checkpoint reads reformations in its run's windows (state.json beside it).
-        let state = std::fs::read_to_string(path.with_file_name("state.json")).ok();
-        if let Some(state) = state.and_then(|t| serde_json::from_str::<RunState>(&t).ok()) {
+        let recorded = path.with_file_name("state.json");
+        if recorded.exists() {
+            let text = std::fs::read_to_string(&recorded)?;
+            let state: RunState =
+                serde_json::from_str(&text).map_err(|e| checkpoint_error(&recorded, e))?;
             let [lo, hi] = state.config.input_spec().ct_window_hu;
             if [lo, hi] != spec.ct_window_hu {
                 return Err(TrainError::Config(format!(
                     "{}: its run trained on the CT window [{lo}, {hi}] HU: start from it with \
-                     --ct-window={lo},{hi}",
+                     --ct-window={lo},{hi}, or from its exported model file, which can be \
+                     rescaled to another upper end",
                     path.display()
                 )));
             }
@@ -513,6 +520,71 @@ pub fn load_init(
     };
     let net = UptakeNet::from_tensors(shape, &lookup, device).map_err(error)?;
     Ok((net, format!("{} ({})", m.model_id, short_name(path))))
+}
+
+/// Refuses, before any study is read, what [`train`] would refuse: settings that cannot train,
+/// a run to resume that was made with other settings, or starting weights that do not fit.
+pub fn check_run(
+    config: &TrainConfig,
+    run: &RunDir,
+    init: Option<&Path>,
+    resume: bool,
+) -> Result<(), TrainError> {
+    config.check()?;
+    if resumed_state(config, run, resume)?.is_some() {
+        return Ok(());
+    }
+    match init {
+        None if config.strategy == Strategy::V => Err(TrainError::Config(
+            "strategy V fine-tunes a strategy IV model: pass --init with its weights".into(),
+        )),
+        None => Ok(()),
+        Some(path) => {
+            load_init(path, NetShape::v1(), &config.input_spec(), &Device::flex())?;
+            Ok(())
+        }
+    }
+}
+
+/// The recorded state of the run in `run` when resuming one, checked against `config`.
+fn resumed_state(
+    config: &TrainConfig,
+    run: &RunDir,
+    resume: bool,
+) -> Result<Option<RunState>, TrainError> {
+    if !(resume && run.state().exists()) {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(run.state())?;
+    let state: RunState =
+        serde_json::from_str(&text).map_err(|e| checkpoint_error(&run.state(), e))?;
+    let was = &state.config;
+    // The cached regions are the examples: another fraction would train on other ones.
+    if let (Some(was), Some(now)) = (was.region_fraction, config.region_fraction)
+        && was != now
+    {
+        return Err(TrainError::Config(format!(
+            "the run found its regions at fraction {was}, not {now}: resume it with \
+             --region-fraction {was}"
+        )));
+    }
+    // Its weights read reformations in the run's window.
+    let [lo, hi] = was.input_spec().ct_window_hu;
+    if [lo, hi] != config.input_spec().ct_window_hu {
+        return Err(TrainError::Config(format!(
+            "the run trained on the CT window [{lo}, {hi}] HU: resume it with \
+             --ct-window={lo},{hi}"
+        )));
+    }
+    // Another loss would make its best validation loss incomparable with the new ones.
+    let (w, gamma) = (was.distant_weight, was.focal_gamma);
+    if (w, gamma) != (config.distant_weight, config.focal_gamma) {
+        return Err(TrainError::Config(format!(
+            "the run trained with distant weight {w} and focal gamma {gamma}: resume it with \
+             --distant-weight {w} --focal-gamma {gamma}"
+        )));
+    }
+    Ok(Some(state))
 }
 
 /// Factors for conv1's weights on the PET and on the CT planes that make a network trained in
@@ -580,7 +652,7 @@ pub fn train(
     resume: bool,
     device: &Device,
 ) -> Result<RunState, TrainError> {
-    config.check()?;
+    check_run(config, run, init, resume)?;
     let spec = config.input_spec();
     if train.is_empty() || validation.is_empty() {
         return Err(TrainError::Config(format!(
@@ -589,45 +661,12 @@ pub fn train(
             validation.len()
         )));
     }
-    if config.strategy == Strategy::V && init.is_none() && !resume {
-        return Err(TrainError::Config(
-            "strategy V fine-tunes a strategy IV model: pass --init with its weights".into(),
-        ));
-    }
     std::fs::create_dir_all(&run.0)?;
     let shape = NetShape::v1();
     let ad = device.clone().autodiff();
     ad.seed(config.seed);
     let mut optimizer: ModuleOptimizer = AdamConfig::new().init();
-    let (mut net, mut state) = if resume && run.state().exists() {
-        let text = std::fs::read_to_string(run.state())?;
-        let state: RunState =
-            serde_json::from_str(&text).map_err(|e| checkpoint_error(&run.state(), e))?;
-        // The cached regions are the examples: another fraction would train on other ones.
-        if let (Some(was), Some(now)) = (state.config.region_fraction, config.region_fraction)
-            && was != now
-        {
-            return Err(TrainError::Config(format!(
-                "the run found its regions at fraction {was}, not {now}: resume it with \
-                 --region-fraction {was}"
-            )));
-        }
-        // Its weights read reformations in the run's window.
-        let [lo, hi] = state.config.input_spec().ct_window_hu;
-        if [lo, hi] != spec.ct_window_hu {
-            return Err(TrainError::Config(format!(
-                "the run trained on the CT window [{lo}, {hi}] HU: resume it with \
-                 --ct-window={lo},{hi}"
-            )));
-        }
-        // Another loss would make its best validation loss incomparable with the new ones.
-        let (w, gamma) = (state.config.distant_weight, state.config.focal_gamma);
-        if (w, gamma) != (config.distant_weight, config.focal_gamma) {
-            return Err(TrainError::Config(format!(
-                "the run trained with distant weight {w} and focal gamma {gamma}: resume it \
-                 with --distant-weight {w} --focal-gamma {gamma}"
-            )));
-        }
+    let (mut net, mut state) = if let Some(state) = resumed_state(config, run, resume)? {
         let net = load_net(&run.last_model(), shape, &ad)?;
         optimizer = optimizer
             .load(run.last_optimizer())

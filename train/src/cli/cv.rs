@@ -49,9 +49,11 @@ pub fn run(args: Args) -> CliResult {
         tracers.push(Tracer::Fdg);
     }
     // Every fold's settings but its seed, checked before the studies are read.
+    let fold_run = |fold: usize| RunDir(args.out.join(format!("fold{fold}")));
+    let runs: Vec<RunDir> = (0..args.folds).map(fold_run).collect();
     let base = args
         .run
-        .config(args.strategy, &args.cohort, args.run.seed)?;
+        .config(args.strategy, &args.cohort, args.run.seed, &runs)?;
     let all = load_cohort(&args.cohort, &tracers)?;
     let (mut psma, fdg): (Vec<StudyCache>, Vec<StudyCache>) =
         all.into_iter().partition(|s| s.tracer == Tracer::Psma);
@@ -67,7 +69,7 @@ pub fn run(args: Args) -> CliResult {
     };
     let device = Device::flex();
     let mut rows = Vec::new();
-    for fold in 0..args.folds {
+    for (fold, run) in runs.iter().enumerate() {
         let (test, mut training): (Vec<StudyCache>, Vec<StudyCache>) = psma
             .iter()
             .enumerate()
@@ -94,7 +96,6 @@ pub fn run(args: Args) -> CliResult {
             seed: args.run.seed + fold as u64,
             ..base.clone()
         };
-        let run = RunDir(args.out.join(format!("fold{fold}")));
         eprintln!(
             "fold {}/{}: {} training, {} validation, {} test subjects",
             fold + 1,
@@ -107,7 +108,7 @@ pub fn run(args: Args) -> CliResult {
             &config,
             &train_set,
             &validation,
-            &run,
+            run,
             args.run.init.as_deref(),
             args.run.resume,
             &device,

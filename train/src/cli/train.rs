@@ -8,10 +8,9 @@ use uptake::Tracer;
 use uptake::phantom::Preset;
 use uptake::regions::RegionParams;
 use uptake_train::data::StudyCache;
-use uptake_train::network::NetShape;
 use uptake_train::phantom_cohort::phantom_study;
 use uptake_train::studies::{AnnotatedStudy, cache_study, load_study, study_dirs};
-use uptake_train::train::{RunDir, Strategy, TrainConfig, load_init, split_validation, train};
+use uptake_train::train::{RunDir, Strategy, TrainConfig, check_run, split_validation, train};
 
 use super::CliResult;
 
@@ -69,13 +68,14 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// The settings of a run of `strategy` on `cohort`'s regions with `seed`, checked (with the
-    /// initial weights, unless resuming) before any study is read.
+    /// The settings of a run of `strategy` on `cohort`'s regions with `seed`, checked for each
+    /// of `runs` (with the run to resume or the initial weights) before any study is read.
     pub fn config(
         &self,
         strategy: Strategy,
         cohort: &Cohort,
         seed: u64,
+        runs: &[RunDir],
     ) -> Result<TrainConfig, String> {
         let config = TrainConfig {
             strategy,
@@ -89,9 +89,8 @@ impl RunArgs {
             region_fraction: Some(cohort.region_params()?.fraction),
             ct_window_hu: self.ct_window,
         };
-        config.check().map_err(|e| e.to_string())?;
-        if let Some(init) = self.init.as_deref().filter(|_| !self.resume) {
-            load_init(init, NetShape::v1(), &config.input_spec(), &Device::flex())
+        for run in runs {
+            check_run(&config, run, self.init.as_deref(), self.resume)
                 .map_err(|e| e.to_string())?;
         }
         Ok(config)
@@ -238,9 +237,13 @@ pub fn load_cohort(cohort: &Cohort, tracers: &[Tracer]) -> Result<Vec<StudyCache
 }
 
 pub fn run(args: Args) -> CliResult {
-    let config = args
-        .run
-        .config(args.strategy, &args.cohort, args.run.seed)?;
+    let run = RunDir(args.out.clone());
+    let config = args.run.config(
+        args.strategy,
+        &args.cohort,
+        args.run.seed,
+        std::slice::from_ref(&run),
+    )?;
     let studies = load_cohort(&args.cohort, args.strategy.tracers())?;
     let candidates: usize = studies.iter().map(|s| s.candidates.len()).sum();
     eprintln!(
@@ -254,7 +257,7 @@ pub fn run(args: Args) -> CliResult {
         &config,
         &train_set,
         &validation,
-        &RunDir(args.out.clone()),
+        &run,
         args.run.init.as_deref(),
         args.run.resume,
         &Device::flex(),
@@ -270,7 +273,7 @@ pub fn run(args: Args) -> CliResult {
         } else {
             ""
         },
-        RunDir(args.out).best_model().display()
+        run.best_model().display()
     );
     Ok(())
 }

@@ -129,6 +129,19 @@ fn focal_term_has_finite_gradients_where_the_sigmoid_saturates() {
     assert!(grad[2] > 0.1 && grad[3] < -0.1, "{grad:?}");
 }
 
+/// A suspicious finding at x = 20 misses by σ(−20) ≈ 2e-9, which 1 − σ(20) loses in f32.
+#[test]
+fn focal_term_keeps_the_miss_of_a_confident_finding() {
+    let device = Device::flex();
+    let miss = 1.0 / (1.0 + 20f64.exp());
+    let expected = miss.sqrt() * bce(20.0, 1.0);
+    let got = focal_loss_of(&[20.0], &[1.0], &[1.0], 0.5, &device);
+    assert!(
+        (got - expected).abs() < 1e-3 * expected,
+        "{got} vs {expected}"
+    );
+}
+
 #[test]
 fn distant_weight_goes_to_findings_that_stage_as_mim() {
     let classes = v1_classes();

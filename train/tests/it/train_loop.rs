@@ -422,6 +422,16 @@ fn a_model_file_fine_tunes_in_a_wider_ct_window() {
     let err = train(&plain, &s, &s, &next, Some(&best), false, &device).unwrap_err();
     assert!(err.to_string().contains("--ct-window=-300,1300"), "{err}");
     train(&still, &s, &s, &next, Some(&best), false, &device).unwrap();
+    // A state.json beside the checkpoint that does not read is an error, not a skipped check.
+    std::fs::write(next.state(), "{").unwrap();
+    let err = load_init(
+        &next.best_model(),
+        NetShape::v1(),
+        &bone.input_spec(),
+        &device,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("state.json"), "{err}");
     // Resumed with another loss, its best validation loss would not compare: refused.
     let focal = TrainConfig {
         focal_gamma: 2.0,
@@ -535,27 +545,60 @@ fn provenance_names_the_settings_that_differ_from_the_defaults() {
 #[test]
 fn bad_settings_are_refused_before_any_study_is_read() {
     let out = temp_run("refused-early");
+    let out_dir = out.0.display().to_string();
     let half = std::env::temp_dir().join(format!("uptake-half-{}.safetensors", std::process::id()));
     let bytes = std::fs::read(SHIPPED).unwrap();
     std::fs::write(&half, &bytes[..bytes.len() / 2]).unwrap();
     let half = half.display().to_string();
+    // A run made with the plain loss, to resume.
+    let made = temp_run("refused-early-made");
+    std::fs::create_dir_all(&made.0).unwrap();
+    let state = RunState {
+        config: config(Strategy::VI, 3),
+        epochs_done: 1,
+        best_epoch: 1,
+        best_validation_loss: 0.3,
+        history: Vec::new(),
+        stopped_early: false,
+        init: None,
+    };
+    std::fs::write(made.state(), serde_json::to_string(&state).unwrap()).unwrap();
+    let made_dir = made.0.display().to_string();
+    let vi = ["--strategy", "vi", "--out", out_dir.as_str()];
     for (args, needle) in [
-        (&["--ct-window", "300,-300"][..], "ct_window_hu [300, -300]"),
-        (&["--focal-gamma=-1"][..], "focal gamma -1"),
-        (&["--distant-weight", "0"][..], "distant weight 0"),
-        (&["--init", half.as_str()][..], half.as_str()),
-    ] {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_uptake-train"))
-            .args([
-                "train",
+        (
+            [&vi[..], &["--ct-window", "300,-300"]].concat(),
+            "--ct-window=300,-300: ",
+        ),
+        ([&vi[..], &["--focal-gamma=-1"]].concat(), "focal gamma -1"),
+        (
+            [&vi[..], &["--distant-weight", "0"]].concat(),
+            "distant weight 0",
+        ),
+        (
+            [&vi[..], &["--init", half.as_str()]].concat(),
+            half.as_str(),
+        ),
+        (
+            vec!["--strategy", "v", "--out", out_dir.as_str()],
+            "strategy V fine-tunes",
+        ),
+        (
+            vec![
                 "--strategy",
                 "vi",
-                "--data",
-                "/nonexistent/cohort",
                 "--out",
-            ])
-            .arg(&out.0)
-            .args(args)
+                made_dir.as_str(),
+                "--resume",
+                "--focal-gamma",
+                "2",
+            ],
+            "--focal-gamma 0",
+        ),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_uptake-train"))
+            .args(["train", "--data", "/nonexistent/cohort"])
+            .args(&args)
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -567,4 +610,5 @@ fn bad_settings_are_refused_before_any_study_is_read() {
         );
     }
     std::fs::remove_file(&half).unwrap();
+    std::fs::remove_dir_all(&made.0).unwrap();
 }
