@@ -154,9 +154,9 @@ impl TrainConfig {
                 "focal gamma {gamma} must be finite and >= 0"
             )));
         }
-        let [lo, hi] = self.input_spec().ct_window_hu;
-        self.input_spec()
-            .validate()
+        let spec = self.input_spec();
+        let [lo, hi] = spec.ct_window_hu;
+        spec.validate()
             .map_err(|e| TrainError::Config(format!("--ct-window={lo},{hi}: {e}")))
     }
 
@@ -530,18 +530,37 @@ pub fn check_run(
     init: Option<&Path>,
     resume: bool,
 ) -> Result<(), TrainError> {
+    start(config, run, init, resume, &Device::flex()).map(|_| ())
+}
+
+/// What a run starts from: the recorded state of the run it resumes, or initial weights with
+/// their name for the provenance (none: random weights).
+enum Start {
+    Resume(RunState),
+    // Boxed: a network is far larger than a run's state.
+    Fresh(Option<Box<(UptakeNet, String)>>),
+}
+
+/// [`check_run`]'s refusals, reading the starting point onto `device`.
+fn start(
+    config: &TrainConfig,
+    run: &RunDir,
+    init: Option<&Path>,
+    resume: bool,
+    device: &Device,
+) -> Result<Start, TrainError> {
     config.check()?;
-    if resumed_state(config, run, resume)?.is_some() {
-        return Ok(());
+    if let Some(state) = resumed_state(config, run, resume)? {
+        return Ok(Start::Resume(state));
     }
     match init {
         None if config.strategy == Strategy::V => Err(TrainError::Config(
             "strategy V fine-tunes a strategy IV model: pass --init with its weights".into(),
         )),
-        None => Ok(()),
+        None => Ok(Start::Fresh(None)),
         Some(path) => {
-            load_init(path, NetShape::v1(), &config.input_spec(), &Device::flex())?;
-            Ok(())
+            let weights = load_init(path, NetShape::v1(), &config.input_spec(), device)?;
+            Ok(Start::Fresh(Some(Box::new(weights))))
         }
     }
 }
@@ -652,8 +671,9 @@ pub fn train(
     resume: bool,
     device: &Device,
 ) -> Result<RunState, TrainError> {
-    check_run(config, run, init, resume)?;
-    let spec = config.input_spec();
+    let ad = device.clone().autodiff();
+    ad.seed(config.seed);
+    let start = start(config, run, init, resume, &ad)?;
     if train.is_empty() || validation.is_empty() {
         return Err(TrainError::Config(format!(
             "need training and validation subjects (have {} and {})",
@@ -663,33 +683,34 @@ pub fn train(
     }
     std::fs::create_dir_all(&run.0)?;
     let shape = NetShape::v1();
-    let ad = device.clone().autodiff();
-    ad.seed(config.seed);
     let mut optimizer: ModuleOptimizer = AdamConfig::new().init();
-    let (mut net, mut state) = if let Some(state) = resumed_state(config, run, resume)? {
-        let net = load_net(&run.last_model(), shape, &ad)?;
-        optimizer = optimizer
-            .load(run.last_optimizer())
-            .map_err(|e| checkpoint_error(&run.last_optimizer(), e))?;
-        (net, state)
-    } else {
-        let (net, init) = match init {
-            Some(path) => {
-                let (net, name) = load_init(path, shape, &spec, &ad)?;
-                (net, Some(name))
-            }
-            None => (UptakeNet::new(shape, &ad), None),
-        };
-        let state = RunState {
-            config: config.clone(),
-            epochs_done: 0,
-            best_epoch: 0,
-            best_validation_loss: f64::INFINITY,
-            history: Vec::new(),
-            stopped_early: false,
-            init,
-        };
-        (net, state)
+    let (mut net, mut state) = match start {
+        Start::Resume(state) => {
+            let net = load_net(&run.last_model(), shape, &ad)?;
+            optimizer = optimizer
+                .load(run.last_optimizer())
+                .map_err(|e| checkpoint_error(&run.last_optimizer(), e))?;
+            (net, state)
+        }
+        Start::Fresh(weights) => {
+            let (net, init) = match weights {
+                Some(weights) => {
+                    let (net, name) = *weights;
+                    (net, Some(name))
+                }
+                None => (UptakeNet::new(shape, &ad), None),
+            };
+            let state = RunState {
+                config: config.clone(),
+                epochs_done: 0,
+                best_epoch: 0,
+                best_validation_loss: f64::INFINITY,
+                history: Vec::new(),
+                stopped_early: false,
+                init,
+            };
+            (net, state)
+        }
     };
     let strategy = config.strategy;
     let batch = config.batch_size.max(1);

@@ -12,7 +12,7 @@ use uptake_train::export::{v1_metadata, write_model};
 use uptake_train::network::NetShape;
 use uptake_train::train::{RunDir, RunState, load_net};
 
-use super::CliResult;
+use super::{CliResult, parse_number};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -64,16 +64,11 @@ fn parse_tracer_points(text: &str) -> Result<(Tracer, OperatingPoints), String> 
     let (threshold, distant) = pair
         .split_once(',')
         .ok_or_else(|| format!("expected THRESHOLD,DISTANT after {tracer}=, got {pair:?}"))?;
-    let number = |v: &str| {
-        v.trim()
-            .parse::<f32>()
-            .map_err(|_| format!("{v:?} is not a number"))
-    };
     Ok((
         tracer.parse()?,
         OperatingPoints {
-            threshold: number(threshold)?,
-            distant_threshold: number(distant)?,
+            threshold: parse_number(threshold)?,
+            distant_threshold: parse_number(distant)?,
         },
     ))
 }
@@ -82,10 +77,7 @@ fn parse_metric(text: &str) -> Result<(String, f64), String> {
     let (name, value) = text
         .split_once('=')
         .ok_or_else(|| format!("expected NAME=VALUE, got {text:?}"))?;
-    let value = value
-        .parse()
-        .map_err(|_| format!("{value:?} is not a number"))?;
-    Ok((name.to_string(), value))
+    Ok((name.to_string(), parse_number(value)?))
 }
 
 pub fn run(args: Args) -> CliResult {

@@ -10,6 +10,13 @@ pub mod train;
 /// Errors reach the user as one message.
 pub type CliResult = Result<(), String>;
 
+/// Parses a number given on the command line (surrounding spaces allowed).
+pub fn parse_number<T: std::str::FromStr>(text: &str) -> Result<T, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))
+}
+
 /// Writes `value` as pretty JSON to `path`.
 pub fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> CliResult {
     let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;

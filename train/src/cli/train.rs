@@ -12,7 +12,7 @@ use uptake_train::phantom_cohort::phantom_study;
 use uptake_train::studies::{AnnotatedStudy, cache_study, load_study, study_dirs};
 use uptake_train::train::{RunDir, Strategy, TrainConfig, check_run, split_validation, train};
 
-use super::CliResult;
+use super::{CliResult, parse_number};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -101,12 +101,7 @@ fn parse_window(text: &str) -> Result<[f64; 2], String> {
     let (lo, hi) = text
         .split_once(',')
         .ok_or_else(|| format!("expected LOW,HIGH, got {text:?}"))?;
-    let number = |v: &str| {
-        v.trim()
-            .parse::<f64>()
-            .map_err(|_| format!("{v:?} is not a number"))
-    };
-    Ok([number(lo)?, number(hi)?])
+    Ok([parse_number(lo)?, parse_number(hi)?])
 }
 
 /// Where the studies come from: folders on disk and/or phantoms generated in memory.
