@@ -92,12 +92,15 @@ fn embedded_model_is_a_trained_v1_model_with_its_provenance() {
         training.strategy
     );
     assert!(training.data.contains("PSMA") && training.data.contains("FDG"));
-    // Held-out test figures travel with the weights (docs/training-results.md).
+    // Held-out test figures travel with the weights (docs/training-results.md): exact miN and
+    // miM, and the paper's headline agreements (N0 vs N1/N2, M0 vs M1).
     for metric in [
         "heldout_average_precision",
         "heldout_accuracy_suspicious",
         "heldout_n_agreement",
         "heldout_m_agreement",
+        "heldout_n0_vs_nplus_agreement",
+        "heldout_m0_vs_m1_agreement",
     ] {
         let value = training.metrics.get(metric).copied();
         assert!(
