@@ -32,10 +32,12 @@ pub fn print(result: &StagingAgreement) {
     print_matrix("miM", &result.m_stages, &result.m_confusion);
     let line = |name: &str, a: &Agreement| {
         println!(
-            "{name:<28} {:>5.1} %  ({}/{})",
+            "{name:<28} {:>5.1} %  ({}/{})  95 % CI {:.1}–{:.1} %",
             100.0 * a.fraction,
             a.agree,
-            a.total
+            a.total,
+            100.0 * a.low,
+            100.0 * a.high
         );
     };
     line("N agreement", &result.n_exact);

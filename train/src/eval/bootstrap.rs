@@ -80,25 +80,31 @@ pub fn resample_multiplicities(subjects: usize, resamples: usize, seed: u64) -> 
         .collect()
 }
 
+/// Each subject's weight in each replicate: [`resample_multiplicities`] over the subjects in
+/// name order, given back in the order of `names`, so the draws do not depend on row order.
+pub fn subject_weights<S: AsRef<str>>(names: &[S], resamples: usize, seed: u64) -> Vec<Vec<f64>> {
+    let n = names.len();
+    let mut by_name: Vec<usize> = (0..n).collect();
+    by_name.sort_by(|&a, &b| names[a].as_ref().cmp(names[b].as_ref()));
+    let mut rank = vec![0; n];
+    for (r, &s) in by_name.iter().enumerate() {
+        rank[s] = r;
+    }
+    resample_multiplicities(n, resamples, seed)
+        .iter()
+        .map(|counts| (0..n).map(|s| counts[rank[s]]).collect())
+        .collect()
+}
+
 /// Evaluates a set of findings: pooled metrics with bootstrap intervals and per-subject summaries.
 /// Fails only when the calls need reports' calls the findings do not carry.
 pub fn evaluate(set: &FindingSet, spec: BootstrapSpec) -> Result<Evaluation, EvalError> {
     set.check(spec.calls)?;
     let n = set.subjects.len();
-    // Position of each subject (set order) in name order, so draws do not depend on row order.
-    let mut by_name: Vec<usize> = (0..n).collect();
-    by_name.sort_by(|&a, &b| set.subjects[a].cmp(&set.subjects[b]));
-    let mut rank = vec![0; n];
-    for (r, &s) in by_name.iter().enumerate() {
-        rank[s] = r;
-    }
     let point = set.pooled(&vec![1.0; n], spec.calls);
-    let replicates: Vec<Metrics> = resample_multiplicities(n, spec.resamples, spec.seed)
+    let replicates: Vec<Metrics> = subject_weights(&set.subjects, spec.resamples, spec.seed)
         .iter()
-        .map(|counts| {
-            let weights: Vec<f64> = (0..n).map(|s| counts[rank[s]]).collect();
-            set.pooled(&weights, spec.calls)
-        })
+        .map(|weights| set.pooled(weights, spec.calls))
         .collect();
     let mut pooled = BTreeMap::new();
     for (k, name) in METRIC_NAMES.iter().enumerate() {
@@ -221,6 +227,26 @@ mod tests {
         assert!(draws.iter().all(|c| c.iter().sum::<f64>() == 7.0));
         assert_eq!(draws, resample_multiplicities(7, 50, 3));
         assert_ne!(draws, resample_multiplicities(7, 50, 4));
+    }
+
+    #[test]
+    fn a_subject_keeps_its_draws_wherever_its_row_is() {
+        let names = ["c", "a", "d", "b", "e"];
+        let mut reversed = names;
+        reversed.reverse();
+        let (weights, moved) = (
+            subject_weights(&names, 50, 3),
+            subject_weights(&reversed, 50, 3),
+        );
+        for (w, m) in weights.iter().zip(&moved) {
+            let back: Vec<f64> = m.iter().rev().copied().collect();
+            assert_eq!(w, &back);
+        }
+        // In name order the weights are the plain multiplicities.
+        assert_eq!(
+            subject_weights(&["a", "b", "c", "d", "e"], 50, 3),
+            resample_multiplicities(5, 50, 3)
+        );
     }
 
     #[test]
