@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use uptake_train::eval::agreement::{self, Agreement, StagingAgreement};
+use uptake_train::eval::bootstrap::BootstrapSpec;
 
 use super::{CliResult, write_json};
 
@@ -18,7 +19,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> CliResult {
     let pairs = agreement::read_csv(&args.csv).map_err(|e| e.to_string())?;
-    let result = agreement::agreement(&pairs);
+    let result = agreement::agreement(&pairs, BootstrapSpec::default().resamples);
     print(&result);
     if let Some(path) = &args.json {
         write_json(path, &result)?;
@@ -31,13 +32,17 @@ pub fn print(result: &StagingAgreement) {
     print_matrix("miN", &result.n_stages, &result.n_confusion);
     print_matrix("miM", &result.m_stages, &result.m_confusion);
     let line = |name: &str, a: &Agreement| {
+        let interval = match (a.low, a.high) {
+            (Some(low), Some(high)) => {
+                format!("  95 % CI {:.1}–{:.1} %", 100.0 * low, 100.0 * high)
+            }
+            _ => String::new(),
+        };
         println!(
-            "{name:<28} {:>5.1} %  ({}/{})  95 % CI {:.1}–{:.1} %",
+            "{name:<28} {:>5.1} %  ({}/{}){interval}",
             100.0 * a.fraction,
             a.agree,
-            a.total,
-            100.0 * a.low,
-            100.0 * a.high
+            a.total
         );
     };
     line("N agreement", &result.n_exact);

@@ -22,6 +22,7 @@ use uptake::classes::LocationClass;
 use uptake::model::OperatingPoints;
 use uptake::staging::StagingConfig;
 use uptake_train::eval::agreement::{self, StagePair};
+use uptake_train::eval::bootstrap::BootstrapSpec;
 use uptake_train::eval::metrics::{Calls, FindingSet, METRIC_NAMES};
 use uptake_train::predict::{Detection, LesionFate, ceiling_stage, label_report, m_code, restage};
 
@@ -198,12 +199,13 @@ pub fn run(args: Args) -> CliResult {
         ] {
             write(&args.out.join(file), &agreement::to_csv(rows))?;
             println!("\n{title}");
-            agreement_cli::print(&agreement::agreement(rows));
+            let resamples = BootstrapSpec::default().resamples;
+            agreement_cli::print(&agreement::agreement(rows, resamples));
         }
         if !grid.is_empty() {
             let table = operating_points(&grid, &grid_stages);
             write(&args.out.join("operating-points.csv"), &table)?;
-            println!("\nExact agreement at each pair of operating points\n{table}");
+            println!("\nAgreement at each pair of operating points\n{table}");
         }
     }
     let staging_files = match (stages.is_empty(), grid.is_empty()) {
@@ -218,12 +220,14 @@ pub fn run(args: Args) -> CliResult {
     Ok(())
 }
 
-/// CSV rows per pair of operating points: the exact miN and miM agreements (counts of studies)
-/// and their sum, over all studies (`tracer` "all") and over each tracer's, since a host knows
-/// the tracer and may set each tracer's operating points apart.
+/// CSV rows per pair of operating points: the exact miN and miM agreements (counts of studies),
+/// their sum, and the N0 vs N+ and M0 vs M1 agreements, over all studies (`tracer` "all") and
+/// over each tracer's, since a host knows the tracer and may set each tracer's operating points
+/// apart.
 fn operating_points(grid: &[OperatingPoints], stages: &[Vec<(Tracer, StagePair)>]) -> String {
-    let mut text =
-        "tracer,threshold,distant_threshold,n_exact,m_exact,n_plus_m,studies\n".to_string();
+    let mut text = "tracer,threshold,distant_threshold,n_exact,m_exact,n_plus_m,\
+                    n0_vs_n_positive,m0_vs_m1,studies\n"
+        .to_string();
     let groups: [(&str, Option<Tracer>); 3] = [
         ("all", None),
         (Tracer::Psma.name(), Some(Tracer::Psma)),
@@ -239,15 +243,17 @@ fn operating_points(grid: &[OperatingPoints], stages: &[Vec<(Tracer, StagePair)>
             if pairs.is_empty() {
                 continue;
             }
-            let a = agreement::agreement(&pairs);
+            let a = agreement::agreement(&pairs, 0);
             let _ = writeln!(
                 text,
-                "{name},{},{},{},{},{},{}",
+                "{name},{},{},{},{},{},{},{},{}",
                 p.threshold,
                 p.distant_threshold,
                 a.n_exact.agree,
                 a.m_exact.agree,
                 a.n_exact.agree + a.m_exact.agree,
+                a.n0_vs_n_positive.agree,
+                a.m0_vs_m1.agree,
                 a.n_exact.total
             );
         }

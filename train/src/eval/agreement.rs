@@ -6,7 +6,7 @@
 //! - N exact; N0 vs N+ (any regional node);
 //! - M exact; M without the bone pattern (all M1b/* as one); M0 vs M1 (any distant metastasis).
 //!
-//! Each figure has a 95 % interval from 2000 subject-level bootstrap resamples (seed 0), drawn as
+//! Each figure can have a 95 % interval from subject-level bootstrap resamples (seed 0), drawn as
 //! `evaluate` draws them, so a few dozen studies show how far their agreement can be trusted.
 
 use std::fmt::Write;
@@ -15,7 +15,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::EvalError;
-use super::bootstrap::{BootstrapSpec, subject_weights};
+use super::bootstrap::subject_weights;
 use super::stats::quantile;
 
 pub const N_STAGES: [&str; 3] = ["N0", "N1", "N2"];
@@ -76,26 +76,26 @@ pub fn to_csv(pairs: &[StagePair]) -> String {
     text
 }
 
-/// A fraction with its counts and its 95 % bootstrap interval.
+/// A fraction with its counts, and its 95 % bootstrap interval where resamples were drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Agreement {
     pub agree: usize,
     pub total: usize,
     pub fraction: f64,
-    pub low: f64,
-    pub high: f64,
+    pub low: Option<f64>,
+    pub high: Option<f64>,
 }
 
 impl Agreement {
-    /// `weights`: each subject's multiplicity in each bootstrap replicate.
-    fn count(
+    /// `weights`: each subject's multiplicity in each bootstrap replicate (none: no interval).
+    fn with_interval(
         pairs: &[StagePair],
         weights: &[Vec<f64>],
         same: impl Fn(&StagePair) -> bool,
     ) -> Agreement {
         let agrees: Vec<bool> = pairs.iter().map(same).collect();
         let agree = agrees.iter().filter(|&&a| a).count();
-        // A replicate of no subjects (there are none) has no agreement.
+        // Without subjects no replicate draws any, and there is no interval.
         let replicates: Vec<f64> = weights
             .iter()
             .filter_map(|w| {
@@ -114,8 +114,8 @@ impl Agreement {
             agree,
             total: pairs.len(),
             fraction,
-            low: quantile(&replicates, 0.025).unwrap_or(fraction),
-            high: quantile(&replicates, 0.975).unwrap_or(fraction),
+            low: quantile(&replicates, 0.025),
+            high: quantile(&replicates, 0.975),
         }
     }
 }
@@ -144,12 +144,12 @@ fn without_bone_pattern(m: usize) -> usize {
     }
 }
 
-/// Confusion matrices and agreement of `pairs`.
-pub fn agreement(pairs: &[StagePair]) -> StagingAgreement {
-    let spec = BootstrapSpec::default();
+/// Confusion matrices and agreement of `pairs`, each figure with its 95 % interval from
+/// `resamples` subject-level bootstrap resamples (seed 0; 0 resamples: counts only).
+pub fn agreement(pairs: &[StagePair], resamples: usize) -> StagingAgreement {
     let subjects: Vec<&str> = pairs.iter().map(|p| p.subject.as_str()).collect();
-    let weights = subject_weights(&subjects, spec.resamples, spec.seed);
-    let count = |same: fn(&StagePair) -> bool| Agreement::count(pairs, &weights, same);
+    let weights = subject_weights(&subjects, resamples, 0);
+    let count = |same: fn(&StagePair) -> bool| Agreement::with_interval(pairs, &weights, same);
     let mut n_confusion = vec![vec![0; N_STAGES.len()]; N_STAGES.len()];
     let mut m_confusion = vec![vec![0; M_STAGES.len()]; M_STAGES.len()];
     for p in pairs {
@@ -256,7 +256,7 @@ mod tests {
             expert_m: em,
             predicted_m: pm,
         };
-        let a = agreement(&[pair(2, 4), pair(0, 1), pair(6, 6)]);
+        let a = agreement(&[pair(2, 4), pair(0, 1), pair(6, 6)], 0);
         assert_eq!(a.m_exact.agree, 1);
         assert_eq!(a.m_without_bone_pattern.agree, 2);
         assert_eq!(a.m0_vs_m1.agree, 2);
@@ -265,51 +265,65 @@ mod tests {
         assert_eq!(a.m_confusion[2][4], 1);
     }
 
-    /// `agree` subjects of `total` whose stages agree in every figure; the rest disagree in all.
-    fn staged(agree: usize, total: usize) -> Vec<StagePair> {
-        (0..total)
+    /// 400 subjects, expert N1 and M1b/u, on whom the five figures agree in 300 (N exact), 340
+    /// (N0 vs N+), 260 (M exact), 280 (M without the bone pattern) and 320 (M0 vs M1).
+    fn staged() -> Vec<StagePair> {
+        (0..400)
             .map(|i| StagePair {
                 subject: format!("s{i:04}"),
-                expert_n: 0,
-                predicted_n: if i < agree { 0 } else { 2 },
-                expert_m: 0,
-                predicted_m: if i < agree { 0 } else { 6 },
+                expert_n: 1,
+                predicted_n: match i {
+                    0..300 => 1,
+                    300..340 => 2,
+                    _ => 0,
+                },
+                expert_m: 2,
+                predicted_m: match i {
+                    0..260 => 2,
+                    260..280 => 3,
+                    280..320 => 1,
+                    _ => 0,
+                },
             })
             .collect()
     }
 
     #[test]
-    fn intervals_match_the_normal_approximation_of_a_proportion() {
-        // 340 of 400: p ± 1.96 √(p(1 − p)/n) = 0.85 ± 0.035. The bootstrap's percentiles move
-        // in steps of 1/400, and 2000 replicates add about 0.001 of noise to each; the 90 %
-        // percentiles (± 0.029) would miss by 0.006.
-        let a = agreement(&staged(340, 400));
-        let half = 1.96 * (0.85f64 * 0.15 / 400.0).sqrt();
-        for figure in [a.n_exact, a.n0_vs_n_positive, a.m_exact, a.m0_vs_m1] {
+    fn each_interval_matches_the_normal_approximation_of_its_own_proportion() {
+        // p ± 1.96 √(p(1 − p)/n): for 340 of 400, 0.85 ± 0.035. The bootstrap's percentiles
+        // move in steps of 1/400, and 2000 replicates add about 0.001 of noise to each; the
+        // 90 % percentiles (± 0.029 there) would miss by 0.006.
+        let a = agreement(&staged(), 2000);
+        for (figure, agree) in [
+            (a.n_exact, 300),
+            (a.n0_vs_n_positive, 340),
+            (a.m_exact, 260),
+            (a.m_without_bone_pattern, 280),
+            (a.m0_vs_m1, 320),
+        ] {
+            let p = agree as f64 / 400.0;
             assert_eq!(
                 (figure.agree, figure.total, figure.fraction),
-                (340, 400, 0.85)
+                (agree, 400, p)
             );
-            assert!((figure.low - (0.85 - half)).abs() < 0.004, "{figure:?}");
-            assert!((figure.high - (0.85 + half)).abs() < 0.004, "{figure:?}");
+            let half = 1.96 * (p * (1.0 - p) / 400.0).sqrt();
+            let (low, high) = (figure.low.unwrap(), figure.high.unwrap());
+            assert!((low - (p - half)).abs() < 0.004, "{figure:?}");
+            assert!((high - (p + half)).abs() < 0.004, "{figure:?}");
         }
     }
 
     #[test]
-    fn intervals_do_not_depend_on_row_order_and_collapse_when_all_agree() {
-        let pairs = staged(34, 40);
-        let mut reversed = pairs.clone();
-        reversed.reverse();
-        let (a, b) = (agreement(&pairs), agreement(&reversed));
-        assert_eq!(a.m0_vs_m1, b.m0_vs_m1);
-        assert!(
-            a.m0_vs_m1.low < 0.85 && a.m0_vs_m1.high > 0.85,
-            "{:?}",
-            a.m0_vs_m1
+    fn intervals_collapse_when_all_agree_and_are_absent_without_resamples_or_subjects() {
+        let pairs = staged();
+        let all = agreement(&pairs[..250], 2000).m_exact;
+        assert_eq!(
+            (all.low, all.fraction, all.high),
+            (Some(1.0), 1.0, Some(1.0))
         );
-        let all = agreement(&staged(40, 40)).n_exact;
-        assert_eq!((all.low, all.fraction, all.high), (1.0, 1.0, 1.0));
-        let none = agreement(&[]).m_exact;
-        assert_eq!((none.low, none.fraction, none.high), (0.0, 0.0, 0.0));
+        let counts = agreement(&pairs, 0).m0_vs_m1;
+        assert_eq!((counts.agree, counts.low, counts.high), (320, None, None));
+        let none = agreement(&[], 2000).n_exact;
+        assert_eq!((none.total, none.low, none.high), (0, None, None));
     }
 }

@@ -81,7 +81,8 @@ pub fn resample_multiplicities(subjects: usize, resamples: usize, seed: u64) -> 
 }
 
 /// Each subject's weight in each replicate: [`resample_multiplicities`] over the subjects in
-/// name order, given back in the order of `names`, so the draws do not depend on row order.
+/// name order, given back in the order of `names`, so the draws do not depend on row order
+/// (subjects that share a name keep their rows' order among themselves).
 pub fn subject_weights<S: AsRef<str>>(names: &[S], resamples: usize, seed: u64) -> Vec<Vec<f64>> {
     let n = names.len();
     let mut by_name: Vec<usize> = (0..n).collect();

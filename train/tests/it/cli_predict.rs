@@ -58,13 +58,14 @@ fn tool(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// (n_exact, m_exact) of operating-points.csv's row for (threshold, distant threshold), which
-/// the one PSMA subject's row repeats: an FDG row must not appear without FDG studies.
-fn grid_row(out: &Path, threshold: &str, distant: &str) -> (usize, usize) {
+/// (n_exact, m_exact, n0_vs_n_positive, m0_vs_m1) of operating-points.csv's row for (threshold,
+/// distant threshold), which the one PSMA subject's row repeats: an FDG row must not appear
+/// without FDG studies.
+fn grid_row(out: &Path, threshold: &str, distant: &str) -> [usize; 4] {
     let rows = csv_rows(
         out,
         "operating-points.csv",
-        "tracer,threshold,distant_threshold,n_exact,m_exact,n_plus_m,studies",
+        "tracer,threshold,distant_threshold,n_exact,m_exact,n_plus_m,n0_vs_n_positive,m0_vs_m1,studies",
     );
     assert_eq!(
         rows.len(),
@@ -76,11 +77,10 @@ fn grid_row(out: &Path, threshold: &str, distant: &str) -> (usize, usize) {
             .iter()
             .find(|r| r[0] == tracer && r[1] == threshold && r[2] == distant)
             .unwrap_or_else(|| panic!("no {tracer} row ({threshold}, {distant}) in {rows:?}"));
-        let n: usize = row[3].parse().unwrap();
-        let m: usize = row[4].parse().unwrap();
-        assert_eq!(row[5].parse::<usize>().unwrap(), n + m);
-        assert_eq!(row[6], "1");
-        (n, m)
+        let count = |i: usize| row[i].parse::<usize>().unwrap();
+        assert_eq!(count(5), count(3) + count(4));
+        assert_eq!(row[8], "1");
+        [count(3), count(4), count(6), count(7)]
     };
     assert_eq!(exact("psma"), exact("all"));
     exact("all")
@@ -193,10 +193,13 @@ fn threshold_sets_the_operating_point() {
     // runs at those single operating points do, whichever run's grid is read.
     let exact = |dir: &Path| {
         let [pair] = staging(dir, "staging.csv");
-        (
-            usize::from(pair.expert_n == pair.predicted_n),
-            usize::from(pair.expert_m == pair.predicted_m),
-        )
+        [
+            pair.expert_n == pair.predicted_n,
+            pair.expert_m == pair.predicted_m,
+            (pair.expert_n == 0) == (pair.predicted_n == 0),
+            (pair.expert_m == 0) == (pair.predicted_m == 0),
+        ]
+        .map(usize::from)
     };
     for dir in [&all, &strict] {
         assert_eq!(grid_row(dir, "0", "0"), exact(&all));

@@ -173,7 +173,7 @@ fn operating_point_and_quantiles_equal_scikit_learn_and_numpy() {
 #[test]
 fn paper_tables_3_and_4_reproduce() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/paper_tables_3_4.csv");
-    let result = agreement::agreement(&agreement::read_csv(&path).unwrap());
+    let result = agreement::agreement(&agreement::read_csv(&path).unwrap(), 0);
     // Table 3 (rows expert miN0..miN2, columns predicted).
     assert_eq!(result.n_confusion, [[14, 7, 1], [2, 11, 4], [0, 3, 10]]);
     // Table 4 (M0, M1a, M1b/u, M1b/o, M1b/d, M1c); M1b/dmi (index 5) is absent in the paper.
