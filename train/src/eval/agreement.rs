@@ -15,8 +15,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::EvalError;
-use super::bootstrap::subject_weights;
-use super::stats::quantile;
+use super::bootstrap::{percentile_interval, subject_weights};
 
 pub const N_STAGES: [&str; 3] = ["N0", "N1", "N2"];
 pub const M_STAGES: [&str; 7] = ["M0", "M1a", "M1b/u", "M1b/o", "M1b/d", "M1b/dmi", "M1c"];
@@ -109,13 +108,13 @@ impl Agreement {
                 (drawn > 0.0).then(|| hits / drawn)
             })
             .collect();
-        let fraction = agree as f64 / pairs.len().max(1) as f64;
+        let (low, high) = percentile_interval(replicates);
         Agreement {
             agree,
             total: pairs.len(),
-            fraction,
-            low: quantile(&replicates, 0.025),
-            high: quantile(&replicates, 0.975),
+            fraction: agree as f64 / pairs.len().max(1) as f64,
+            low,
+            high,
         }
     }
 }

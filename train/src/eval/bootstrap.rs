@@ -19,7 +19,7 @@ use uptake::model::OperatingPoints;
 
 use super::EvalError;
 use super::metrics::{Calls, FindingSet, METRIC_NAMES, Metrics};
-use super::stats::{Summary, quantile, sample_std, two_sided_p};
+use super::stats::{Summary, quantile_sorted, sample_std, two_sided_p};
 
 /// How to bootstrap.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -80,6 +80,16 @@ pub fn resample_multiplicities(subjects: usize, resamples: usize, seed: u64) -> 
         .collect()
 }
 
+/// The 95 % interval of a figure from its bootstrap replicates: their 2.5th and 97.5th
+/// percentiles (none without replicates).
+pub fn percentile_interval(mut replicates: Vec<f64>) -> (Option<f64>, Option<f64>) {
+    replicates.sort_by(f64::total_cmp);
+    (
+        quantile_sorted(&replicates, 0.025),
+        quantile_sorted(&replicates, 0.975),
+    )
+}
+
 /// Each subject's weight in each replicate: [`resample_multiplicities`] over the subjects in
 /// name order, given back in the order of `names`, so the draws do not depend on row order
 /// (subjects that share a name keep their rows' order among themselves).
@@ -110,13 +120,15 @@ pub fn evaluate(set: &FindingSet, spec: BootstrapSpec) -> Result<Evaluation, Eva
     let mut pooled = BTreeMap::new();
     for (k, name) in METRIC_NAMES.iter().enumerate() {
         let values: Vec<f64> = replicates.iter().filter_map(|m| m.values()[k]).collect();
+        let defined = values.len();
+        let (low, high) = percentile_interval(values);
         pooled.insert(
             *name,
             Interval {
                 value: point.values()[k],
-                low: quantile(&values, 0.025),
-                high: quantile(&values, 0.975),
-                replicates: values.len(),
+                low,
+                high,
+                replicates: defined,
             },
         );
     }

@@ -72,7 +72,7 @@ fn grid_row(out: &Path, threshold: &str, distant: &str) -> [usize; 4] {
         8,
         "2 × 2 operating points, all and psma: {rows:?}"
     );
-    let exact = |tracer: &str| {
+    let agreements = |tracer: &str| {
         let row = rows
             .iter()
             .find(|r| r[0] == tracer && r[1] == threshold && r[2] == distant)
@@ -82,8 +82,8 @@ fn grid_row(out: &Path, threshold: &str, distant: &str) -> [usize; 4] {
         assert_eq!(row[8], "1");
         [count(3), count(4), count(6), count(7)]
     };
-    assert_eq!(exact("psma"), exact("all"));
-    exact("all")
+    assert_eq!(agreements("psma"), agreements("all"));
+    agreements("all")
 }
 
 /// The rows of `out`'s CSV `file`, split at commas, after checking its header.
@@ -191,7 +191,7 @@ fn threshold_sets_the_operating_point() {
     );
     // Each run's grid restages its own analyses: the pairs (0, 0) and (0.99, 0.99) agree as the
     // runs at those single operating points do, whichever run's grid is read.
-    let exact = |dir: &Path| {
+    let agreements = |dir: &Path| {
         let [pair] = staging(dir, "staging.csv");
         [
             pair.expert_n == pair.predicted_n,
@@ -202,8 +202,8 @@ fn threshold_sets_the_operating_point() {
         .map(usize::from)
     };
     for dir in [&all, &strict] {
-        assert_eq!(grid_row(dir, "0", "0"), exact(&all));
-        assert_eq!(grid_row(dir, "0.99", "0.99"), exact(&strict));
+        assert_eq!(grid_row(dir, "0", "0"), agreements(&all));
+        assert_eq!(grid_row(dir, "0.99", "0.99"), agreements(&strict));
     }
     // The findings carry the reports' calls: evaluating them as reported equals evaluating
     // them at the pair the reports used, and differs from another pair.
