@@ -26,7 +26,8 @@
 // … or Bq/mL, converted with `suv_factor` (g/mL per Bq/mL, e.g. from `uptake_suv_factor`).
 #define UPTAKE_PET_UNITS_BQML 1
 
-// Stage codes passed to the progress callback, in pipeline order.
+// Stage codes passed to the progress callback, in pipeline order; `UPTAKE_STAGE_REFORMAT` and
+// `UPTAKE_STAGE_CLASSIFY` alternate, once per batch of regions.
 #define UPTAKE_STAGE_CHECK 0
 
 #define UPTAKE_STAGE_GRID 1
@@ -133,11 +134,9 @@
 // A panic was caught at the ABI boundary; the library state is still consistent.
 #define UPTAKE_ERR_PANIC 7
 
-// Regions per chunk: bounds the activation memory (≈ 270 MB of fp16 for the v1 network).
-#define CHUNK_REGIONS 1024
-
-// One kernel file.
-typedef struct KernelSource KernelSource;
+// The study's working set exceeds the memory budget (`UptakeAnalyzeOptions.memory_budget_mb`),
+// or an allocation failed; nothing was kept, and the host's process is unharmed.
+#define UPTAKE_ERR_MEMORY 8
 
 // Opaque analyzer: holds the model and device, reused across studies. Create with
 // `uptake_analyzer_create`, free with `uptake_analyzer_free`.
@@ -185,6 +184,16 @@ typedef struct UptakeAnalyzeOptions {
     // Optional progress callback and the pointer passed back to it.
     UptakeProgressCallback progress;
     void *progress_user_data;
+    // Most MiB the study's stages may allocate beyond the input volumes; a study over it fails
+    // with `UPTAKE_ERR_MEMORY` before anything is allocated, with a message naming the sizes.
+    // 0 (the default) = 4 GiB, or half the machine's physical memory where that is smaller.
+    // Added after the first version: a host whose `struct_size` ends before it gets 0.
+    uint64_t memory_budget_mb;
+    // Least share in [0, 1] of the PET's axial extent the CT must cover (default 0.9); below
+    // it the study fails with `UPTAKE_ERR_INVALID_ARGUMENT`. The report's `ct_coverage` states
+    // the coverage. Added after the first version: a host whose `struct_size` ends before it
+    // gets the default.
+    double min_ct_coverage;
 } UptakeAnalyzeOptions;
 
 // A caller-owned volume in patient LPS space (DESIGN S1). The library only reads it.
@@ -412,9 +421,6 @@ typedef struct UptakePluginV1 {
 
 
 
-// Every kernel file, for loading at start-up and for the compile-everything test.
-#define ALL_SOURCES { RESAMPLE, REGIONS, MPR, CNN, }
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -511,10 +517,11 @@ uint32_t uptake_analyzer_model_info(const struct UptakeAnalyzer *analyzer,
 
 // Writes the model's operating points for studies of `tracer` (`UPTAKE_TRACER_*`), the ones
 // `uptake_analyze` uses when the options set none: `*threshold` of local and regional findings,
-// `*distant_threshold` of distant ones (M1a, M1b, M1c). Nothing is written on failure.
+// `*distant_threshold` of distant ones (M1a, M1b, M1c). Either output may be NULL when the
+// host wants only the other. Nothing is written on failure.
 //
 // # Safety
-// `analyzer` must be NULL or a live handle; `threshold` and `distant_threshold` NULL or
+// `analyzer` must be NULL or a live handle; `threshold` and `distant_threshold` each NULL or
 // writable.
 uint32_t uptake_analyzer_operating_points(const struct UptakeAnalyzer *analyzer,
                                           uint32_t tracer,

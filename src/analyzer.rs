@@ -16,13 +16,15 @@ use crate::error::{Error, Result};
 use crate::gpu::cnn::{CHUNK_REGIONS, DeviceNetwork, NetworkSpec};
 use crate::gpu::mpr::ReformatSpec;
 use crate::gpu::{self, CudaBackend};
+use crate::grid::GridError;
+use crate::memory::{self, MemoryError};
 use crate::model::engine::MAX_BATCH_SIZE;
 use crate::model::{Engine, EngineConfig, Model, OperatingPoints, Prediction};
 use crate::regions::{RegionParams, Segmentation};
-use crate::report::{ModelInfo, Report, RunInfo, StageTiming};
+use crate::report::{CtCoverage, ModelInfo, Report, RunInfo, StageTiming};
 use crate::staging::{FindingInput, StagingConfig};
 use crate::tracer::Tracer;
-use crate::volume::Volume;
+use crate::volume::{Geometry, Volume};
 use crate::{grid, mpr, regions, staging};
 
 /// Where inference and the heavy stages run.
@@ -233,6 +235,47 @@ impl Analyzer {
 
         progress(Stage::Check, 0.0)?;
         let t = Instant::now();
+        options.validate()?;
+        // Before anything is allocated: a study the CT barely covers, or one whose working set
+        // exceeds the budget, is refused with the sizes that make it so.
+        let ct_axial = ct_axial_coverage(pet.geometry(), ct.geometry());
+        let minimum = options.min_ct_coverage.unwrap_or(DEFAULT_MIN_CT_COVERAGE);
+        if ct_axial == 0.0 {
+            return Err(GridError::no_overlap(pet.geometry(), ct.geometry()).into());
+        }
+        if ct_axial < minimum {
+            return Err(GridError::CtCoverage {
+                covered: ct_axial,
+                minimum,
+            }
+            .into());
+        }
+        if ct_axial < 1.0 {
+            log::warn!(
+                "the CT covers {:.1} % of the PET's axial extent; the rest is read as air (−1000 HU)",
+                100.0 * ct_axial
+            );
+        }
+        let batch = match (&self.gpu, self.config.batch_size) {
+            (Some(_), 0) => CHUNK_REGIONS,
+            (Some(_), n) => n,
+            (None, _) => self.engine.batch_size(),
+        };
+        let working_set = WorkingSet::of(
+            pet.geometry(),
+            ct.geometry(),
+            batch * self.model.input_spec().tensor_len(),
+            options.replace_non_finite,
+        )?;
+        let budget = options.memory_budget.unwrap_or_else(memory::default_budget);
+        if working_set.total() > budget {
+            return Err(MemoryError::OverBudget {
+                needed: working_set.total(),
+                budget,
+                breakdown: working_set.to_string(),
+            }
+            .into());
+        }
         let pet = finite_or_replaced(pet, "PET", 0.0, options.replace_non_finite)?;
         let ct = finite_or_replaced(ct, "CT", -1000.0, options.replace_non_finite)?;
         timings.add(Stage::Check, t.elapsed().as_secs_f64());
@@ -242,6 +285,7 @@ impl Analyzer {
             ct: &ct,
             tracer,
             options,
+            batch,
             progress: &progress,
         };
         let classified = match &self.gpu {
@@ -286,6 +330,10 @@ impl Analyzer {
                     Device::Cpu | Device::Auto => "cpu",
                 }
                 .into(),
+                ct_coverage: CtCoverage {
+                    axial: ct_axial,
+                    voxels: classified.ct_voxel_coverage,
+                },
                 timings: timings.0,
             },
         ))
@@ -295,7 +343,10 @@ impl Analyzer {
     fn classify_on_host(&self, study: &Study<'_>, timings: &mut Timings) -> Result<Classified> {
         (study.progress)(Stage::Grid, 0.0)?;
         let t = Instant::now();
-        let (pet3, ct3) = self.parallel(|| grid::to_common_grid(study.pet, study.ct))?;
+        let grid = grid::common_grid(study.pet.geometry())?;
+        let (ct3, inside) = self.parallel(|| grid::resample_counting(study.ct, &grid, -1000.0))?;
+        let ct_voxel_coverage = check_ct_coverage(study.pet, study.ct, inside, grid.len())?;
+        let pet3 = self.parallel(|| grid::resample(study.pet, &grid, 0.0))?;
         let skeleton_volume_ml = staging::skeleton_volume_ml(&ct3);
         timings.add(Stage::Grid, t.elapsed().as_secs_f64());
 
@@ -307,19 +358,24 @@ impl Analyzer {
 
         let spec = self.model.input_spec();
         let per_region = spec.tensor_len();
-        let batch = self.engine.batch_size();
-        let mut inputs = vec![0.0f32; batch.min(segmentation.regions.len()) * per_region];
+        let batch = study.batch;
+        let mut inputs = memory::try_vec(
+            batch.min(segmentation.regions.len()) * per_region,
+            0.0f32,
+            "the network input of one batch",
+        )?;
         let bits = vec![study.tracer.bit(); batch];
         let predictions = in_batches(
             &segmentation.regions,
             batch,
             study.progress,
             timings,
-            |centres| {
+            |centres, classifying| {
                 let inputs = &mut inputs[..centres.len() * per_region];
                 let t = Instant::now();
                 self.parallel(|| mpr::extract_batch(&pet3, &ct3, spec, centres, None, inputs))?;
                 let reformat_s = t.elapsed().as_secs_f64();
+                classifying()?;
                 let t = Instant::now();
                 let predictions = self.engine.infer(inputs, &bits[..centres.len()])?;
                 Ok((predictions, reformat_s, t.elapsed().as_secs_f64()))
@@ -329,6 +385,7 @@ impl Analyzer {
             segmentation,
             predictions,
             skeleton_volume_ml,
+            ct_voxel_coverage,
         })
     }
 
@@ -347,11 +404,11 @@ impl Analyzer {
         let pet = device.upload(study.pet)?;
         let ct = device.upload(study.ct)?;
         // The common-grid voxels outside the CT, counted as NaN of a first resampling: the same
-        // coverage check and log line as grid::to_common_grid.
+        // coverage check as on the host.
         let outside = device
             .count_voxels(&device.resample(&ct, &grid, f32::NAN)?, 1.0)?
             .non_finite;
-        check_ct_coverage(
+        let ct_voxel_coverage = check_ct_coverage(
             study.pet,
             study.ct,
             grid.len().saturating_sub(outside as usize),
@@ -373,22 +430,20 @@ impl Analyzer {
         timings.add(Stage::Regions, t.elapsed().as_secs_f64());
 
         let spec = ReformatSpec::from_spec(self.model.input_spec());
-        let batch = match self.config.batch_size {
-            0 => CHUNK_REGIONS,
-            n => n,
-        };
+        let batch = study.batch;
         let bits = vec![study.tracer.bit(); batch];
         let predictions = in_batches(
             &segmentation.regions,
             batch,
             study.progress,
             timings,
-            |centres| {
+            |centres, classifying| {
                 let t = Instant::now();
                 let input = device.reformat::<u16>(&pet3, &ct3, &spec, centres, None)?;
                 // The gather is asynchronous: wait for it so that its time is not the CNN's.
                 device.synchronize()?;
                 let reformat_s = t.elapsed().as_secs_f64();
+                classifying()?;
                 let t = Instant::now();
                 let logits = device.infer(&gpu.network, &input, &bits[..centres.len()])?;
                 let predictions = logits
@@ -404,6 +459,7 @@ impl Analyzer {
             segmentation,
             predictions,
             skeleton_volume_ml,
+            ct_voxel_coverage,
         })
     }
 
@@ -422,6 +478,8 @@ struct Study<'a> {
     ct: &'a Volume<f32>,
     tracer: Tracer,
     options: &'a AnalyzeOptions<'a>,
+    /// Regions per reformation and CNN batch.
+    batch: usize,
     progress: &'a dyn Fn(Stage, f32) -> Result<()>,
 }
 
@@ -432,6 +490,8 @@ struct Classified {
     predictions: Vec<Prediction>,
     /// CT > 200 HU on the common grid (staging's dmi).
     skeleton_volume_ml: f64,
+    /// Share of the common grid's voxels inside the CT.
+    ct_voxel_coverage: f64,
 }
 
 /// Wall time per stage, in the order the stages ran.
@@ -448,24 +508,24 @@ impl Timings {
 }
 
 /// Reformations and CNN in batches of `batch` regions, so memory stays bounded however many
-/// regions a study has; the host may cancel between batches. `step` classifies the regions
-/// centred at the given points and says how long its reformation and CNN parts took.
+/// regions a study has; the host may cancel between the stages of every batch. `step`
+/// classifies the regions centred at the given points, calls its second argument (the progress
+/// report of the CNN stage) between reformation and CNN, and says how long each part took.
 fn in_batches(
     regions: &[regions::Region],
     batch: usize,
     progress: &dyn Fn(Stage, f32) -> Result<()>,
     timings: &mut Timings,
-    mut step: impl FnMut(&[[f64; 3]]) -> Result<(Vec<Prediction>, f64, f64)>,
+    mut step: impl FnMut(&[[f64; 3]], &dyn Fn() -> Result<()>) -> Result<(Vec<Prediction>, f64, f64)>,
 ) -> Result<Vec<Prediction>> {
     let (mut reformat_s, mut cnn_s) = (0.0, 0.0);
     let mut predictions = Vec::with_capacity(regions.len());
     for chunk in regions.chunks(batch.max(1)) {
-        progress(
-            Stage::Classify,
-            predictions.len() as f32 / regions.len() as f32,
-        )?;
+        let done = predictions.len() as f32 / regions.len() as f32;
+        progress(Stage::Reformat, done)?;
         let centres: Vec<[f64; 3]> = chunk.iter().map(|r| r.max_lps).collect();
-        let (batch_predictions, reformat, cnn) = step(&centres)?;
+        let (batch_predictions, reformat, cnn) =
+            step(&centres, &|| progress(Stage::Classify, done))?;
         if batch_predictions.len() != chunk.len() {
             return Err(Error::Internal(format!(
                 "{} predictions for {} regions",
@@ -482,32 +542,102 @@ fn in_batches(
     Ok(predictions)
 }
 
-/// The error (or log line) of `grid::to_common_grid` when the CT covers `inside` of the `total`
-/// voxels of the common grid over the PET: none is an error, part of it is worth a note.
+/// The share of the common grid's voxels (`inside` of `total`) that lie inside the CT; none is
+/// an error.
 fn check_ct_coverage(
     pet: &Volume<f32>,
     ct: &Volume<f32>,
     inside: usize,
     total: usize,
-) -> Result<()> {
+) -> Result<f64> {
     if inside == 0 {
-        let (pet_lo, pet_hi) = grid::field_of_view(pet.geometry());
-        let (ct_lo, ct_hi) = grid::field_of_view(ct.geometry());
-        return Err(grid::GridError::NoOverlap {
-            pet_lo,
-            pet_hi,
-            ct_lo,
-            ct_hi,
+        return Err(GridError::no_overlap(pet.geometry(), ct.geometry()).into());
+    }
+    Ok(inside as f64 / total as f64)
+}
+
+/// Below this share of the PET's axial extent covered by the CT a study is refused by default:
+/// a PET/CT's CT spans the whole PET (it corrects attenuation), so a CT covering less than most
+/// of it is the wrong CT or a truncated series, and the uncovered part would be read as air.
+pub const DEFAULT_MIN_CT_COVERAGE: f64 = 0.9;
+
+/// The share of the PET field of view's extent along patient z (superior–inferior) that the
+/// CT's field of view covers, in [0, 1].
+pub fn ct_axial_coverage(pet: &Geometry, ct: &Geometry) -> f64 {
+    let (pet_lo, pet_hi) = grid::field_of_view(pet);
+    let (ct_lo, ct_hi) = grid::field_of_view(ct);
+    let overlap = pet_hi[2].min(ct_hi[2]) - pet_lo[2].max(ct_lo[2]);
+    (overlap / (pet_hi[2] - pet_lo[2])).clamp(0.0, 1.0)
+}
+
+/// What one study's stages allocate beyond its inputs, estimated from the geometries alone so
+/// that an over-budget study is refused before anything is allocated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WorkingSet {
+    /// Voxels of the common 3 mm grid (S3), `dims` of it.
+    pub grid_voxels: u64,
+    pub grid_dims: [usize; 3],
+    /// PET and CT on the common grid: 8 bytes per grid voxel.
+    pub grid_bytes: u64,
+    /// Regions on the native PET grid (S4): the label map, the visiting order and its sort
+    /// scratch, and the report's label map: at most 24 bytes per PET voxel.
+    pub regions_bytes: u64,
+    /// One batch of network input, its zero-padded copy and the activations: at most four
+    /// times the input of a batch.
+    pub batch_bytes: u64,
+    /// Copies of PET and CT when non-finite voxels are to be replaced.
+    pub copies_bytes: u64,
+}
+
+impl WorkingSet {
+    fn of(
+        pet: &Geometry,
+        ct: &Geometry,
+        batch_floats: usize,
+        replace_non_finite: bool,
+    ) -> Result<Self> {
+        let grid = grid::common_grid(pet)?;
+        let grid_voxels = grid.len() as u64;
+        let pet_voxels = pet.len() as u64;
+        Ok(Self {
+            grid_voxels,
+            grid_dims: grid.dims(),
+            grid_bytes: 8 * grid_voxels,
+            regions_bytes: 24 * pet_voxels,
+            batch_bytes: 16 * batch_floats as u64,
+            copies_bytes: if replace_non_finite {
+                4 * (pet_voxels + ct.len() as u64)
+            } else {
+                0
+            },
+        })
+    }
+
+    pub fn total(&self) -> u64 {
+        self.grid_bytes + self.regions_bytes + self.batch_bytes + self.copies_bytes
+    }
+}
+
+impl std::fmt::Display for WorkingSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [x, y, z] = self.grid_dims;
+        write!(
+            f,
+            "PET and CT on the 3 mm grid of {x}×{y}×{z} voxels: {}; regions on the PET grid: {}; \
+             one network batch: {}",
+            memory::mib(self.grid_bytes),
+            memory::mib(self.regions_bytes),
+            memory::mib(self.batch_bytes)
+        )?;
+        if self.copies_bytes > 0 {
+            write!(
+                f,
+                "; copies with non-finite voxels replaced: {}",
+                memory::mib(self.copies_bytes)
+            )?;
         }
-        .into());
+        Ok(())
     }
-    if inside < total {
-        log::info!(
-            "the CT covers {:.1} % of the PET field of view; the rest is −1000 HU",
-            100.0 * inside as f64 / total as f64
-        );
-    }
-    Ok(())
 }
 
 /// The input unchanged when every voxel is finite; otherwise an error, or (when the host asked
@@ -576,9 +706,42 @@ pub struct AnalyzeOptions<'a> {
     pub staging: StagingConfig,
     /// Map non-finite voxels to 0 SUV / −1000 HU (with a warning) instead of rejecting them.
     pub replace_non_finite: bool,
-    /// Called at the start of each stage and between batches with the fraction done; returning
+    /// Most bytes the study's stages may allocate beyond its inputs ([`WorkingSet`]); a study
+    /// over it is refused before anything is allocated. `None`: [`memory::default_budget`].
+    pub memory_budget: Option<u64>,
+    /// Least share of the PET's axial extent the CT must cover, in [0, 1]; `None`:
+    /// [`DEFAULT_MIN_CT_COVERAGE`]. Below it the study is refused; a partial cover above it is
+    /// logged as a warning, and the report states the coverage either way.
+    pub min_ct_coverage: Option<f64>,
+    /// Called at the start of each stage (reformat and classify alternate, once per batch of
+    /// regions) with the fraction done; returning
     /// `false` cancels the analysis (`Error::Cancelled`). Called on the analyzing thread.
     pub progress: Option<&'a dyn Fn(Stage, f32) -> bool>,
+}
+
+impl AnalyzeOptions<'_> {
+    /// Checks the options every host shares (the C ABI, the CLI and Rust callers alike).
+    pub fn validate(&self) -> Result<()> {
+        check_threshold("threshold", self.threshold)?;
+        check_threshold("distant_threshold", self.distant_threshold)?;
+        if let Some(c) = self.min_ct_coverage.filter(|c| !(0.0..=1.0).contains(c)) {
+            return Err(Error::InvalidArgument(format!(
+                "min_ct_coverage = {c}; expected a share in [0, 1]"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// An operating point is a probability the network can reach: in (0, 1]. 0 would call every
+/// region suspicious.
+fn check_threshold(name: &str, value: Option<f32>) -> Result<()> {
+    match value {
+        Some(t) if !(t > 0.0 && t <= 1.0) => Err(Error::InvalidArgument(format!(
+            "{name} = {t}; expected a value in (0, 1]"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

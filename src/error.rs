@@ -27,6 +27,8 @@ pub enum Error {
     Phantom(#[from] crate::phantom::PhantomError),
     #[error(transparent)]
     Staging(#[from] crate::staging::StagingError),
+    #[error(transparent)]
+    Memory(#[from] crate::memory::MemoryError),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error("device error: {0}")]
@@ -41,6 +43,7 @@ impl Error {
     /// The C status code for this error (S10).
     pub fn status(&self) -> Status {
         match self {
+            Error::Memory(_) | Error::Grid(crate::grid::GridError::Memory(_)) => Status::Memory,
             Error::Volume(_)
             | Error::Suv(_)
             | Error::Grid(_)

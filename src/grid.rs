@@ -19,6 +19,7 @@
 use rayon::prelude::*;
 use thiserror::Error;
 
+use crate::memory::MemoryError;
 use crate::volume::{Geometry, Volume, VolumeError};
 
 /// Voxel size of the common grid in mm (S3).
@@ -44,6 +45,29 @@ pub enum GridError {
         ct_lo: [f64; 3],
         ct_hi: [f64; 3],
     },
+    #[error(
+        "the CT covers {:.1} % of the PET's axial extent, less than the {:.1} % required \
+         (min_ct_coverage): check that this CT belongs to this PET",
+        100.0 * covered,
+        100.0 * minimum
+    )]
+    CtCoverage { covered: f64, minimum: f64 },
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+}
+
+impl GridError {
+    /// The error for a CT that shares no part of the PET's field of view, with both boxes.
+    pub fn no_overlap(pet: &Geometry, ct: &Geometry) -> Self {
+        let (pet_lo, pet_hi) = field_of_view(pet);
+        let (ct_lo, ct_hi) = field_of_view(ct);
+        Self::NoOverlap {
+            pet_lo,
+            pet_hi,
+            ct_lo,
+            ct_hi,
+        }
+    }
 }
 
 /// The axis-aligned LPS bounding box (lo, hi) of a volume's voxel-edge box, in mm.
@@ -94,9 +118,14 @@ pub fn covering_grid(g: &Geometry, spacing_mm: f64) -> Result<Geometry, GridErro
 }
 
 /// Resamples `src` onto `target` by trilinear interpolation in patient space; `outside` where a
-/// target voxel centre falls outside `src` (module docs). Parallel over target slices.
-pub fn resample(src: &Volume<f32>, target: &Geometry, outside: f32) -> Volume<f32> {
-    resample_counting(src, target, outside).0
+/// target voxel centre falls outside `src` (module docs). Parallel over target slices. An error
+/// only when the target's memory cannot be had.
+pub fn resample(
+    src: &Volume<f32>,
+    target: &Geometry,
+    outside: f32,
+) -> Result<Volume<f32>, MemoryError> {
+    Ok(resample_counting(src, target, outside)?.0)
 }
 
 /// [`resample`], also returning how many target voxels fell inside `src`.
@@ -104,11 +133,11 @@ pub fn resample_counting(
     src: &Volume<f32>,
     target: &Geometry,
     outside: f32,
-) -> (Volume<f32>, usize) {
+) -> Result<(Volume<f32>, usize), MemoryError> {
     let sampler = Trilinear::new(src);
     let map = IndexMap::between(target, src.geometry());
     let [nx, ny, _] = target.dims();
-    let mut volume = Volume::filled(*target, outside);
+    let mut volume = Volume::try_filled(*target, outside, "a volume on the common grid")?;
     let separable = map.is_diagonal();
     // Along x the source position depends on the target x alone whenever the map is diagonal
     // (both grids axis-aligned up to flips): split it once per column, not once per voxel.
@@ -132,7 +161,7 @@ pub fn resample_counting(
             inside
         })
         .sum();
-    (volume, inside)
+    Ok((volume, inside))
 }
 
 /// Resamples PET (0 outside) and CT (−1000 outside) onto the common grid of the PET.
@@ -143,16 +172,9 @@ pub fn to_common_grid(
     ct: &Volume<f32>,
 ) -> Result<(Volume<f32>, Volume<f32>), GridError> {
     let grid = common_grid(pet.geometry())?;
-    let (ct3, ct_inside) = resample_counting(ct, &grid, -1000.0);
+    let (ct3, ct_inside) = resample_counting(ct, &grid, -1000.0)?;
     if ct_inside == 0 {
-        let (pet_lo, pet_hi) = field_of_view(pet.geometry());
-        let (ct_lo, ct_hi) = field_of_view(ct.geometry());
-        return Err(GridError::NoOverlap {
-            pet_lo,
-            pet_hi,
-            ct_lo,
-            ct_hi,
-        });
+        return Err(GridError::no_overlap(pet.geometry(), ct.geometry()));
     }
     if ct_inside < grid.len() {
         log::info!(
@@ -160,7 +182,7 @@ pub fn to_common_grid(
             100.0 * ct_inside as f64 / grid.len() as f64
         );
     }
-    let pet3 = resample(pet, &grid, 0.0);
+    let pet3 = resample(pet, &grid, 0.0)?;
     Ok((pet3, ct3))
 }
 
@@ -483,7 +505,7 @@ mod tests {
     fn identity_resampling_reproduces_the_volume() {
         let g = Geometry::axis_aligned([7, 5, 4], [2.0, 3.0, 1.5], [1.0, -2.0, 3.0]).unwrap();
         let v = ramp(g);
-        let out = resample(&v, &g, -1.0);
+        let out = resample(&v, &g, -1.0).unwrap();
         assert_eq!(out.data(), v.data());
     }
 

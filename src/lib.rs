@@ -7,6 +7,7 @@ pub mod classes;
 pub mod dicom;
 pub mod error;
 pub mod grid;
+pub mod memory;
 pub mod model;
 pub mod mpr;
 pub mod phantom;

@@ -54,6 +54,15 @@ pub struct StageTiming {
     pub ms: f64,
 }
 
+/// How much of the PET's field of view the CT covers (the rest is read as air, −1000 HU).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CtCoverage {
+    /// Share of the PET's extent along patient z (superior–inferior), in [0, 1].
+    pub axial: f64,
+    /// Share of the common 3 mm grid's voxels that lie inside the CT, in (0, 1].
+    pub voxels: f64,
+}
+
 /// How the analysis ran: everything in the report that does not come from staging.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunInfo {
@@ -61,6 +70,7 @@ pub struct RunInfo {
     pub model: ModelInfo,
     /// The device the heavy stages ran on ("cpu" or "cuda").
     pub device: String,
+    pub ct_coverage: CtCoverage,
     pub timings: Vec<StageTiming>,
 }
 
@@ -72,6 +82,7 @@ pub struct Report {
     pub tracer: Tracer,
     pub model: ModelInfo,
     pub device: String,
+    pub ct_coverage: CtCoverage,
     /// The staging settings the findings were read with.
     pub staging_config: StagingConfig,
     /// Sorted by `p_suspicious` descending (ties: lower region id first).
@@ -105,6 +116,7 @@ impl Report {
             tracer: run.tracer,
             model: run.model,
             device: run.device,
+            ct_coverage: run.ct_coverage,
             staging_config: staging.config,
             findings,
             staging: staging.tnm,

@@ -159,19 +159,18 @@ fn progress_reports_stages_in_order_and_can_cancel() {
         .unwrap();
     let mut order = seen.borrow().clone();
     order.dedup();
-    assert_eq!(
-        order,
-        [
-            Stage::Check,
-            Stage::Grid,
-            Stage::Regions,
-            Stage::Classify,
-            Stage::Staging
-        ]
-    );
+    // Reformation and CNN alternate, batch by batch (the phantom has more than one batch).
+    let batches = &order[3..order.len() - 1];
+    assert_eq!(order[..3], [Stage::Check, Stage::Grid, Stage::Regions]);
+    assert_eq!(order.last(), Some(&Stage::Staging));
+    assert!(batches.len() >= 4, "{order:?}");
+    for pair in batches.chunks(2) {
+        assert_eq!(pair, [Stage::Reformat, Stage::Classify], "{order:?}");
+    }
     for stop_at in [
         Stage::Check,
         Stage::Regions,
+        Stage::Reformat,
         Stage::Classify,
         Stage::Staging,
     ] {
@@ -235,5 +234,124 @@ fn rejected_input_is_a_clear_error() {
     assert!(
         nan_pet.data()[17].is_nan(),
         "the caller's volume is not modified"
+    );
+}
+
+#[test]
+fn a_study_over_the_memory_budget_is_refused_before_allocating() {
+    // 8³ voxels of 320 mm: a 16 KB study whose common 3 mm grid would hold 854³ voxels (5 GB).
+    let pet = flat([8, 8, 8], 320.0, [0.0; 3], 2.0);
+    let ct = flat([8, 8, 8], 320.0, [0.0; 3], 40.0);
+    let err = analyzer()
+        .analyze(&pet, &ct, Tracer::Psma, &AnalyzeOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, Error::Memory(_)), "{err}");
+    assert_eq!(err.status(), uptake::ffi::status::Status::Memory);
+    let message = err.to_string();
+    for needle in ["854×854×854", "memory budget", "MiB"] {
+        assert!(message.contains(needle), "{needle:?} missing: {message}");
+    }
+
+    // A small study within the default budget, refused under a budget of 1 MiB …
+    let pet = flat([20, 20, 20], 4.0, [-40.0; 3], 0.8);
+    let ct = flat([40, 40, 40], 2.0, [-40.0; 3], 40.0);
+    let tight = AnalyzeOptions {
+        memory_budget: Some(1 << 20),
+        ..AnalyzeOptions::default()
+    };
+    let err = analyzer()
+        .analyze(&pet, &ct, Tracer::Psma, &tight)
+        .unwrap_err();
+    assert!(matches!(err, Error::Memory(_)), "{err}");
+    // … and analyzed under one of 256 MiB (one network batch of 64 regions bounds ~110 MiB).
+    let roomy = AnalyzeOptions {
+        memory_budget: Some(256 << 20),
+        ..AnalyzeOptions::default()
+    };
+    assert!(analyzer().analyze(&pet, &ct, Tracer::Psma, &roomy).is_ok());
+}
+
+#[test]
+fn a_ct_covering_little_of_the_pet_is_refused_and_coverage_is_reported() {
+    // PET 100 slices of 3 mm (z −150 … 150 mm); the CT covers one PET slice's height.
+    let pet = flat([10, 10, 100], 3.0, [-15.0, -15.0, -148.5], 0.8);
+    let sliver = flat([10, 10, 1], 3.0, [-15.0, -15.0, 0.0], 40.0);
+    let err = analyzer()
+        .analyze(&pet, &sliver, Tracer::Psma, &AnalyzeOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, Error::Grid(_)), "{err}");
+    assert!(
+        err.to_string().contains("1.0 % of the PET's axial extent"),
+        "{err}"
+    );
+
+    let allowed = AnalyzeOptions {
+        min_ct_coverage: Some(0.0),
+        ..AnalyzeOptions::default()
+    };
+    let r = analyzer()
+        .analyze(&pet, &sliver, Tracer::Psma, &allowed)
+        .unwrap();
+    assert!(
+        (r.ct_coverage.axial - 0.01).abs() < 1e-9,
+        "{:?}",
+        r.ct_coverage
+    );
+    assert!(r.ct_coverage.voxels > 0.0 && r.ct_coverage.voxels < 0.05);
+
+    // Three quarters of the PET: refused by default, analyzed at a minimum of 0.7.
+    let most = flat([10, 10, 75], 3.0, [-15.0, -15.0, -148.5], 40.0);
+    let err = analyzer()
+        .analyze(&pet, &most, Tracer::Psma, &AnalyzeOptions::default())
+        .unwrap_err();
+    assert!(err.to_string().contains("75.0 %"), "{err}");
+    let relaxed = AnalyzeOptions {
+        min_ct_coverage: Some(0.7),
+        ..AnalyzeOptions::default()
+    };
+    let r = analyzer()
+        .analyze(&pet, &most, Tracer::Psma, &relaxed)
+        .unwrap();
+    assert!((r.ct_coverage.axial - 0.75).abs() < 1e-9);
+
+    let full = flat([10, 10, 100], 3.0, [-15.0, -15.0, -148.5], 40.0);
+    let r = analyzer()
+        .analyze(&pet, &full, Tracer::Psma, &AnalyzeOptions::default())
+        .unwrap();
+    assert_eq!((r.ct_coverage.axial, r.ct_coverage.voxels), (1.0, 1.0));
+}
+
+#[test]
+fn thresholds_outside_0_1_are_refused_for_every_host() {
+    let pet = flat([20, 20, 20], 4.0, [-40.0; 3], 0.8);
+    let ct = flat([20, 20, 20], 4.0, [-40.0; 3], 40.0);
+    for (threshold, distant) in [
+        (Some(0.0), None),
+        (Some(1.5), None),
+        (Some(f32::NAN), None),
+        (None, Some(0.0)),
+        (None, Some(-0.2)),
+    ] {
+        let options = AnalyzeOptions {
+            threshold,
+            distant_threshold: distant,
+            ..AnalyzeOptions::default()
+        };
+        let err = analyzer()
+            .analyze(&pet, &ct, Tracer::Psma, &options)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidArgument(_)) && err.to_string().contains("(0, 1]"),
+            "{threshold:?} {distant:?}: {err}"
+        );
+    }
+    let bad_coverage = AnalyzeOptions {
+        min_ct_coverage: Some(1.5),
+        ..AnalyzeOptions::default()
+    };
+    assert!(
+        analyzer()
+            .analyze(&pet, &ct, Tracer::Psma, &bad_coverage)
+            .is_err()
     );
 }

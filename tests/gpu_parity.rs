@@ -452,8 +452,8 @@ fn resampling_and_reformations_match_the_cpu_stages() {
         gpu.resample(&dpet, &grid, 0.0).unwrap(),
         gpu.resample(&dct, &grid, -1000.0).unwrap(),
     );
-    let cpu_pet3 = uptake::grid::resample(&pet, &grid, 0.0);
-    let cpu_ct3 = uptake::grid::resample(&ct, &grid, -1000.0);
+    let cpu_pet3 = uptake::grid::resample(&pet, &grid, 0.0).unwrap();
+    let cpu_ct3 = uptake::grid::resample(&ct, &grid, -1000.0).unwrap();
     let as_f64 = |v: &Volume<f32>| v.data().iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
     assert_close(
         "PET on the common grid",

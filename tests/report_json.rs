@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 use staging_support::{classes, finding, region, suspicious};
 use uptake::Tracer;
-use uptake::report::{ModelInfo, Report, RunInfo, StageTiming};
+use uptake::report::{CtCoverage, ModelInfo, Report, RunInfo, StageTiming};
 use uptake::staging::{FindingInput, StagingConfig, stage};
 use uptake::volume::{Geometry, Volume};
 
@@ -52,6 +52,10 @@ fn report(trained: bool) -> Report {
                 trained,
             },
             device: "cpu".into(),
+            ct_coverage: CtCoverage {
+                axial: 1.0,
+                voxels: 1.0,
+            },
             timings: vec![
                 StageTiming {
                     stage: "regions".into(),
@@ -112,6 +116,8 @@ fn json_follows_schema_version_2() {
     assert_eq!(v["model"]["id"], "uptake-v1-test");
     assert_eq!(v["model"]["trained"], true);
     assert_eq!(v["device"], "cpu");
+    assert_eq!(v["ct_coverage"]["axial"], 1.0);
+    assert_eq!(v["ct_coverage"]["voxels"], 1.0);
     assert_eq!(v["staging_config"]["threshold"], 0.5);
     assert_eq!(v["staging_config"]["distant_threshold"], 0.5);
     assert_eq!(v["timings"][1]["stage"], "cnn");

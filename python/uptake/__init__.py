@@ -38,6 +38,7 @@ ERR_DEVICE = 4
 ERR_CANCELLED = 5
 ERR_INTERNAL = 6
 ERR_PANIC = 7
+ERR_MEMORY = 8
 
 DEVICES = {"auto": 0, "cpu": 1, "cuda": 2}
 LOG_LEVELS = {"off": 0, "error": 1, "warn": 2, "info": 3, "debug": 4, "trace": 5}
@@ -95,6 +96,8 @@ class _AnalyzeOptions(ctypes.Structure):
         ("distant_threshold", ctypes.c_float),
         ("progress", _PROGRESS_CALLBACK),
         ("progress_user_data", ctypes.c_void_p),
+        ("memory_budget_mb", ctypes.c_uint64),
+        ("min_ct_coverage", ctypes.c_double),
     ]
 
 
@@ -292,11 +295,16 @@ class Analyzer:
         common_iliac_as_regional=False,
         replace_non_finite=False,
         progress=None,
+        memory_budget_mb=None,
+        min_ct_coverage=None,
     ):
         """Analyze one study. `pet` and `ct` are `Volume`s (PET in SUV, or Bq/mL with
         `suv_factor`; CT in HU). `threshold` alone sets the operating point of every finding,
         `distant_threshold` that of distant ones (M1a, M1b, M1c); without either, the model's
         operating points for this tracer hold (`operating_points(tracer)`).
+        `memory_budget_mb` bounds what the analysis allocates beyond the inputs (ERR_MEMORY
+        above it; default 4 GiB or half the machine's memory); `min_ct_coverage` is the least
+        share of the PET's axial extent the CT must cover (default 0.9).
         `progress(stage: str, fraction: float)` may return True to
         cancel (UptakeError with ERR_CANCELLED). Returns (report dict, label map [x, y, z])."""
         if tracer not in TRACERS:
@@ -312,6 +320,10 @@ class Analyzer:
             opts.distant_threshold = float(distant_threshold)
         opts.common_iliac_as_regional = int(bool(common_iliac_as_regional))
         opts.replace_non_finite = int(bool(replace_non_finite))
+        if memory_budget_mb is not None:
+            opts.memory_budget_mb = int(memory_budget_mb)
+        if min_ct_coverage is not None:
+            opts.min_ct_coverage = float(min_ct_coverage)
         if progress is not None:
             keep = _PROGRESS_CALLBACK(lambda stage, fraction, _u: 1 if progress(STAGES[stage], fraction) else 0)
             opts.progress = keep

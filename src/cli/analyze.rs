@@ -38,6 +38,34 @@ pub struct AnalyzerArgs {
     /// Set NaN/Inf voxels to 0 SUV / −1000 HU with a warning instead of failing.
     #[arg(long)]
     pub replace_non_finite: bool,
+    /// Most MiB the analysis may allocate beyond the input volumes; a study over it is refused
+    /// before anything is allocated. Default: 4 GiB, or half the physical memory if smaller.
+    #[arg(long)]
+    pub memory_budget_mb: Option<u64>,
+    /// Least share of the PET's axial extent the CT must cover (0–1; default 0.9).
+    #[arg(long)]
+    pub min_ct_coverage: Option<f64>,
+}
+
+impl AnalyzerArgs {
+    /// The analysis options these arguments ask for, checked as the library checks them.
+    pub fn options<'a>(
+        &self,
+        progress: Option<&'a dyn Fn(Stage, f32) -> bool>,
+    ) -> Result<AnalyzeOptions<'a>, uptake::Error> {
+        let mut options = AnalyzeOptions {
+            threshold: self.threshold,
+            distant_threshold: self.distant_threshold,
+            replace_non_finite: self.replace_non_finite,
+            memory_budget: self.memory_budget_mb.map(|mb| mb.saturating_mul(1 << 20)),
+            min_ct_coverage: self.min_ct_coverage,
+            progress,
+            ..AnalyzeOptions::default()
+        };
+        options.staging.common_iliac_as_regional = self.common_iliac_as_regional;
+        options.validate()?;
+        Ok(options)
+    }
 }
 
 #[derive(clap::Args)]
@@ -68,13 +96,16 @@ pub fn parse_tracer(s: &str) -> Result<Tracer, String> {
 }
 
 pub fn run(args: Args) -> CliResult {
+    // Everything that can be refused without the volumes is, before they are read.
+    args.analyzer.options(None)?;
+    super::prepare_output_folder(&args.out)?;
     let pet = read_pet(&args)?;
     let ct = nifti::read_volume(&args.ct)?;
     let analyzer = make_analyzer(&args.analyzer)?;
     let report = analyze(&analyzer, &pet, &ct, args.tracer, &args.analyzer)?;
     write_outputs(&args.out, &pet, &report)?;
-    print!("{}", report.summary_table());
-    println!("outputs in {}", args.out.display());
+    out!("{}", report.summary_table())?;
+    outln!("outputs in {}", args.out.display())?;
     Ok(())
 }
 
@@ -132,14 +163,7 @@ pub fn analyze(
         bar.set_position((fraction.clamp(0.0, 1.0) * 1000.0) as u64);
         true
     };
-    let mut options = AnalyzeOptions {
-        threshold: args.threshold,
-        distant_threshold: args.distant_threshold,
-        replace_non_finite: args.replace_non_finite,
-        progress: Some(&progress),
-        ..AnalyzeOptions::default()
-    };
-    options.staging.common_iliac_as_regional = args.common_iliac_as_regional;
+    let options = args.options(Some(&progress))?;
     let report = analyzer.analyze(pet, ct, tracer, &options);
     bar.finish_and_clear();
     report
@@ -151,8 +175,8 @@ pub fn write_outputs(
     pet: &Volume<f32>,
     report: &Report,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    std::fs::create_dir_all(out)?;
-    std::fs::write(out.join("report.json"), report.to_json()?)?;
+    super::prepare_output_folder(out)?;
+    super::write_file(&out.join("report.json"), report.to_json()?)?;
     let labels = report
         .label_map
         .as_ref()

@@ -36,6 +36,8 @@ pub fn run(args: Args) -> CliResult {
         seed: args.seed,
         preset,
     };
+    args.analyzer.options(None)?;
+    super::prepare_output_folder(&args.out)?;
     let started = std::time::Instant::now();
     let study = phantom::generate(&spec)?;
     eprintln!(
@@ -55,13 +57,13 @@ pub fn run(args: Args) -> CliResult {
     )?;
     study.write(args.out.join("phantom"))?;
     write_outputs(&args.out, &study.pet, &report)?;
-    print!("{}", report.summary_table());
+    out!("{}", report.summary_table())?;
     let t = &study.truth;
     let m = match &t.bone_pattern {
         Some(p) if t.mi_m == "M1b" => format!("M1b/{p}"),
         _ => t.mi_m.clone(),
     };
-    println!(
+    outln!(
         "true stage (phantom): {} {} {}   categories: {}   {} lesions",
         t.mi_t,
         t.mi_n,
@@ -72,7 +74,7 @@ pub fn run(args: Args) -> CliResult {
             t.m_categories.join(", ")
         },
         study.lesions.len()
-    );
-    println!("outputs in {}", args.out.display());
+    )?;
+    outln!("outputs in {}", args.out.display())?;
     Ok(())
 }

@@ -70,40 +70,44 @@ pub fn run(args: Args) -> CliResult {
         positions_lps: args.voxels.iter().map(|&v| g.voxel_to_patient(v)).collect(),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&info)?);
+        outln!("{}", serde_json::to_string_pretty(&info)?)?;
         return Ok(());
     }
     let [nx, ny, nz] = info.dims;
     let (s, o) = (info.spacing_mm, info.origin_mm);
-    println!("file         {}", args.file.display());
-    println!(
+    outln!("file         {}", args.file.display())?;
+    outln!(
         "format       NIfTI-{} (data type code {})",
-        info.nifti_version, info.datatype
-    );
+        info.nifti_version,
+        info.datatype
+    )?;
     let frames = if info.frames > 1 {
         format!(" × {} frames", info.frames)
     } else {
         String::new()
     };
-    println!("dims         {nx} × {ny} × {nz}{frames}");
-    println!("spacing      {:.4} × {:.4} × {:.4} mm", s[0], s[1], s[2]);
-    println!(
+    outln!("dims         {nx} × {ny} × {nz}{frames}")?;
+    outln!("spacing      {:.4} × {:.4} × {:.4} mm", s[0], s[1], s[2])?;
+    outln!(
         "orientation  {} (affine from {})",
-        info.orientation, info.affine_source
-    );
-    println!("origin LPS   ({:.3}, {:.3}, {:.3}) mm", o[0], o[1], o[2]);
+        info.orientation,
+        info.affine_source
+    )?;
+    outln!("origin LPS   ({:.3}, {:.3}, {:.3}) mm", o[0], o[1], o[2])?;
     match info.value_range {
-        Some((lo, hi)) => println!("values       {lo} … {hi}"),
-        None => println!("values       none finite"),
+        Some((lo, hi)) => outln!("values       {lo} … {hi}")?,
+        None => outln!("values       none finite")?,
     }
     if info.non_finite > 0 {
-        println!("non-finite   {} voxels (NaN or ±Inf)", info.non_finite);
+        outln!("non-finite   {} voxels (NaN or ±Inf)", info.non_finite)?;
     }
     for (ijk, p) in args.voxels.iter().zip(&info.positions_lps) {
-        println!(
+        outln!(
             "voxel {ijk:?} → LPS ({:.4}, {:.4}, {:.4}) mm",
-            p[0], p[1], p[2]
-        );
+            p[0],
+            p[1],
+            p[2]
+        )?;
     }
     Ok(())
 }

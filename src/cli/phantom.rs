@@ -61,15 +61,20 @@ pub fn run(args: Args) -> CliResult {
             &dir,
             generated.as_secs_f64(),
             start.elapsed().as_secs_f64(),
-        );
+        )?;
     }
     Ok(())
 }
 
-fn print_summary(study: &Study, dir: &std::path::Path, generate_s: f64, total_s: f64) {
+fn print_summary(
+    study: &Study,
+    dir: &std::path::Path,
+    generate_s: f64,
+    total_s: f64,
+) -> std::io::Result<()> {
     let h = &study.habitus;
     let t = &study.truth;
-    println!(
+    outln!(
         "{}  {} seed {} ({}): {:.0} cm, {:.0} kg, {}contrast; {}",
         dir.display(),
         study.spec.tracer.name(),
@@ -79,8 +84,8 @@ fn print_summary(study: &Study, dir: &std::path::Path, generate_s: f64, total_s:
         h.weight_kg,
         if h.iv_contrast { "" } else { "no " },
         study.scenario.replace('_', " "),
-    );
-    println!(
+    )?;
+    outln!(
         "  truth {} {} {}{}{}",
         t.mi_t,
         t.mi_n,
@@ -94,9 +99,9 @@ fn print_summary(study: &Study, dir: &std::path::Path, generate_s: f64, total_s:
             .as_ref()
             .map(|p| format!(", bone pattern {p}"))
             .unwrap_or_default()
-    );
+    )?;
     for l in &study.lesions {
-        println!(
+        outln!(
             "  #{:<3} {:<22} {:<28} {:>6.2} mL  SUVmax {:>5.1} ({:>5.1} noisy)  {:?}{}",
             l.id,
             l.class_name,
@@ -109,10 +114,10 @@ fn print_summary(study: &Study, dir: &std::path::Path, generate_s: f64, total_s:
                 .as_ref()
                 .map(|n| format!("  next to {n}"))
                 .unwrap_or_default()
-        );
+        )?;
     }
-    println!(
+    outln!(
         "  generated in {generate_s:.2} s, written in {:.2} s",
         total_s - generate_s
-    );
+    )
 }

@@ -105,11 +105,11 @@ pub fn run(args: Args) -> CliResult {
             std::fs::write(json, serde_json::to_string_pretty(&output)?)
                 .map_err(|e| format!("{}: {e}", json.display()))?;
         }
-        println!(
+        outln!(
             "{}: {} regions",
             pet_path.display(),
             segmentation.regions.len()
-        );
+        )?;
     }
     Ok(())
 }

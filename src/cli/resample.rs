@@ -47,7 +47,7 @@ pub fn run(args: Args) -> CliResult {
     let mut out = None;
     for _ in 0..args.repeat {
         let t = Instant::now();
-        let v = resample(&src, &target, args.outside);
+        let v = resample(&src, &target, args.outside)?;
         best = best.min(t.elapsed().as_secs_f64() * 1e3);
         out = Some(v);
     }

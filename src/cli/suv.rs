@@ -37,7 +37,7 @@ pub fn run(args: Args) -> CliResult {
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", args.input.display()))?;
         let factor = suvbw_factor(&metadata)?;
         let report = serde_json::json!({ "factor": factor, "metadata": metadata });
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(());
     }
     let series = read_pet_series_uid(&args.input, args.series.as_deref())?;
@@ -58,6 +58,6 @@ pub fn run(args: Args) -> CliResult {
     if let Some(path) = &args.out_bqml {
         nifti::write(path, &series.volume)?;
     }
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    outln!("{}", serde_json::to_string_pretty(&report)?)?;
     Ok(())
 }

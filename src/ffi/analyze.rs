@@ -6,7 +6,7 @@ use super::analyzer::{UptakeAnalyzer, analyzer_ref};
 use super::report::{UptakeReport, into_handle};
 use super::volume::{UptakeVolume, read_volume};
 use super::{guard, null, read_sized, tracer_of};
-use crate::analyzer::{AnalyzeOptions, Stage};
+use crate::analyzer::{AnalyzeOptions, DEFAULT_MIN_CT_COVERAGE, Stage};
 use crate::error::Error;
 use crate::regions::{Connectivity, RegionParams};
 use crate::staging::StagingConfig;
@@ -20,7 +20,8 @@ pub const UPTAKE_PET_UNITS_SUV: u32 = 0;
 /// … or Bq/mL, converted with `suv_factor` (g/mL per Bq/mL, e.g. from `uptake_suv_factor`).
 pub const UPTAKE_PET_UNITS_BQML: u32 = 1;
 
-/// Stage codes passed to the progress callback, in pipeline order.
+/// Stage codes passed to the progress callback, in pipeline order; `UPTAKE_STAGE_REFORMAT` and
+/// `UPTAKE_STAGE_CLASSIFY` alternate, once per batch of regions.
 pub const UPTAKE_STAGE_CHECK: u32 = 0;
 pub const UPTAKE_STAGE_GRID: u32 = 1;
 pub const UPTAKE_STAGE_REGIONS: u32 = 2;
@@ -70,6 +71,16 @@ pub struct UptakeAnalyzeOptions {
     /// Optional progress callback and the pointer passed back to it.
     pub progress: UptakeProgressCallback,
     pub progress_user_data: *mut c_void,
+    /// Most MiB the study's stages may allocate beyond the input volumes; a study over it fails
+    /// with `UPTAKE_ERR_MEMORY` before anything is allocated, with a message naming the sizes.
+    /// 0 (the default) = 4 GiB, or half the machine's physical memory where that is smaller.
+    /// Added after the first version: a host whose `struct_size` ends before it gets 0.
+    pub memory_budget_mb: u64,
+    /// Least share in [0, 1] of the PET's axial extent the CT must cover (default 0.9); below
+    /// it the study fails with `UPTAKE_ERR_INVALID_ARGUMENT`. The report's `ct_coverage` states
+    /// the coverage. Added after the first version: a host whose `struct_size` ends before it
+    /// gets the default.
+    pub min_ct_coverage: f64,
 }
 
 impl Default for UptakeAnalyzeOptions {
@@ -88,11 +99,14 @@ impl Default for UptakeAnalyzeOptions {
             distant_threshold: 0.0,
             progress: None,
             progress_user_data: std::ptr::null_mut(),
+            memory_budget_mb: 0,
+            min_ct_coverage: DEFAULT_MIN_CT_COVERAGE,
         }
     }
 }
 
-const ANALYZE_OPTIONS_V1_SIZE: usize = std::mem::size_of::<UptakeAnalyzeOptions>();
+/// `struct_size` of the first version of the options, which ended after `progress_user_data`.
+const ANALYZE_OPTIONS_V1_SIZE: usize = std::mem::offset_of!(UptakeAnalyzeOptions, memory_budget_mb);
 
 /// Fills `*options` with the defaults and the right `struct_size`.
 ///
@@ -194,23 +208,16 @@ fn analyze_options<'a>(
             opts.connectivity
         ))
     })?;
+    // The sentinels of the C struct (negative threshold, 0 distant threshold: the model's); the
+    // values themselves are checked by `AnalyzeOptions::validate` in `analyze`, as for every
+    // host.
     let threshold = match opts.threshold {
         t if t < 0.0 => None,
-        t if t > 0.0 && t <= 1.0 => Some(t as f32),
-        t => {
-            return Err(Error::InvalidArgument(format!(
-                "options.threshold = {t}; expected a value in (0, 1], or negative for the model's"
-            )));
-        }
+        t => Some(t as f32),
     };
     let distant_threshold = match opts.distant_threshold {
         t if t <= 0.0 => None,
-        t if t <= 1.0 => Some(t),
-        t => {
-            return Err(Error::InvalidArgument(format!(
-                "options.distant_threshold = {t}; expected a value in (0, 1], or 0 for the default"
-            )));
-        }
+        t => Some(t),
     };
     Ok(AnalyzeOptions {
         regions: RegionParams {
@@ -226,6 +233,9 @@ fn analyze_options<'a>(
             ..StagingConfig::default()
         },
         replace_non_finite: opts.replace_non_finite != 0,
+        memory_budget: (opts.memory_budget_mb > 0)
+            .then(|| opts.memory_budget_mb.saturating_mul(1 << 20)),
+        min_ct_coverage: Some(opts.min_ct_coverage),
         progress: Some(progress),
     })
 }

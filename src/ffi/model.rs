@@ -88,10 +88,11 @@ pub unsafe extern "C" fn uptake_analyzer_model_info(
 
 /// Writes the model's operating points for studies of `tracer` (`UPTAKE_TRACER_*`), the ones
 /// `uptake_analyze` uses when the options set none: `*threshold` of local and regional findings,
-/// `*distant_threshold` of distant ones (M1a, M1b, M1c). Nothing is written on failure.
+/// `*distant_threshold` of distant ones (M1a, M1b, M1c). Either output may be NULL when the
+/// host wants only the other. Nothing is written on failure.
 ///
 /// # Safety
-/// `analyzer` must be NULL or a live handle; `threshold` and `distant_threshold` NULL or
+/// `analyzer` must be NULL or a live handle; `threshold` and `distant_threshold` each NULL or
 /// writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn uptake_analyzer_operating_points(
@@ -104,17 +105,15 @@ pub unsafe extern "C" fn uptake_analyzer_operating_points(
         // SAFETY: per the function's contract.
         let a = unsafe { analyzer_ref(analyzer)? };
         let tracer = tracer_of(tracer)?;
-        if threshold.is_null() {
-            return Err(null("threshold"));
-        }
-        if distant_threshold.is_null() {
-            return Err(null("distant_threshold"));
-        }
         let points = a.model().operating_points(tracer);
-        // SAFETY: both non-NULL and writable by the caller's contract.
-        unsafe {
-            threshold.write_unaligned(points.threshold);
-            distant_threshold.write_unaligned(points.distant_threshold);
+        for (out, value) in [
+            (threshold, points.threshold),
+            (distant_threshold, points.distant_threshold),
+        ] {
+            if !out.is_null() {
+                // SAFETY: non-NULL and writable by the caller's contract.
+                unsafe { out.write_unaligned(value) };
+            }
         }
         Ok(())
     })

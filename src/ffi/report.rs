@@ -469,7 +469,7 @@ mod tests {
     use crate::classes::{v1_classes, v1_id};
     use crate::ffi::{UPTAKE_ERR_INVALID_ARGUMENT, UPTAKE_OK};
     use crate::regions::Region;
-    use crate::report::{ModelInfo, RunInfo};
+    use crate::report::{CtCoverage, ModelInfo, RunInfo};
     use crate::staging::{FindingInput, StagingConfig, stage};
     use crate::tracer::Tracer;
     use crate::volume::{Geometry, Volume};
@@ -511,6 +511,10 @@ mod tests {
                     trained: true,
                 },
                 device: "cpu".into(),
+                ct_coverage: CtCoverage {
+                    axial: 1.0,
+                    voxels: 1.0,
+                },
                 timings: vec![],
             },
         )

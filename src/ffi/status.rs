@@ -19,6 +19,9 @@ pub const UPTAKE_ERR_CANCELLED: u32 = 5;
 pub const UPTAKE_ERR_INTERNAL: u32 = 6;
 /// A panic was caught at the ABI boundary; the library state is still consistent.
 pub const UPTAKE_ERR_PANIC: u32 = 7;
+/// The study's working set exceeds the memory budget (`UptakeAnalyzeOptions.memory_budget_mb`),
+/// or an allocation failed; nothing was kept, and the host's process is unharmed.
+pub const UPTAKE_ERR_MEMORY: u32 = 8;
 
 /// The status codes as a Rust enum; C code sees only the `u32` constants above.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,11 +35,12 @@ pub enum Status {
     Cancelled = UPTAKE_ERR_CANCELLED,
     Internal = UPTAKE_ERR_INTERNAL,
     Panic = UPTAKE_ERR_PANIC,
+    Memory = UPTAKE_ERR_MEMORY,
 }
 
 impl Status {
     /// All codes, in numeric order.
-    pub const ALL: [Status; 8] = [
+    pub const ALL: [Status; 9] = [
         Status::Ok,
         Status::InvalidArgument,
         Status::Io,
@@ -45,6 +49,7 @@ impl Status {
         Status::Cancelled,
         Status::Internal,
         Status::Panic,
+        Status::Memory,
     ];
 
     /// A short, stable, NUL-terminated name.
@@ -58,6 +63,7 @@ impl Status {
             Status::Cancelled => c"cancelled",
             Status::Internal => c"internal error",
             Status::Panic => c"panic",
+            Status::Memory => c"out of memory budget",
         }
     }
 }
@@ -83,7 +89,7 @@ mod tests {
             assert_eq!(*s as u32, i as u32);
             assert_eq!(Status::try_from(i as u32), Ok(*s));
         }
-        assert_eq!(Status::try_from(8), Err(8));
+        assert_eq!(Status::try_from(9), Err(9));
         assert_eq!(Status::try_from(u32::MAX), Err(u32::MAX));
     }
 }

@@ -78,7 +78,8 @@ impl UptakeVolume {
         let g = self.geometry()?;
         // SAFETY: non-NULL, aligned and data_len == g.len() checked above; readable by contract.
         let data = unsafe { std::slice::from_raw_parts(self.data, g.len()) };
-        Ok(Volume::new(g, data.to_vec())?)
+        let copy = crate::memory::try_copy(data, "a copy of the host's volume")?;
+        Ok(Volume::new(g, copy)?)
     }
 }
 

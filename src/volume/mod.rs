@@ -285,6 +285,21 @@ impl<T> Volume<T> {
         }
     }
 
+    /// [`Volume::filled`], or an error naming `what` when the memory cannot be had.
+    pub fn try_filled(
+        geometry: Geometry,
+        value: T,
+        what: &'static str,
+    ) -> Result<Self, crate::memory::MemoryError>
+    where
+        T: Clone,
+    {
+        Ok(Self {
+            data: crate::memory::try_vec(geometry.len(), value, what)?,
+            geometry,
+        })
+    }
+
     pub fn geometry(&self) -> &Geometry {
         &self.geometry
     }

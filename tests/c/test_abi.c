@@ -109,13 +109,17 @@ static void test_analyzer(void) {
     float untouched = -1.0f;
     CHECK_ERR(uptake_analyzer_operating_points(analyzer, 7, &untouched, &untouched),
               UPTAKE_ERR_INVALID_ARGUMENT, "tracer");
-    CHECK_ERR(uptake_analyzer_operating_points(analyzer, UPTAKE_TRACER_FDG, &untouched, NULL),
-              UPTAKE_ERR_INVALID_ARGUMENT, "distant_threshold is NULL");
-    CHECK_ERR(uptake_analyzer_operating_points(analyzer, UPTAKE_TRACER_FDG, NULL, &untouched),
-              UPTAKE_ERR_INVALID_ARGUMENT, ": threshold is NULL");
     CHECK_ERR(uptake_analyzer_operating_points(NULL, UPTAKE_TRACER_FDG, &untouched, &untouched),
               UPTAKE_ERR_INVALID_ARGUMENT, "analyzer");
     CHECK(untouched == -1.0f);
+    /* Either output may be NULL: the other is still written. */
+    float only = -1.0f;
+    CHECK(uptake_analyzer_operating_points(analyzer, UPTAKE_TRACER_FDG, &only, NULL) == UPTAKE_OK);
+    CHECK(only == threshold[UPTAKE_TRACER_FDG]);
+    only = -1.0f;
+    CHECK(uptake_analyzer_operating_points(analyzer, UPTAKE_TRACER_FDG, NULL, &only) == UPTAKE_OK);
+    CHECK(only == distant[UPTAKE_TRACER_FDG]);
+    CHECK(uptake_analyzer_operating_points(analyzer, UPTAKE_TRACER_FDG, NULL, NULL) == UPTAKE_OK);
     uptake_analyzer_free(analyzer);
     uptake_analyzer_free(NULL);
 
@@ -308,6 +312,88 @@ static uint32_t cancel_at_classify(uint32_t stage, float fraction, void *user_da
     return stage == UPTAKE_STAGE_CLASSIFY ? 1 : 0;
 }
 
+/* Records which UPTAKE_STAGE_* codes were reported, one bit each. */
+static uint32_t record_stages(uint32_t stage, float fraction, void *user_data) {
+    (void)fraction;
+    *(uint32_t *)user_data |= 1u << stage;
+    return 0;
+}
+
+/* A study whose working set exceeds the memory budget returns UPTAKE_ERR_MEMORY, with the sizes
+   in the message, instead of aborting the host; so does a normal study under a tiny budget. */
+static void test_memory_budget(void) {
+    static float huge_pet[512], huge_ct[512];
+    UptakeVolume pet, ct;
+    const float *data[2] = {huge_pet, huge_ct};
+    UptakeVolume *out[2] = {&pet, &ct};
+    for (int k = 0; k < 2; k++) {
+        CHECK(uptake_volume_init(out[k]) == UPTAKE_OK);
+        for (int a = 0; a < 3; a++) {
+            out[k]->dims[a] = 8;
+            out[k]->spacing_mm[a] = 320.0; /* a 3 mm grid of 854³ voxels: 5 GB */
+        }
+        out[k]->data = data[k];
+        out[k]->data_len = 512;
+    }
+    for (int i = 0; i < 512; i++) {
+        huge_pet[i] = 2.0f;
+        huge_ct[i] = 40.0f;
+    }
+    CHECK(uptake_volume_check(&pet) == UPTAKE_OK); /* a valid volume: the study is too big */
+    UptakeAnalyzer *analyzer = NULL;
+    CHECK(uptake_analyzer_create(NULL, &analyzer) == UPTAKE_OK);
+    UptakeReport *report = NULL;
+    CHECK_ERR(uptake_analyze(analyzer, &pet, &ct, UPTAKE_TRACER_PSMA, NULL, &report),
+              UPTAKE_ERR_MEMORY, "854×854×854");
+    CHECK(report == NULL);
+
+    UptakeVolume small_pet, small_ct;
+    make_study(&small_pet, &small_ct);
+    UptakeAnalyzeOptions options;
+    CHECK(uptake_analyze_options_init(&options) == UPTAKE_OK);
+    CHECK(options.memory_budget_mb == 0 && options.min_ct_coverage == 0.9);
+    options.memory_budget_mb = 1;
+    CHECK_ERR(uptake_analyze(analyzer, &small_pet, &small_ct, UPTAKE_TRACER_PSMA, &options,
+                             &report),
+              UPTAKE_ERR_MEMORY, "memory budget of 1.0 MiB");
+    options.memory_budget_mb = 256;
+    uint32_t stages = 0;
+    options.progress = record_stages;
+    options.progress_user_data = &stages;
+    CHECK(uptake_analyze(analyzer, &small_pet, &small_ct, UPTAKE_TRACER_PSMA, &options,
+                         &report) == UPTAKE_OK);
+    uptake_report_free(report);
+    report = NULL;
+    /* Every stage the header names is reported, UPTAKE_STAGE_REFORMAT included. */
+    CHECK(stages == ((1u << UPTAKE_STAGE_CHECK) | (1u << UPTAKE_STAGE_GRID) |
+                     (1u << UPTAKE_STAGE_REGIONS) | (1u << UPTAKE_STAGE_REFORMAT) |
+                     (1u << UPTAKE_STAGE_CLASSIFY) | (1u << UPTAKE_STAGE_STAGING)));
+
+    /* A CT covering a sliver of the PET is refused unless the host lowers the minimum. */
+    UptakeVolume sliver = small_ct;
+    sliver.dims[2] = 1;
+    sliver.data_len = (uint64_t)N * N;
+    CHECK(uptake_analyze_options_init(&options) == UPTAKE_OK);
+    CHECK_ERR(uptake_analyze(analyzer, &small_pet, &sliver, UPTAKE_TRACER_PSMA, &options,
+                             &report),
+              UPTAKE_ERR_INVALID_ARGUMENT, "axial extent");
+    options.min_ct_coverage = 0.0;
+    CHECK(uptake_analyze(analyzer, &small_pet, &sliver, UPTAKE_TRACER_PSMA, &options,
+                         &report) == UPTAKE_OK);
+    const char *json = NULL;
+    CHECK(uptake_report_json(report, &json) == UPTAKE_OK);
+    CHECK(json != NULL && strstr(json, "\"ct_coverage\"") != NULL);
+    uptake_report_free(report);
+    /* A threshold of 0 would call every region suspicious: refused, as by the CLI. */
+    CHECK(uptake_analyze_options_init(&options) == UPTAKE_OK);
+    options.threshold = 0.0;
+    report = NULL;
+    CHECK_ERR(uptake_analyze(analyzer, &small_pet, &small_ct, UPTAKE_TRACER_PSMA, &options,
+                             &report),
+              UPTAKE_ERR_INVALID_ARGUMENT, "threshold");
+    uptake_analyzer_free(analyzer);
+}
+
 struct worker {
     const UptakeAnalyzer *analyzer;
     const UptakeVolume *pet;
@@ -450,6 +536,7 @@ int main(void) {
     test_logging();
     test_plugin_table();
     test_analyze();
+    test_memory_budget();
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures == 0 ? 0 : 1;
 }
