@@ -19,6 +19,26 @@
 //! non-positive weight, dose or half-life, unknown units, an image not corrected for attenuation
 //! and decay, and an injection after the scan are errors, never silent defaults.
 //!
+//! Values outside what a nuclear-medicine department can produce are errors too, because a
+//! factor computed from them is meaningless (and can overflow to infinity):
+//!
+//! ```text
+//! PatientWeight          1 g … 1000 kg      a mouse (≈ 20 g) to the heaviest patients; a weight
+//!                                           stored in grams (70000) is caught
+//! RadionuclideTotalDose  1 kBq … 100 GBq    preclinical doses (≈ 0.1 MBq) to therapy doses
+//!                                           (I-131 ≤ 11 GBq); a dose stored in MBq (370) is caught
+//! RadionuclideHalfLife   1 s … 1e9 s        Rb-82 (76 s), O-15 (122 s) to Ge-68 (271 d)
+//! decay time Δt          0 … 10 half-lives  less than 0.1 % of the dose is left after 10 half-lives,
+//!                                           too little to image; a wrong injection date or year is
+//!                                           caught. No fixed limit in days: Ge-68 phantom scans
+//!                                           are calibrated months before.
+//! ```
+//!
+//! The factor itself must then lie between 1e-12 and 1e7 g/Bq, a little wider than those limits
+//! allow for BQML (1 g / 100 GBq = 1e-11 … 1000 kg / (1 kBq · 2⁻¹⁰) ≈ 1e6); this bounds a factor
+//! taken from, or scaled by, a Philips private attribute too. [`try_to_suv`] also rejects a factor
+//! that would overflow f32 for the voxels it scales.
+//!
 //! DICOM dates and times are taken as given in the scanner's local time. A UTC offset suffix on
 //! a DT value (`&ZZXX`) is accepted and ignored, because series and acquisition times carry none.
 //! An injection before midnight with a scan after it needs RadiopharmaceuticalStartDateTime:
@@ -37,6 +57,44 @@ pub enum SuvError {
     Missing(&'static str),
     #[error("{field} is {value}; it must be finite and > 0")]
     NotPositive { field: &'static str, value: f64 },
+    #[error(
+        "{field} is {} {unit}; a plausible value lies between {} and {} {unit}{hint}",
+        show(*value), show(*min), show(*max)
+    )]
+    Implausible {
+        field: &'static str,
+        value: f64,
+        unit: &'static str,
+        min: f64,
+        max: f64,
+        hint: &'static str,
+    },
+    #[error(
+        "the radiopharmaceutical start ({start}) is {seconds:.0} s before the scan time ({scan}), \
+         {half_lives:.1} half-lives of {half_life_s} s; more than {} half-lives leave too little \
+         activity to image: check the injection date and time and RadionuclideHalfLife (0018,1075)",
+        MAX_DECAY_HALF_LIVES
+    )]
+    DecayTooLong {
+        start: String,
+        scan: String,
+        seconds: f64,
+        half_lives: f64,
+        half_life_s: f64,
+    },
+    #[error("{field} is {value}; a Philips scale factor must be finite and > 0 (or 0 when absent)")]
+    BadPhilipsScaleFactor { field: &'static str, value: f64 },
+    #[error(
+        "voxel {index} is {value} Bq/mL: with the SUV factor {} it gives {product}, outside the \
+         finite range of f32",
+        show(*factor)
+    )]
+    NotFiniteSuv {
+        index: usize,
+        value: f32,
+        factor: f64,
+        product: f64,
+    },
     #[error("Units (0054,1001) is {0:?}; supported are BQML, CNTS (Philips) and GML")]
     UnknownUnits(String),
     #[error(
@@ -127,31 +185,116 @@ pub fn suvbw_factor(m: &SuvMetadata) -> Result<f64, SuvError> {
             });
         }
     }
-    match units {
-        "BQML" => bqml_factor(m),
+    let factor = match units {
+        "BQML" => bqml_factor(m)?,
         "CNTS" => {
-            let usable = |v: Option<f64>| v.filter(|x| x.is_finite() && *x != 0.0);
-            if let Some(f) = usable(m.philips_suv_scale_factor) {
-                Ok(f)
-            } else if let Some(f) = usable(m.philips_activity_concentration_scale_factor) {
+            // 0 is how Philips writes an absent factor; anything else must be usable.
+            let philips = |field, v: Option<f64>| match v.filter(|x| *x != 0.0) {
+                Some(value) if !(value.is_finite() && value > 0.0) => {
+                    Err(SuvError::BadPhilipsScaleFactor { field, value })
+                }
+                present => Ok(present),
+            };
+            let suv_scale = philips(
+                "the Philips SUV scale factor (7053,1000)",
+                m.philips_suv_scale_factor,
+            )?;
+            let activity_scale = philips(
+                "the Philips activity concentration scale factor (7053,1009)",
+                m.philips_activity_concentration_scale_factor,
+            )?;
+            match (suv_scale, activity_scale) {
+                (Some(f), _) => f,
                 // (7053,1009) scales counts to Bq/mL; from there the BQML rule applies.
-                Ok(f * bqml_factor(m)?)
-            } else {
-                Err(SuvError::NoPhilipsScaleFactor)
+                (None, Some(f)) => f * bqml_factor(m)?,
+                (None, None) => return Err(SuvError::NoPhilipsScaleFactor),
             }
         }
-        "GML" => Ok(1.0),
-        other => Err(SuvError::UnknownUnits(other.to_string())),
-    }
+        "GML" => 1.0,
+        other => return Err(SuvError::UnknownUnits(other.to_string())),
+    };
+    plausible("the SUV factor", Some(factor), "g/Bq", FACTOR_G_PER_BQ, "")
 }
 
-/// Multiplies every voxel by the SUV factor (Bq/mL → g/mL).
+/// Multiplies every voxel by the SUV factor (Bq/mL → g/mL), without checking the result: a
+/// large factor or voxel overflows f32 to infinity. [`try_to_suv`] is the checked version; use
+/// this one only after [`check_suv_range`] accepted the same volume and factor.
 pub fn to_suv(volume: &Volume<f32>, factor: f64) -> Volume<f32> {
     let mut out = volume.clone();
     for v in out.data_mut() {
         *v = (*v as f64 * factor) as f32;
     }
     out
+}
+
+/// [`to_suv`] after [`check_suv_range`]: the SUV volume, every voxel finite, or an error.
+pub fn try_to_suv(volume: &Volume<f32>, factor: f64) -> Result<Volume<f32>, SuvError> {
+    check_suv_range(volume, factor)?;
+    Ok(to_suv(volume, factor))
+}
+
+/// Checks that `factor` is finite and > 0 and that every voxel × `factor` is a finite f32 (so
+/// a non-finite voxel is rejected too), naming the first voxel that is not.
+pub fn check_suv_range(volume: &Volume<f32>, factor: f64) -> Result<(), SuvError> {
+    positive("the SUV factor", Some(factor))?;
+    // The same arithmetic as `to_suv`: a product in f64, rounded to f32 (to infinity beyond
+    // f32::MAX).
+    match volume
+        .data()
+        .iter()
+        .position(|&v| !((v as f64 * factor) as f32).is_finite())
+    {
+        None => Ok(()),
+        Some(index) => {
+            let value = volume.data()[index];
+            Err(SuvError::NotFiniteSuv {
+                index,
+                value,
+                factor,
+                product: value as f64 * factor,
+            })
+        }
+    }
+}
+
+/// Limits of plausibility (see the module docs).
+const WEIGHT_KG: (f64, f64) = (1e-3, 1000.0);
+const DOSE_BQ: (f64, f64) = (1e3, 1e11);
+const HALF_LIFE_S: (f64, f64) = (1.0, 1e9);
+const MAX_DECAY_HALF_LIVES: f64 = 10.0;
+const FACTOR_G_PER_BQ: (f64, f64) = (1e-12, 1e7);
+
+/// A number as people write it: plain for everyday magnitudes, in exponent form otherwise
+/// (a weight of 1e308 kg prints as `1e308`, not as 309 digits).
+pub(crate) fn show(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() || (1e-3..1e7).contains(&v.abs()) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
+}
+
+/// A required attribute that must be finite, > 0 and within `[min, max]`.
+fn plausible(
+    field: &'static str,
+    v: Option<f64>,
+    unit: &'static str,
+    (min, max): (f64, f64),
+    hint: &'static str,
+) -> Result<f64, SuvError> {
+    let value = positive(field, v)?;
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(SuvError::Implausible {
+            field,
+            value,
+            unit,
+            min,
+            max,
+            hint,
+        })
+    }
 }
 
 fn positive(field: &'static str, v: Option<f64>) -> Result<f64, SuvError> {
@@ -164,10 +307,19 @@ fn positive(field: &'static str, v: Option<f64>) -> Result<f64, SuvError> {
 }
 
 fn bqml_factor(m: &SuvMetadata) -> Result<f64, SuvError> {
-    let weight_kg = positive("PatientWeight (0010,1030)", m.patient_weight_kg)?;
-    let dose_bq = positive(
+    let weight_kg = plausible(
+        "PatientWeight (0010,1030)",
+        m.patient_weight_kg,
+        "kg",
+        WEIGHT_KG,
+        " (stored in grams?)",
+    )?;
+    let dose_bq = plausible(
         "RadionuclideTotalDose (0018,1074)",
         m.radionuclide_total_dose_bq,
+        "Bq",
+        DOSE_BQ,
+        " (stored in MBq or mCi?)",
     )?;
     let decay_correction = m
         .decay_correction
@@ -178,9 +330,12 @@ fn bqml_factor(m: &SuvMetadata) -> Result<f64, SuvError> {
         // Decay-corrected to the administration time: the full dose is in the image.
         "ADMIN" => dose_bq,
         "START" => {
-            let half_life = positive(
+            let half_life = plausible(
                 "RadionuclideHalfLife (0018,1075)",
                 m.radionuclide_half_life_s,
+                "s",
+                HALF_LIFE_S,
+                "",
             )?;
             let (scan, scan_text) = scan_time(m)?;
             let (start, start_text) = start_time(m)?;
@@ -192,7 +347,17 @@ fn bqml_factor(m: &SuvMetadata) -> Result<f64, SuvError> {
                     seconds: -dt,
                 });
             }
-            dose_bq * (-dt / half_life).exp2()
+            let half_lives = dt / half_life;
+            if half_lives > MAX_DECAY_HALF_LIVES {
+                return Err(SuvError::DecayTooLong {
+                    start: start_text,
+                    scan: scan_text,
+                    seconds: dt,
+                    half_lives,
+                    half_life_s: half_life,
+                });
+            }
+            dose_bq * (-half_lives).exp2()
         }
         other => return Err(SuvError::UnsupportedDecayCorrection(other.to_string())),
     };
@@ -469,6 +634,120 @@ mod tests {
         );
         assert!(datetime_seconds("x", "19700102").is_err());
         assert!(datetime_seconds("x", "1970010é0000").is_err());
+    }
+
+    /// The plausibility limits of the module docs, at and just beyond each edge (issue #28).
+    #[test]
+    fn implausible_values_are_errors_and_the_limits_are_inclusive() {
+        type Edit = fn(&mut SuvMetadata, f64);
+        let cases: [(Edit, &str, f64, f64); 3] = [
+            (
+                |m, v| m.patient_weight_kg = Some(v),
+                "PatientWeight",
+                1e-3,
+                1000.0,
+            ),
+            (
+                |m, v| m.radionuclide_total_dose_bq = Some(v),
+                "RadionuclideTotalDose",
+                1e3,
+                1e11,
+            ),
+            (
+                |m, v| m.radionuclide_half_life_s = Some(v),
+                "RadionuclideHalfLife",
+                1.0,
+                1e9,
+            ),
+        ];
+        for (edit, needle, min, max) in cases {
+            for ok in [min, max] {
+                let mut m = siemens();
+                edit(&mut m, ok);
+                // A dose of 1 kBq with a half-life of 1 s is more than 10 half-lives old.
+                m.decay_correction = Some("ADMIN".into());
+                assert!(suvbw_factor(&m).is_ok(), "{needle} = {ok}");
+            }
+            for bad in [
+                min * 0.999,
+                max * 1.001,
+                1e308,
+                1e-300,
+                f64::INFINITY,
+                f64::NAN,
+            ] {
+                let mut m = siemens();
+                edit(&mut m, bad);
+                let err = suvbw_factor(&m).unwrap_err().to_string();
+                assert!(err.contains(needle), "{needle} = {bad}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn decay_beyond_ten_half_lives_is_an_error() {
+        let mut m = siemens();
+        m.radionuclide_half_life_s = Some(600.0);
+        // Δt = 2 h 17 min 44 s = 13.8 half-lives of 600 s.
+        let err = suvbw_factor(&m).unwrap_err();
+        assert!(matches!(err, SuvError::DecayTooLong { .. }), "{err}");
+        m.radiopharmaceutical_start_time = None;
+        m.radiopharmaceutical_start_datetime = Some("19000101083045".into());
+        m.radionuclide_half_life_s = Some(6586.2);
+        assert!(err_text(&m).contains("half-lives"));
+        // Exactly 10 half-lives (6000 s before the series time 10:48:29) is accepted.
+        m.radionuclide_half_life_s = Some(600.0);
+        m.radiopharmaceutical_start_datetime = Some("20201217090829".into());
+        let f = suvbw_factor(&m).unwrap();
+        assert!((f / (67_000.0 / 374e6 * 1024.0) - 1.0).abs() < 1e-12, "{f}");
+    }
+
+    fn err_text(m: &SuvMetadata) -> String {
+        suvbw_factor(m).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn philips_scale_factors_must_be_usable() {
+        let mut m = siemens();
+        m.units = Some("CNTS".into());
+        for bad in [f64::NAN, f64::INFINITY, -2.0] {
+            m.philips_suv_scale_factor = Some(bad);
+            assert!(err_text(&m).contains("7053,1000"), "{bad}");
+        }
+        m.philips_suv_scale_factor = Some(0.0);
+        m.philips_activity_concentration_scale_factor = Some(1e308);
+        assert!(err_text(&m).contains("the SUV factor"));
+        m.philips_activity_concentration_scale_factor = Some(2.0);
+        let bqml = suvbw_factor(&siemens()).unwrap();
+        assert_eq!(suvbw_factor(&m).unwrap(), 2.0 * bqml);
+    }
+
+    #[test]
+    fn messages_print_numbers_readably() {
+        let mut m = siemens();
+        m.patient_weight_kg = Some(1e308);
+        let err = err_text(&m);
+        assert!(
+            err.contains("is 1e308 kg") && err.contains("0.001 and 1000 kg"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn try_to_suv_rejects_what_would_not_be_finite() {
+        let g = crate::Geometry::axis_aligned([3, 1, 1], [1.0; 3], [0.0; 3]).unwrap();
+        let v = Volume::new(g, vec![1.0, 3e38, -2.0]).unwrap();
+        assert_eq!(try_to_suv(&v, 1.0).unwrap().data(), v.data());
+        let err = try_to_suv(&v, 2.0).unwrap_err();
+        assert!(
+            matches!(err, SuvError::NotFiniteSuv { index: 1, .. }),
+            "{err}"
+        );
+        for factor in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(try_to_suv(&v, factor).is_err(), "{factor}");
+        }
+        let nan = Volume::new(g, vec![1.0, f32::NAN, 0.0]).unwrap();
+        assert!(check_suv_range(&nan, 1e-4).is_err());
     }
 
     #[test]

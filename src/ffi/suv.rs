@@ -212,6 +212,32 @@ mod tests {
         assert_eq!(st, UPTAKE_ERR_INVALID_ARGUMENT);
     }
 
+    /// Issue #28: factors that overflowed to infinity (or were absurd) were returned as success.
+    #[test]
+    fn overflowing_or_implausible_factors_are_errors() {
+        type Edit = fn(&mut UptakeSuvMetadata);
+        let cases: [Edit; 6] = [
+            |m| m.patient_weight_kg = 1e308,
+            |m| m.patient_weight_kg = f64::NAN,
+            |m| m.radionuclide_half_life_s = 1e-300,
+            |m| m.radionuclide_total_dose_bq = 1e-300,
+            |m| m.radiopharmaceutical_start_datetime = c"19000101083045".as_ptr(),
+            |m| {
+                m.units = c"CNTS".as_ptr();
+                m.philips_suv_scale_factor = f64::INFINITY;
+            },
+        ];
+        for (n, edit) in cases.iter().enumerate() {
+            let mut m = siemens();
+            edit(&mut m);
+            let mut f = -1.0;
+            // SAFETY: valid struct with static strings; f writable.
+            let st = unsafe { uptake_suv_factor(&m, &mut f) };
+            assert_eq!(st, UPTAKE_ERR_INVALID_ARGUMENT, "case {n}: factor {f}");
+            assert_eq!(f, -1.0, "case {n}: output untouched on error");
+        }
+    }
+
     #[test]
     fn init_sets_size() {
         let mut m = siemens();
