@@ -1,7 +1,18 @@
 //! Reading PET DICOM series: pixel data to Bq/mL, geometry, SUV metadata (DESIGN S2).
 //!
-//! One folder holds one series (files that are not DICOM Part 10 are skipped). Pixel values are
-//! `stored × RescaleSlope + RescaleIntercept` per slice, so for Units BQML the volume is in Bq/mL.
+//! One folder holds one series. Pixel values are `stored × RescaleSlope + RescaleIntercept` per
+//! slice, so for Units BQML the volume is in Bq/mL; a value beyond the f32 range is an error.
+//!
+//! Which files are read: a file that looks like DICOM, by the `DICM` magic of a Part 10 file (at
+//! byte 128 after the preamble, or at byte 0 when the preamble was stripped) or by a `.dcm`,
+//! `.dicom` or `.ima` name, must parse, or the series is rejected naming the file: a slice cut
+//! short by an interrupted copy is never dropped silently (which would shorten the series by one
+//! slice when it was the first or the last). Skipped are files without the magic and without such
+//! a name (a README, a checksum list, a lock file), which are not DICOM Part 10 and could not be
+//! read as such anyway, and the DICOMDIR (Media Storage Directory Storage), an index rather than an
+//! image. A PixelData element shorter than Rows × Columns × BitsAllocated / 8 is a truncated file;
+//! the image buffers are allocated only after that check, and fallibly.
+//!
 //! Geometry: array x runs along the ImageOrientationPatient row direction (`PixelSpacing[1]`),
 //! y along its column direction (`PixelSpacing[0]`), z along their cross product, the slice
 //! normal; slices are sorted by the projection of ImagePositionPatient on that normal. A series
@@ -12,10 +23,14 @@
 use std::path::{Path, PathBuf};
 
 use dicom_dictionary_std::tags;
-use dicom_object::{InMemDicomObject, open_file};
+use dicom_object::file::ReadPreamble;
+use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
 use thiserror::Error;
 
-use crate::suv::{SuvError, SuvMetadata, date_seconds, suvbw_factor, time_seconds, to_suv};
+use crate::suv::{
+    SuvError, SuvMetadata, check_suv_range, date_seconds, show, suvbw_factor, time_seconds,
+    try_to_suv,
+};
 use crate::volume::{Geometry, Volume, VolumeError};
 
 use dicom_object::Tag;
@@ -28,6 +43,16 @@ pub enum DicomError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{file}: the file is truncated or corrupt: {reason}")]
+    Corrupt { file: PathBuf, reason: String },
+    #[error("{file}: {attribute} is {value}, not a finite number")]
+    NotFinite {
+        file: PathBuf,
+        attribute: &'static str,
+        value: String,
+    },
+    #[error("cannot allocate {bytes} bytes for {what}: out of memory")]
+    OutOfMemory { what: &'static str, bytes: usize },
     #[error("no DICOM file of a PET series in {0}")]
     NoSeries(PathBuf),
     #[error("{dir} holds {} series ({}); choose one by its SeriesInstanceUID", uids.len(), uids.join(", "))]
@@ -65,14 +90,17 @@ pub struct PetSeries {
 }
 
 impl PetSeries {
-    /// The SUVbw factor (S2) of this series.
+    /// The SUVbw factor (S2) of this series; an error also when the factor would take a voxel
+    /// of this series beyond the f32 range (so `suv::to_suv` with it gives finite voxels).
     pub fn suv_factor(&self) -> Result<f64, SuvError> {
-        suvbw_factor(&self.metadata)
+        let factor = suvbw_factor(&self.metadata)?;
+        check_suv_range(&self.volume, factor)?;
+        Ok(factor)
     }
 
-    /// The volume in SUV (g/mL).
+    /// The volume in SUV (g/mL), every voxel finite.
     pub fn to_suv(&self) -> Result<Volume<f32>, SuvError> {
-        Ok(to_suv(&self.volume, self.suv_factor()?))
+        try_to_suv(&self.volume, suvbw_factor(&self.metadata)?)
     }
 }
 
@@ -91,16 +119,23 @@ pub fn read_pet_series_uid(
         path: dir.to_path_buf(),
         source,
     };
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.is_file() {
+            paths.push(path);
+        }
+    }
     paths.sort();
     let mut slices = Vec::new();
     for path in paths {
-        // Anything that is not a DICOM Part 10 file (a README, a DICOMDIR's companions) is skipped.
-        let Ok(obj) = open_file(&path) else { continue };
+        let Some((bytes, magic)) = dicom_bytes(&path)? else {
+            continue;
+        };
+        let obj = parse(&path, &bytes, magic)?;
+        if obj.meta().media_storage_sop_class_uid() == MEDIA_STORAGE_DIRECTORY_STORAGE {
+            continue;
+        }
         let ts = obj.meta().transfer_syntax().to_string();
         slices.push(Slice::read(&path, &obj, &ts)?);
     }
@@ -123,6 +158,208 @@ pub fn read_pet_series_uid(
     };
     slices.retain(|s| s.series_uid == chosen);
     assemble(slices, chosen)
+}
+
+/// The SOP class of a DICOMDIR.
+const MEDIA_STORAGE_DIRECTORY_STORAGE: &str = "1.2.840.10008.1.3.10";
+
+/// The bytes of `path` and where its `DICM` magic starts, or `None` for a file that is skipped:
+/// one without the magic at byte 128 or 0 and without a DICOM file name (see the module docs).
+fn dicom_bytes(path: &Path) -> Result<Option<(Vec<u8>, usize)>, DicomError> {
+    use std::io::Read;
+    const MAGIC: &[u8] = b"DICM";
+    let io = |source| DicomError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let magic_at = |head: &[u8]| {
+        if head.get(128..132) == Some(MAGIC) {
+            Some(128)
+        } else if head.starts_with(MAGIC) {
+            Some(0)
+        } else {
+            None
+        }
+    };
+    let named = path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+        ["dcm", "dicom", "ima"]
+            .iter()
+            .any(|d| e.eq_ignore_ascii_case(d))
+    });
+    if !named {
+        let mut head = Vec::with_capacity(132);
+        std::fs::File::open(path)
+            .map_err(io)?
+            .take(132)
+            .read_to_end(&mut head)
+            .map_err(io)?;
+        if magic_at(&head).is_none() {
+            return Ok(None);
+        }
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    let magic = magic_at(&bytes).ok_or_else(|| DicomError::Corrupt {
+        file: path.to_path_buf(),
+        reason: format!(
+            "{} bytes without the DICM magic of a DICOM Part 10 file at byte 128",
+            bytes.len()
+        ),
+    })?;
+    Ok(Some((bytes, magic)))
+}
+
+/// Parses a Part 10 file whose `DICM` magic starts at byte `magic`, after
+/// [`check_declared_lengths`].
+fn parse(file: &Path, bytes: &[u8], magic: usize) -> Result<DefaultDicomObject, DicomError> {
+    let corrupt = |reason: String| DicomError::Corrupt {
+        file: file.to_path_buf(),
+        reason,
+    };
+    check_declared_lengths(bytes, magic).map_err(corrupt)?;
+    OpenFileOptions::new()
+        .read_preamble(ReadPreamble::Never)
+        .from_reader(&bytes[magic..])
+        .map_err(|e| corrupt(e.to_string()))
+}
+
+const UNDEFINED_LENGTH: u32 = 0xFFFF_FFFF;
+
+/// Explicit VRs with a reserved 16-bit field and a 32-bit length (PS3.5 §7.1.2).
+const LONG_VRS: [&[u8; 2]; 13] = [
+    b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV",
+];
+
+/// Checks that every value length a Part 10 file (`bytes`, its `DICM` magic at byte `magic`)
+/// declares fits in the bytes after it. dicom-rs allocates, and for text fills, a buffer of the declared
+/// length before it reads the value, so a 200-byte file declaring a 4 GiB value would cost
+/// 4 GiB of memory; here it costs one pass over the bytes.
+///
+/// The walk is linear: the file meta group in explicit VR little endian, then the data set in
+/// its transfer syntax. It steps into sequences and items (their elements follow their headers)
+/// and over every other value; fragments of encapsulated pixel data are stepped over. A
+/// sequence in implicit VR is recognised by the item tag its value starts with. Not checked,
+/// because the bytes cannot be walked: a deflated data set, and the contents of an explicit VR
+/// UN value of undefined length (encoded in implicit VR).
+fn check_declared_lengths(bytes: &[u8], magic: usize) -> Result<(), String> {
+    let u16_at = |p: usize, big: bool| {
+        let b = [bytes[p], bytes[p + 1]];
+        if big {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
+    };
+    let u32_at = |p: usize, big: bool| {
+        let b = [bytes[p], bytes[p + 1], bytes[p + 2], bytes[p + 3]];
+        if big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    };
+    let mut pos = magic + 4;
+    let mut transfer_syntax = String::new();
+    // The file meta group: explicit VR little endian, group 0002.
+    while bytes.len() >= pos + 8 && u16_at(pos, false) == 0x0002 {
+        let element = u16_at(pos + 2, false);
+        let vr = [bytes[pos + 4], bytes[pos + 5]];
+        let (header, len) = if LONG_VRS.contains(&&vr) {
+            if bytes.len() < pos + 12 {
+                break;
+            }
+            (12, u32_at(pos + 8, false))
+        } else {
+            (8, u32::from(u16_at(pos + 6, false)))
+        };
+        pos += header;
+        let len = fits(bytes, pos, len, 0x0002, element)?;
+        if element == 0x0010 {
+            transfer_syntax = String::from_utf8_lossy(&bytes[pos..pos + len])
+                .trim_matches(|c: char| c.is_whitespace() || c == '\0')
+                .to_string();
+        }
+        pos += len;
+    }
+    let (implicit, big) = match transfer_syntax.as_str() {
+        "1.2.840.10008.1.2" => (true, false),
+        "1.2.840.10008.1.2.2" => (false, true),
+        "1.2.840.10008.1.2.1.99" => return Ok(()),
+        // Explicit VR little endian, and every encapsulated (compressed) syntax.
+        _ => (false, false),
+    };
+    let mut in_fragments = false;
+    while pos < bytes.len() {
+        if bytes.len() < pos + 8 {
+            return Err(format!(
+                "the file ends {} bytes into an element header at byte {pos}",
+                bytes.len() - pos
+            ));
+        }
+        let (group, element) = (u16_at(pos, big), u16_at(pos + 2, big));
+        if group == 0xFFFE {
+            // Item, item delimitation or sequence delimitation: a 32-bit length, no VR.
+            let len = u32_at(pos + 4, big);
+            pos += 8;
+            match element {
+                0xE000 if len != UNDEFINED_LENGTH => {
+                    let len = fits(bytes, pos, len, group, element)?;
+                    if in_fragments {
+                        pos += len;
+                    }
+                }
+                0xE0DD => in_fragments = false,
+                _ => {}
+            }
+            continue;
+        }
+        let (vr, header, len) = if implicit {
+            (None, 8, u32_at(pos + 4, big))
+        } else {
+            let vr = [bytes[pos + 4], bytes[pos + 5]];
+            if LONG_VRS.contains(&&vr) {
+                if bytes.len() < pos + 12 {
+                    return Err(format!(
+                        "the file ends inside the header of ({group:04X},{element:04X})"
+                    ));
+                }
+                (Some(vr), 12, u32_at(pos + 8, big))
+            } else {
+                (Some(vr), 8, u32::from(u16_at(pos + 6, big)))
+            }
+        };
+        pos += header;
+        if len == UNDEFINED_LENGTH {
+            match vr {
+                Some(vr) if &vr == b"UN" => return Ok(()),
+                _ if (group, element) == (0x7FE0, 0x0010) => in_fragments = true,
+                _ => {}
+            }
+            continue;
+        }
+        let len = fits(bytes, pos, len, group, element)?;
+        let sequence = match vr {
+            Some(vr) => &vr == b"SQ",
+            None => len >= 8 && bytes[pos..pos + 4] == [0xFE, 0xFF, 0x00, 0xE0],
+        };
+        if !sequence {
+            pos += len;
+        }
+    }
+    Ok(())
+}
+
+/// `len` as a usize when the value it declares at `pos` ends within `bytes`.
+fn fits(bytes: &[u8], pos: usize, len: u32, group: u16, element: u16) -> Result<usize, String> {
+    let left = bytes.len().saturating_sub(pos);
+    usize::try_from(len)
+        .ok()
+        .filter(|&n| n <= left)
+        .ok_or_else(|| {
+            format!(
+                "({group:04X},{element:04X}) declares a value of {len} bytes at byte {pos}, but \
+                 only {left} follow"
+            )
+        })
 }
 
 /// What one file contributes.
@@ -149,16 +386,44 @@ fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
 
 fn float(obj: &InMemDicomObject, tag: Tag) -> Option<f64> {
     let e = obj.element_opt(tag).ok()??;
-    if let Ok(v) = e.to_float64() {
-        return Some(v);
+    // Private attributes of an implicit VR file arrive as raw bytes (UN) holding a DS string;
+    // `to_float64` would read their first byte as the number.
+    if matches!(e.vr().to_string(), "UN" | "OB") {
+        let bytes = e.to_bytes().ok()?;
+        return std::str::from_utf8(&bytes)
+            .ok()?
+            .trim_matches(|c: char| c.is_whitespace() || c == '\0')
+            .parse()
+            .ok();
     }
-    // Private attributes read without a dictionary arrive as raw bytes holding a DS string.
-    let bytes = e.to_bytes().ok()?;
-    std::str::from_utf8(&bytes)
-        .ok()?
-        .trim_matches(|c: char| c.is_whitespace() || c == '\0')
-        .parse()
-        .ok()
+    e.to_float64().ok()
+}
+
+/// A numeric SUV attribute: `None` when absent or empty (type 2), an error naming the attribute
+/// and the file when present but not a finite number (a NaN would otherwise surface later as
+/// "differs between slices", since NaN ≠ NaN).
+fn suv_number(
+    obj: &InMemDicomObject,
+    tag: Tag,
+    file: &Path,
+    attribute: &'static str,
+) -> Result<Option<f64>, DicomError> {
+    let Some(present) = text(obj, tag) else {
+        return Ok(None);
+    };
+    match float(obj, tag) {
+        Some(v) if v.is_finite() => Ok(Some(v)),
+        Some(v) => Err(DicomError::NotFinite {
+            file: file.to_path_buf(),
+            attribute,
+            value: v.to_string(),
+        }),
+        None => Err(DicomError::NotFinite {
+            file: file.to_path_buf(),
+            attribute,
+            value: format!("{present:?}"),
+        }),
+    }
 }
 
 fn floats(obj: &InMemDicomObject, tag: Tag) -> Option<Vec<f64>> {
@@ -240,11 +505,7 @@ impl Slice {
                 "rescale {slope} · v + {intercept} is not finite"
             )));
         }
-        let stored = decode_pixels(obj, rows * columns).map_err(unsupported)?;
-        let values = stored
-            .into_iter()
-            .map(|v| (v as f64 * slope + intercept) as f32)
-            .collect();
+        let values = decode_pixels(file, obj, rows * columns, slope, intercept)?;
 
         let radiopharmaceutical = obj
             .element_opt(tags::RADIOPHARMACEUTICAL_INFORMATION_SEQUENCE)
@@ -253,7 +514,10 @@ impl Slice {
             .and_then(|e| e.items())
             .and_then(|items| items.first());
         let rp_text = |tag| radiopharmaceutical.and_then(|item| text(item, tag));
-        let rp_float = |tag| radiopharmaceutical.and_then(|item| float(item, tag));
+        let rp_number = |tag, attribute| match radiopharmaceutical {
+            Some(item) => suv_number(item, tag, file, attribute),
+            None => Ok(None),
+        };
         let corrected_image = obj
             .element_opt(tags::CORRECTED_IMAGE)
             .ok()
@@ -265,20 +529,38 @@ impl Slice {
             units: text(obj, tags::UNITS),
             decay_correction: text(obj, tags::DECAY_CORRECTION),
             corrected_image,
-            patient_weight_kg: float(obj, tags::PATIENT_WEIGHT),
-            radionuclide_total_dose_bq: rp_float(tags::RADIONUCLIDE_TOTAL_DOSE),
-            radionuclide_half_life_s: rp_float(tags::RADIONUCLIDE_HALF_LIFE),
+            patient_weight_kg: suv_number(
+                obj,
+                tags::PATIENT_WEIGHT,
+                file,
+                "PatientWeight (0010,1030)",
+            )?,
+            radionuclide_total_dose_bq: rp_number(
+                tags::RADIONUCLIDE_TOTAL_DOSE,
+                "RadionuclideTotalDose (0018,1074)",
+            )?,
+            radionuclide_half_life_s: rp_number(
+                tags::RADIONUCLIDE_HALF_LIFE,
+                "RadionuclideHalfLife (0018,1075)",
+            )?,
             radiopharmaceutical_start_datetime: rp_text(tags::RADIOPHARMACEUTICAL_START_DATE_TIME),
             radiopharmaceutical_start_time: rp_text(tags::RADIOPHARMACEUTICAL_START_TIME),
             series_date: text(obj, tags::SERIES_DATE),
             series_time: text(obj, tags::SERIES_TIME),
             acquisition_date: text(obj, tags::ACQUISITION_DATE),
             acquisition_time: text(obj, tags::ACQUISITION_TIME),
-            philips_suv_scale_factor: float(obj, PHILIPS_SUV_SCALE_FACTOR),
-            philips_activity_concentration_scale_factor: float(
+            philips_suv_scale_factor: suv_number(
+                obj,
+                PHILIPS_SUV_SCALE_FACTOR,
+                file,
+                "the Philips SUV scale factor (7053,1000)",
+            )?,
+            philips_activity_concentration_scale_factor: suv_number(
                 obj,
                 PHILIPS_ACTIVITY_CONCENTRATION_SCALE_FACTOR,
-            ),
+                file,
+                "the Philips activity concentration scale factor (7053,1009)",
+            )?,
         };
         Ok(Self {
             file: file.to_path_buf(),
@@ -304,64 +586,107 @@ impl Slice {
     }
 }
 
-/// The stored pixel values (before rescale) of a native, single-frame, single-sample image.
-fn decode_pixels(obj: &InMemDicomObject, count: usize) -> Result<Vec<i64>, String> {
-    let bits_allocated = int(obj, tags::BITS_ALLOCATED).ok_or("BitsAllocated is missing")?;
+/// The rescaled pixel values (`stored × slope + intercept`) of a native, single-frame,
+/// single-sample image of `count` pixels. The PixelData element must hold `count` pixels (else the
+/// file is truncated) before the output is allocated, and every value must be a finite f32.
+fn decode_pixels(
+    file: &Path,
+    obj: &InMemDicomObject,
+    count: usize,
+    slope: f64,
+    intercept: f64,
+) -> Result<Vec<f32>, DicomError> {
+    let unsupported = |message: String| DicomError::Unsupported {
+        file: file.to_path_buf(),
+        message,
+    };
+    let corrupt = |reason: String| DicomError::Corrupt {
+        file: file.to_path_buf(),
+        reason,
+    };
+    let bits_allocated = int(obj, tags::BITS_ALLOCATED).ok_or(DicomError::Missing {
+        file: file.to_path_buf(),
+        attribute: "BitsAllocated (0028,0100)",
+    })?;
     let bits_stored = int(obj, tags::BITS_STORED).unwrap_or(bits_allocated);
     let signed = match int(obj, tags::PIXEL_REPRESENTATION) {
         Some(0) => false,
         Some(1) => true,
-        other => return Err(format!("PixelRepresentation {other:?} must be 0 or 1")),
+        other => {
+            return Err(unsupported(format!(
+                "PixelRepresentation {other:?} must be 0 or 1"
+            )));
+        }
     };
     let bytes_per = match bits_allocated {
         8 => 1,
         16 => 2,
         32 => 4,
-        b => return Err(format!("BitsAllocated {b} is not supported (8, 16 or 32)")),
+        b => {
+            return Err(unsupported(format!(
+                "BitsAllocated {b} is not supported (8, 16 or 32)"
+            )));
+        }
     };
     if !(1..=bits_allocated).contains(&bits_stored) {
-        return Err(format!(
+        return Err(unsupported(format!(
             "BitsStored {bits_stored} with BitsAllocated {bits_allocated}"
-        ));
+        )));
     }
     let element = obj
         .element_opt(tags::PIXEL_DATA)
         .ok()
         .flatten()
-        .ok_or("PixelData is missing")?;
+        // dicom-rs drops an element cut off by the end of the file, so a PET image without
+        // PixelData is one whose file ends early.
+        .ok_or_else(|| corrupt("PixelData (7FE0,0010) is missing".into()))?;
     if element.fragments().is_some() {
-        return Err("PixelData is encapsulated (compressed)".into());
+        return Err(unsupported("PixelData is encapsulated (compressed)".into()));
     }
-    let bytes = element.to_bytes().map_err(|e| format!("PixelData: {e}"))?;
-    if bytes.len() < count * bytes_per {
-        return Err(format!(
-            "PixelData holds {} bytes; {count} pixels of {bits_allocated} bits need {}",
+    let bytes = element
+        .to_bytes()
+        .map_err(|e| corrupt(format!("PixelData: {e}")))?;
+    let needed = count.saturating_mul(bytes_per);
+    if bytes.len() < needed {
+        return Err(corrupt(format!(
+            "PixelData (7FE0,0010) holds {} bytes; Rows × Columns × BitsAllocated / 8 = \
+             {count} × {bytes_per} = {needed} bytes are needed",
             bytes.len(),
-            count * bytes_per
-        ));
+        )));
     }
+    let mut values = Vec::new();
+    values
+        .try_reserve_exact(count)
+        .map_err(|_| DicomError::OutOfMemory {
+            what: "the pixels of a slice",
+            bytes: count * std::mem::size_of::<f32>(),
+        })?;
     // dicom-rs holds decoded values in native byte order.
-    let mask: u64 = if bits_stored == 64 {
-        u64::MAX
-    } else {
-        (1u64 << bits_stored) - 1
-    };
+    let mask: u64 = (1u64 << bits_stored) - 1;
     let sign_bit = 1u64 << (bits_stored - 1);
-    Ok(bytes[..count * bytes_per]
-        .chunks_exact(bytes_per)
-        .map(|c| {
-            let raw = match bytes_per {
-                1 => c[0] as u64,
-                2 => u16::from_ne_bytes([c[0], c[1]]) as u64,
-                _ => u32::from_ne_bytes([c[0], c[1], c[2], c[3]]) as u64,
-            } & mask;
-            if signed && raw & sign_bit != 0 {
-                raw as i64 - (mask as i64 + 1)
-            } else {
-                raw as i64
-            }
-        })
-        .collect())
+    for c in bytes[..needed].chunks_exact(bytes_per) {
+        let raw = match bytes_per {
+            1 => c[0] as u64,
+            2 => u16::from_ne_bytes([c[0], c[1]]) as u64,
+            _ => u32::from_ne_bytes([c[0], c[1], c[2], c[3]]) as u64,
+        } & mask;
+        let stored = if signed && raw & sign_bit != 0 {
+            raw as i64 - (mask as i64 + 1)
+        } else {
+            raw as i64
+        };
+        let value = (stored as f64 * slope + intercept) as f32;
+        if !value.is_finite() {
+            return Err(unsupported(format!(
+                "stored value {stored} × RescaleSlope {} + RescaleIntercept {} is beyond the \
+                 range of f32",
+                show(slope),
+                show(intercept)
+            )));
+        }
+        values.push(value);
+    }
+    Ok(values)
 }
 
 fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
@@ -496,7 +821,12 @@ fn assemble(mut slices: Vec<Slice>, series_uid: String) -> Result<PetSeries, Dic
         metadata.acquisition_date = earliest.1.metadata.acquisition_date.clone();
         metadata.acquisition_time = earliest.1.metadata.acquisition_time.clone();
     }
-    let mut data = Vec::with_capacity(geometry.len());
+    let mut data = Vec::new();
+    data.try_reserve_exact(geometry.len())
+        .map_err(|_| DicomError::OutOfMemory {
+            what: "the PET volume",
+            bytes: geometry.len().saturating_mul(std::mem::size_of::<f32>()),
+        })?;
     for s in &slices {
         data.extend_from_slice(&s.values);
     }
