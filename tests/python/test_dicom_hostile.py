@@ -247,3 +247,44 @@ def test_implicit_vr_series_give_their_factors(shared_data, tmp_path, run_uptake
         proc, report = run_suv(run_uptake, folder)
         assert proc.returncode == 0, f"{name}: {proc.stderr}"
         assert abs(report["factor"] / expected - 1) < 1e-6, f"{name}: {report['factor']}"
+
+
+def test_a_dicomdir_beside_the_series_is_skipped(siemens, tmp_path, run_uptake):
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    instances, expected = siemens
+    folder = tmp_path / "series"
+    write_series(folder, instances)
+    index = Dataset()
+    index.file_meta = FileMetaDataset()
+    index.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.1.3.10"  # Media Storage Directory
+    index.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    index.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    index.FileSetID = "PET"
+    index.save_as(folder / "DICOMDIR", enforce_file_format=True)
+    proc, report = run_suv(run_uptake, folder)
+    assert proc.returncode == 0, proc.stderr
+    assert report["dims"][2] == 6 and abs(report["factor"] / expected - 1) < 1e-6
+
+
+def test_compressed_series_are_named_as_such_not_as_corrupt(siemens, tmp_path, run_uptake):
+    """Encapsulated pixel data (fragments of defined length) passes the length check and is then
+    refused for its transfer syntax."""
+    import pydicom
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    instances, _ = siemens
+    folder = tmp_path / "series"
+    write_series(folder, instances)
+    for path in folder.glob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+        ds.PixelData = encapsulate([b"\xff\xd8 not a real JPEG \xff\xd9", b"second fragment"])
+        ds["PixelData"].VR = "OB"
+        ds["PixelData"].is_undefined_length = True
+        ds.save_as(path, enforce_file_format=True)
+    proc, _ = run_suv(run_uptake, folder)
+    assert proc.returncode != 0
+    assert "compressed" in proc.stderr and "corrupt" not in proc.stderr, proc.stderr
