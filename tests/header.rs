@@ -1,8 +1,46 @@
-//! The committed C header declares only the library's own names: every macro, type and function
-//! starts with `UPTAKE_`, `Uptake` or `uptake_`, so that a host's names never collide with ours
-//! and no declaration refers to something the header does not define.
+//! The committed C header, `include/uptake.h`: it is exactly what cbindgen makes of `src/ffi`
+//! (regenerate it with `UPTAKE_BLESS=1 cargo test --test header`), and it declares only the
+//! library's own names: every macro, type and function starts with `UPTAKE_`, `Uptake` or
+//! `uptake_`, so that a host's names never collide with ours and no declaration refers to
+//! something the header does not define.
 
 use std::path::Path;
+
+/// The header cbindgen generates from `src/ffi` (and the modules it declares) alone: the C ABI,
+/// which no public item elsewhere in the crate can reach.
+fn generated_header() -> String {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).unwrap();
+    let bindings = cbindgen::Builder::new()
+        .with_src(crate_dir.join("src/ffi/mod.rs"))
+        .with_config(config)
+        .generate()
+        .unwrap();
+    let mut out = Vec::new();
+    bindings.write(&mut out);
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn the_committed_header_is_what_cbindgen_generates() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("include/uptake.h");
+    let generated = generated_header();
+    if std::env::var_os("UPTAKE_BLESS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap();
+    if committed != generated {
+        let line = committed
+            .lines()
+            .zip(generated.lines())
+            .position(|(a, b)| a != b)
+            .map_or_else(|| "the end".to_string(), |i| format!("line {}", i + 1));
+        panic!(
+            "include/uptake.h differs from what cbindgen generates (first at {line}); run \
+             UPTAKE_BLESS=1 cargo test --test header and commit the header"
+        );
+    }
+}
 
 /// The name each declaring line of the header introduces, with its line number.
 fn declared_names(header: &str) -> Vec<(usize, String)> {
