@@ -624,10 +624,11 @@ uint32_t uptake_suv_metadata_init(struct UptakeSuvMetadata *metadata);
 // Computes the body-weight SUV factor (g/mL per Bq/mL) by the QIBA vendor-neutral rules:
 // SUV = (stored value × RescaleSlope + RescaleIntercept) × `*out_factor`.
 //
-// Returns `UPTAKE_ERR_INVALID_ARGUMENT` (message in `uptake_last_error`) for a missing or
-// non-positive weight, dose or half-life, unknown units or decay correction, an image not
-// corrected for attenuation and decay, or an injection after the scan; `*out_factor` is then
-// left unchanged.
+// Returns `UPTAKE_ERR_INVALID_ARGUMENT` (message in `uptake_last_error`) for a missing,
+// non-finite or implausible weight, dose or half-life (limits in docs/design.md, S2), unknown
+// units or decay correction, an image not corrected for attenuation and decay, an injection
+// after the scan or more than ten half-lives before it, or a factor that is not finite and
+// plausible; `*out_factor` is then left unchanged.
 //
 // # Safety
 // `metadata` must be NULL or point to at least `metadata->struct_size` readable bytes whose

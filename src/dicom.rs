@@ -51,8 +51,8 @@ pub enum DicomError {
         attribute: &'static str,
         value: String,
     },
-    #[error("cannot allocate {bytes} bytes for {what}: out of memory")]
-    OutOfMemory { what: &'static str, bytes: usize },
+    #[error(transparent)]
+    Memory(#[from] crate::memory::MemoryError),
     #[error("no DICOM file of a PET series in {0}")]
     NoSeries(PathBuf),
     #[error("{dir} holds {} series ({}); choose one by its SeriesInstanceUID", uids.len(), uids.join(", "))]
@@ -657,9 +657,9 @@ fn decode_pixels(
     let mut values = Vec::new();
     values
         .try_reserve_exact(count)
-        .map_err(|_| DicomError::OutOfMemory {
+        .map_err(|_| crate::memory::MemoryError::Allocation {
             what: "the pixels of a slice",
-            bytes: count * std::mem::size_of::<f32>(),
+            bytes: (count * std::mem::size_of::<f32>()) as u64,
         })?;
     // dicom-rs holds decoded values in native byte order.
     let mask: u64 = (1u64 << bits_stored) - 1;
@@ -823,9 +823,9 @@ fn assemble(mut slices: Vec<Slice>, series_uid: String) -> Result<PetSeries, Dic
     }
     let mut data = Vec::new();
     data.try_reserve_exact(geometry.len())
-        .map_err(|_| DicomError::OutOfMemory {
+        .map_err(|_| crate::memory::MemoryError::Allocation {
             what: "the PET volume",
-            bytes: geometry.len().saturating_mul(std::mem::size_of::<f32>()),
+            bytes: geometry.len().saturating_mul(std::mem::size_of::<f32>()) as u64,
         })?;
     for s in &slices {
         data.extend_from_slice(&s.values);

@@ -43,7 +43,9 @@ impl Error {
     /// The C status code for this error (S10).
     pub fn status(&self) -> Status {
         match self {
-            Error::Memory(_) | Error::Grid(crate::grid::GridError::Memory(_)) => Status::Memory,
+            Error::Memory(_)
+            | Error::Grid(crate::grid::GridError::Memory(_))
+            | Error::Dicom(crate::dicom::DicomError::Memory(_)) => Status::Memory,
             Error::Volume(_)
             | Error::Suv(_)
             | Error::Grid(_)

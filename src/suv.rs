@@ -217,9 +217,8 @@ pub fn suvbw_factor(m: &SuvMetadata) -> Result<f64, SuvError> {
 }
 
 /// Multiplies every voxel by the SUV factor (Bq/mL → g/mL), without checking the result: a
-/// large factor or voxel overflows f32 to infinity. [`try_to_suv`] is the checked version; use
-/// this one only after [`check_suv_range`] accepted the same volume and factor.
-pub fn to_suv(volume: &Volume<f32>, factor: f64) -> Volume<f32> {
+/// large factor or voxel overflows f32 to infinity. [`try_to_suv`] is the checked version.
+fn to_suv(volume: &Volume<f32>, factor: f64) -> Volume<f32> {
     let mut out = volume.clone();
     for v in out.data_mut() {
         *v = (*v as f64 * factor) as f32;
@@ -233,8 +232,9 @@ pub fn try_to_suv(volume: &Volume<f32>, factor: f64) -> Result<Volume<f32>, SuvE
     Ok(to_suv(volume, factor))
 }
 
-/// Checks that `factor` is finite and > 0 and that every voxel × `factor` is a finite f32 (so
-/// a non-finite voxel is rejected too), naming the first voxel that is not.
+/// Checks that `factor` is finite and > 0 and that every finite voxel × `factor` is a finite
+/// f32, naming the first voxel that is not. Voxels non-finite already are left as they are, for
+/// the analysis' own check (which refuses them, or replaces them when the host asks).
 pub fn check_suv_range(volume: &Volume<f32>, factor: f64) -> Result<(), SuvError> {
     positive("the SUV factor", Some(factor))?;
     // The same arithmetic as `to_suv`: a product in f64, rounded to f32 (to infinity beyond
@@ -242,7 +242,7 @@ pub fn check_suv_range(volume: &Volume<f32>, factor: f64) -> Result<(), SuvError
     match volume
         .data()
         .iter()
-        .position(|&v| !((v as f64 * factor) as f32).is_finite())
+        .position(|&v| v.is_finite() && !((v as f64 * factor) as f32).is_finite())
     {
         None => Ok(()),
         Some(index) => {
@@ -746,8 +746,9 @@ mod tests {
         for factor in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             assert!(try_to_suv(&v, factor).is_err(), "{factor}");
         }
+        // A voxel non-finite already is the analysis' to refuse or replace, not an overflow.
         let nan = Volume::new(g, vec![1.0, f32::NAN, 0.0]).unwrap();
-        assert!(check_suv_range(&nan, 1e-4).is_err());
+        assert!(try_to_suv(&nan, 1e-4).unwrap().data()[1].is_nan());
     }
 
     #[test]

@@ -122,7 +122,7 @@ fn read_pet(args: &Args) -> Result<Volume<f32>, Box<dyn std::error::Error>> {
     match (args.pet_units.as_str(), args.suv_factor) {
         ("suv", None) => Ok(pet),
         ("suv", Some(_)) => Err("--suv-factor applies to --pet-units bqml only".into()),
-        ("bqml", Some(f)) if f.is_finite() && f > 0.0 => Ok(uptake::suv::to_suv(&pet, f)),
+        ("bqml", Some(f)) if f.is_finite() && f > 0.0 => Ok(uptake::suv::try_to_suv(&pet, f)?),
         ("bqml", _) => Err("--pet-units bqml needs a finite, positive --suv-factor".into()),
         (other, _) => Err(format!("--pet-units {other:?}: expected suv or bqml").into()),
     }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use uptake::dicom::read_pet_series_uid;
-use uptake::suv::{SuvMetadata, suvbw_factor, to_suv};
+use uptake::suv::{SuvMetadata, suvbw_factor};
 use uptake::volume::nifti;
 
 use super::CliResult;
@@ -53,7 +53,7 @@ pub fn run(args: Args) -> CliResult {
         "metadata": series.metadata,
     });
     if let Some(path) = &args.out {
-        nifti::write(path, &to_suv(&series.volume, factor))?;
+        nifti::write(path, &series.to_suv()?)?;
     }
     if let Some(path) = &args.out_bqml {
         nifti::write(path, &series.volume)?;

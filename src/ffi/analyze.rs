@@ -168,7 +168,7 @@ pub unsafe extern "C" fn uptake_analyze(
         let pet = match opts.pet_units {
             UPTAKE_PET_UNITS_SUV => pet,
             UPTAKE_PET_UNITS_BQML if opts.suv_factor.is_finite() && opts.suv_factor > 0.0 => {
-                crate::suv::to_suv(&pet, opts.suv_factor)
+                crate::suv::try_to_suv(&pet, opts.suv_factor)?
             }
             UPTAKE_PET_UNITS_BQML => {
                 return Err(Error::InvalidArgument(format!(
