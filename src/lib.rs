@@ -1,6 +1,7 @@
 //! uptake: whole-body PET/CT uptake detection, classification and PROMISE miTNM staging.
 //!
-//! One module per pipeline stage (DESIGN S14); the C ABI lives in [`ffi`].
+//! One module per pipeline stage (DESIGN S14); the C ABI lives in [`ffi`]. `DESIGN Sx` in the
+//! docs and comments of this crate is section Sx of the repository's `docs/design.md`.
 #![deny(unsafe_code)]
 
 pub mod classes;
