@@ -6,18 +6,39 @@
 //! (x flipped, centred on the middle voxel). NIfTI world space is RAS; it is converted to LPS by
 //! negating the first two rows: `A_lps = diag(−1, −1, 1, 1) · A_ras`.
 //!
-//! The whole (decompressed) file is read into memory first, so a hostile header can never make
-//! us allocate more than the file really holds: dims, `vox_offset` and the data length are checked
-//! against the bytes present before any voxel is decoded.
+//! Reading costs what the image needs, whatever the file claims: the library runs inside its
+//! host's process, where exhausting memory or aborting takes the host down (issue #28).
+//! - The header alone is read (of a gzip file, inflated) first, and everything it decides (dims,
+//!   data type, `vox_offset`, scaling, affine) is checked before a voxel is read.
+//! - Then exactly `vox_offset + nbytes` bytes are read and the rest of the file is left alone.
+//!   Of a gzip stream at most [`GZIP_TAIL_CHECKED`] more bytes are inflated, so that the CRC-32
+//!   of a stream ending there (as written files do) is still checked.
+//! - An uncompressed file's voxel data is checked against the file's length before the voxel
+//!   buffer is allocated. A gzip stream's inflated length is unknown until it has been read, so
+//!   its voxels are read [`CHUNK_BYTES`] at a time and the buffer grows with what arrives: a
+//!   header that lies about its size is found truncated after at most one chunk.
+//! - Every allocation sized by the header is fallible and becomes [`NiftiError::OutOfMemory`].
 
-use std::io::{Cursor, Read};
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Cursor, Read};
 use std::path::Path;
 
-use flate2::read::MultiGzDecoder;
+use flate2::bufread::MultiGzDecoder;
 use nifti::{NiftiHeader, writer::WriterOptions};
 use thiserror::Error;
 
 use super::{Geometry, MAX_VOXELS, Volume, VolumeError};
+
+/// Voxel bytes read and converted at a time: besides the image itself, the only buffer a read
+/// allocates. A multiple of every element size.
+pub const CHUNK_BYTES: usize = 4 << 20;
+
+/// How many bytes of a gzip stream past the image are inflated looking for the stream's end,
+/// where its CRC-32 is checked. A stream that goes on longer is left unread and unchecked.
+pub const GZIP_TAIL_CHECKED: u64 = 1 << 20;
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Why a NIfTI file could not be read or written.
 #[derive(Debug, Error)]
@@ -29,8 +50,15 @@ pub enum NiftiError {
     },
     #[error("not a NIfTI-1 or NIfTI-2 file: {0}")]
     NotNifti(String),
+    #[error(
+        "separate NIfTI header and image files (.hdr + .img) are not read: {0}; convert the pair \
+         to a single .nii or .nii.gz"
+    )]
+    SeparateFiles(String),
     #[error("truncated NIfTI file: {0}")]
     Truncated(String),
+    #[error("corrupt gzip stream: {0}")]
+    CorruptGzip(String),
     #[error("malformed NIfTI header: {0}")]
     Malformed(String),
     #[error("unsupported NIfTI data type code {0}")]
@@ -39,8 +67,46 @@ pub enum NiftiError {
     Geometry(#[from] VolumeError),
     #[error("image has {0} frames; a single 3-D volume was expected")]
     NotThreeD(usize),
+    #[error(
+        "cannot allocate {bytes} bytes ({:.1} MiB) for {what}: out of memory",
+        *bytes as f64 / (1u64 << 20) as f64
+    )]
+    OutOfMemory { what: &'static str, bytes: u64 },
     #[error("cannot write {path}: {message}")]
     Write { path: String, message: String },
+}
+
+impl NiftiError {
+    /// The error with the file's path in front of its message, where the message does not
+    /// name it yet.
+    fn in_file(self, path: &str) -> Self {
+        let at = |m: String| format!("{path}: {m}");
+        match self {
+            Self::NotNifti(m) => Self::NotNifti(at(m)),
+            Self::SeparateFiles(m) => Self::SeparateFiles(at(m)),
+            Self::Truncated(m) => Self::Truncated(at(m)),
+            Self::CorruptGzip(m) => Self::CorruptGzip(at(m)),
+            Self::Malformed(m) => Self::Malformed(at(m)),
+            other => other,
+        }
+    }
+}
+
+/// `vox_offset` as the header stores it (a float in NIfTI-1, an integer in NIfTI-2), so that
+/// messages show the header's own value.
+#[derive(Debug, Clone, Copy)]
+enum VoxOffset {
+    Float(f32),
+    Int(i64),
+}
+
+impl fmt::Display for VoxOffset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Float(v) => write!(f, "{v}"),
+            Self::Int(v) => write!(f, "{v}"),
+        }
+    }
 }
 
 /// Header fields shared by NIfTI-1 and NIfTI-2 that reading needs, widened to 64 bits.
@@ -49,7 +115,7 @@ struct RawHeader {
     header_size: u64,
     dim: [i64; 8],
     pixdim: [f64; 8],
-    vox_offset: f64,
+    vox_offset: VoxOffset,
     datatype: i16,
     scl_slope: f64,
     scl_inter: f64,
@@ -96,24 +162,32 @@ impl NiftiImage {
     }
 }
 
-/// Reads a `.nii` or `.nii.gz` file (gzip is recognised by its magic bytes, not the name).
+/// Reads a single-file NIfTI (`.nii`, or gzip-compressed `.nii.gz`: gzip is recognised by its
+/// magic bytes, not the name). Errors name the path.
 pub fn read(path: impl AsRef<Path>) -> Result<NiftiImage, NiftiError> {
     let path = path.as_ref();
+    let origin = path.display().to_string();
     let io = |source| NiftiError::Io {
-        path: path.display().to_string(),
+        path: origin.clone(),
         source,
     };
-    let raw = std::fs::read(path).map_err(io)?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| NiftiError::Truncated(format!("gzip stream: {e}")))?;
-        out
+    let file = File::open(path).map_err(io)?;
+    let metadata = file.metadata().map_err(io)?;
+    let mut file = BufReader::new(file);
+    let gzip = file.fill_buf().map_err(io)?.starts_with(&GZIP_MAGIC);
+    let image = if gzip {
+        read_stream(&mut Input::new(
+            MultiGzDecoder::new(file),
+            true,
+            None,
+            &origin,
+        ))
     } else {
-        raw
+        // Only a regular file's length is known up front: devices and pipes report 0.
+        let length = metadata.is_file().then_some(metadata.len());
+        read_stream(&mut Input::new(file, false, length, &origin))
     };
-    decode(&bytes)
+    image.map_err(|e| e.in_file(&origin))
 }
 
 /// Reads a file that must hold one 3-D volume.
@@ -121,48 +195,172 @@ pub fn read_volume(path: impl AsRef<Path>) -> Result<Volume<f32>, NiftiError> {
     read(path)?.into_volume()
 }
 
-/// Decodes a whole NIfTI file held in memory.
+/// Decodes a whole single-file NIfTI held in memory, raw or gzip-compressed. Never panics,
+/// whatever the bytes.
 pub fn decode(bytes: &[u8]) -> Result<NiftiImage, NiftiError> {
-    let (header, version) = parse_header(bytes)?;
+    const ORIGIN: &str = "NIfTI bytes in memory";
+    if bytes.starts_with(&GZIP_MAGIC) {
+        read_stream(&mut Input::new(
+            MultiGzDecoder::new(bytes),
+            true,
+            None,
+            ORIGIN,
+        ))
+    } else {
+        read_stream(&mut Input::new(
+            bytes,
+            false,
+            Some(bytes.len() as u64),
+            ORIGIN,
+        ))
+    }
+}
+
+/// A NIfTI byte stream being read: a file, bytes in memory, or the inflated stream of either.
+struct Input<'a, R> {
+    reader: R,
+    /// Bytes read so far (of a gzip stream, inflated bytes).
+    position: u64,
+    gzip: bool,
+    /// The stream's length where it is known before reading it (an uncompressed regular file,
+    /// bytes in memory).
+    length: Option<u64>,
+    /// Where the bytes come from, for I/O errors.
+    origin: &'a str,
+}
+
+impl<'a, R: Read> Input<'a, R> {
+    fn new(reader: R, gzip: bool, length: Option<u64>, origin: &'a str) -> Self {
+        Self {
+            reader,
+            position: 0,
+            gzip,
+            length,
+            origin,
+        }
+    }
+
+    /// Fills `buf` as far as the stream goes: the count read, short only at the stream's end.
+    fn fill(&mut self, buf: &mut [u8]) -> Result<usize, NiftiError> {
+        let mut n = 0;
+        while n < buf.len() {
+            match self.reader.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.position += n as u64;
+                    return Err(self.error(e));
+                }
+            }
+        }
+        self.position += n as u64;
+        Ok(n)
+    }
+
+    /// Reads past up to `n` bytes without keeping them: the count skipped, short at the end.
+    fn skip(&mut self, n: u64) -> Result<u64, NiftiError> {
+        let mut scratch = [0u8; 8192];
+        let mut left = n;
+        while left > 0 {
+            let want = left.min(scratch.len() as u64) as usize;
+            let got = self.fill(&mut scratch[..want])?;
+            if got == 0 {
+                break;
+            }
+            left -= got as u64;
+        }
+        Ok(n - left)
+    }
+
+    /// A read error in words. flate2 reports a stream that stops early as `UnexpectedEof` and
+    /// bad gzip or deflate data (a checksum mismatch included) as `InvalidInput`.
+    fn error(&self, e: io::Error) -> NiftiError {
+        match e.kind() {
+            io::ErrorKind::UnexpectedEof if self.gzip => NiftiError::Truncated(format!(
+                "the gzip stream breaks off after {} inflated bytes ({e})",
+                self.position
+            )),
+            io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData if self.gzip => {
+                NiftiError::CorruptGzip(if e.to_string().contains("checksum") {
+                    format!(
+                        "the CRC-32 checksum or length in its trailer does not match the data \
+                         ({e})"
+                    )
+                } else {
+                    e.to_string()
+                })
+            }
+            _ => NiftiError::Io {
+                path: self.origin.to_string(),
+                source: e,
+            },
+        }
+    }
+}
+
+/// Reads one image from `input`, reading no further than the header says the image goes.
+fn read_stream<R: Read>(input: &mut Input<'_, R>) -> Result<NiftiImage, NiftiError> {
+    let mut head = [0u8; 540];
+    let got = input.fill(&mut head[..4])?;
+    if got < 4 {
+        return Err(NiftiError::Truncated(format!(
+            "{got} bytes, shorter than any header"
+        )));
+    }
+    let size = header_size(&head)?;
+    let got = 4 + input.fill(&mut head[4..size])?;
+    if got < size {
+        return Err(NiftiError::Truncated(format!(
+            "{got} bytes, a NIfTI-{} header needs {size}",
+            if size == 348 { 1 } else { 2 }
+        )));
+    }
+    let (header, version) = parse_header(&head[..size])?;
     let (spatial, frames) = checked_dims(&header)?;
     let elem = element_size(header.datatype)?;
-    let count = spatial.iter().product::<usize>() * frames;
-
-    if !(header.vox_offset.is_finite() && header.vox_offset.fract() == 0.0) {
-        return Err(NiftiError::Malformed(format!(
-            "vox_offset {} is not a whole number of bytes",
-            header.vox_offset
-        )));
-    }
-    if header.vox_offset < header.header_size as f64 {
-        return Err(NiftiError::Malformed(format!(
-            "vox_offset {} lies inside the {}-byte header (separate .hdr/.img pairs are not supported)",
-            header.vox_offset, header.header_size
-        )));
-    }
-    let offset = header.vox_offset as u64;
-    let needed = (count as u64) * elem as u64;
-    let available = (bytes.len() as u64).saturating_sub(offset);
-    if available < needed {
-        return Err(NiftiError::Truncated(format!(
-            "{needed} bytes of voxel data expected at offset {offset}, {available} present"
-        )));
-    }
-    let start = offset as usize;
-    let data_bytes = &bytes[start..start + count * elem];
-
     let (slope, inter) = scaling(&header)?;
-    let data = decode_voxels(
-        data_bytes,
-        header.datatype,
-        header.little_endian,
-        slope,
-        inter,
-    )?;
-
     let (affine_ras, affine_source) = best_affine(&header, spatial)?;
     let affine_lps = ras_to_lps(&affine_ras);
     let geometry = geometry_from_affine(spatial, &affine_lps)?;
+    let offset = data_offset(&header, version)?;
+
+    let count = spatial.iter().product::<usize>() * frames;
+    let nbytes = count as u64 * elem as u64;
+    if let Some(length) = input.length {
+        if offset > length {
+            return Err(NiftiError::Malformed(format!(
+                "vox_offset {} lies beyond the end of the {length}-byte file",
+                header.vox_offset
+            )));
+        }
+        let available = length - offset;
+        if available < nbytes {
+            return Err(NiftiError::Truncated(format!(
+                "{nbytes} bytes of voxel data expected at offset {offset}, {available} present"
+            )));
+        }
+    }
+    input.skip(offset - input.position)?;
+    if input.position < offset {
+        return Err(NiftiError::Malformed(format!(
+            "vox_offset {} lies beyond the end of the data: the gzip stream holds {} bytes",
+            header.vox_offset, input.position
+        )));
+    }
+    let data = read_voxels(input, count, elem, offset, |bytes, out| {
+        decode_voxels(
+            bytes,
+            header.datatype,
+            header.little_endian,
+            slope,
+            inter,
+            out,
+        )
+    })?;
+    if input.gzip {
+        input.skip(GZIP_TAIL_CHECKED)?;
+    }
     Ok(NiftiImage {
         geometry,
         frames,
@@ -174,45 +372,133 @@ pub fn decode(bytes: &[u8]) -> Result<NiftiImage, NiftiError> {
     })
 }
 
-fn parse_header(bytes: &[u8]) -> Result<(RawHeader, u8), NiftiError> {
-    if bytes.len() < 4 {
-        return Err(NiftiError::Truncated(format!(
-            "{} bytes, shorter than any header",
-            bytes.len()
-        )));
+/// Reads the `count` voxels of `elem` bytes that start at the stream's position (`offset`),
+/// `CHUNK_BYTES` at a time, converting each chunk with `convert`. The voxel buffer is reserved
+/// whole where the stream's length has vouched for the data, and otherwise grows with the data
+/// that has arrived.
+fn read_voxels<R: Read>(
+    input: &mut Input<'_, R>,
+    count: usize,
+    elem: usize,
+    offset: u64,
+    convert: impl Fn(&[u8], &mut Vec<f32>) -> Result<(), NiftiError>,
+) -> Result<Vec<f32>, NiftiError> {
+    let nbytes = count as u64 * elem as u64;
+    let mut data = Vec::new();
+    if input.length.is_some() {
+        grow(&mut data, count, count)?;
     }
+    let chunk_len = (nbytes as usize).min(CHUNK_BYTES);
+    let mut chunk = Vec::new();
+    chunk
+        .try_reserve_exact(chunk_len)
+        .map_err(|_| NiftiError::OutOfMemory {
+            what: "a read buffer",
+            bytes: chunk_len as u64,
+        })?;
+    chunk.resize(chunk_len, 0u8);
+    let mut done = 0u64;
+    while done < nbytes {
+        let want = (nbytes - done).min(CHUNK_BYTES as u64) as usize;
+        let got = input.fill(&mut chunk[..want])?;
+        if got < want {
+            return Err(NiftiError::Truncated(format!(
+                "{nbytes} bytes of voxel data expected at offset {offset}, {} present",
+                done + got as u64
+            )));
+        }
+        grow(&mut data, want / elem, count)?;
+        convert(&chunk[..want], &mut data)?;
+        done += want as u64;
+    }
+    Ok(data)
+}
+
+/// Makes room for `additional` more voxels, growing geometrically but never past the `total`
+/// the header declares; an error naming the size when the memory cannot be had.
+fn grow(data: &mut Vec<f32>, additional: usize, total: usize) -> Result<(), NiftiError> {
+    if data.capacity() - data.len() >= additional {
+        return Ok(());
+    }
+    let target = data
+        .capacity()
+        .saturating_mul(2)
+        .max(data.len() + additional)
+        .min(total);
+    data.try_reserve_exact(target - data.len())
+        .map_err(|_| NiftiError::OutOfMemory {
+            what: "the voxels as float32",
+            bytes: target as u64 * 4,
+        })
+}
+
+/// The header's size from its first field, sizeof_hdr (348 for NIfTI-1, 540 for NIfTI-2, in
+/// either byte order).
+fn header_size(bytes: &[u8; 540]) -> Result<usize, NiftiError> {
     let first = [bytes[0], bytes[1], bytes[2], bytes[3]];
     let (le, be) = (i32::from_le_bytes(first), i32::from_be_bytes(first));
     match (le, be) {
-        (348, _) | (_, 348) => parse_nifti1(bytes).map(|h| (h, 1)),
-        (540, _) | (_, 540) => parse_nifti2(bytes, le == 540).map(|h| (h, 2)),
+        (348, _) | (_, 348) => Ok(348),
+        (540, _) | (_, 540) => Ok(540),
         _ => Err(NiftiError::NotNifti(format!(
             "sizeof_hdr is {le} (little-endian) / {be} (big-endian), expected 348 or 540"
         ))),
     }
 }
 
+/// Parses a whole header (348 or 540 bytes) of a single-file NIfTI; its version with it.
+fn parse_header(bytes: &[u8]) -> Result<(RawHeader, u8), NiftiError> {
+    let first = [bytes[0], bytes[1], bytes[2], bytes[3]];
+    if bytes.len() == 348 {
+        parse_nifti1(bytes).map(|h| (h, 1))
+    } else {
+        parse_nifti2(bytes, i32::from_le_bytes(first) == 540).map(|h| (h, 2))
+    }
+}
+
+/// The first byte of the voxels, from `vox_offset`. A single file keeps them after the header
+/// and the 4 extension-flag bytes (nibabel: "vox offset too low for single file").
+fn data_offset(h: &RawHeader, version: u8) -> Result<u64, NiftiError> {
+    let offset = match h.vox_offset {
+        VoxOffset::Float(v) if !(v.is_finite() && v.fract() == 0.0) => {
+            return Err(NiftiError::Malformed(format!(
+                "vox_offset {v} is not a whole number of bytes"
+            )));
+        }
+        // Saturates above u64::MAX, which no file reaches either.
+        VoxOffset::Float(v) => v.max(0.0) as u64,
+        VoxOffset::Int(v) => u64::try_from(v).unwrap_or(0),
+    };
+    let minimum = h.header_size + 4;
+    if offset < minimum {
+        return Err(NiftiError::Malformed(format!(
+            "vox_offset {} is below {minimum}: a single-file NIfTI-{version} keeps its voxels \
+             after the {}-byte header and 4 extension bytes",
+            h.vox_offset, h.header_size
+        )));
+    }
+    Ok(offset)
+}
+
 fn parse_nifti1(bytes: &[u8]) -> Result<RawHeader, NiftiError> {
-    if bytes.len() < 348 {
-        return Err(NiftiError::Truncated(format!(
-            "{} bytes, a NIfTI-1 header needs 348",
-            bytes.len()
-        )));
+    let magic = &bytes[344..348];
+    if magic == b"ni1\0" {
+        return Err(NiftiError::SeparateFiles(
+            "the magic \"ni1\" marks a NIfTI-1 header whose voxels are in a separate .img file"
+                .into(),
+        ));
     }
-    let h = NiftiHeader::from_reader(Cursor::new(&bytes[..348]))
+    if magic != b"n+1\0" {
+        return Err(NiftiError::NotNifti(format!("NIfTI-1 magic is {magic:?}")));
+    }
+    let h = NiftiHeader::from_reader(Cursor::new(bytes))
         .map_err(|e| NiftiError::Malformed(e.to_string()))?;
-    if &h.magic != b"n+1\0" && &h.magic != b"ni1\0" {
-        return Err(NiftiError::NotNifti(format!(
-            "NIfTI-1 magic is {:?}",
-            h.magic
-        )));
-    }
     let widen4 = |r: [f32; 4]| r.map(f64::from);
     Ok(RawHeader {
         header_size: 348,
         dim: h.dim.map(|d| d as i16 as i64),
         pixdim: h.pixdim.map(f64::from),
-        vox_offset: f64::from(h.vox_offset),
+        vox_offset: VoxOffset::Float(h.vox_offset),
         datatype: h.datatype,
         scl_slope: f64::from(h.scl_slope),
         scl_inter: f64::from(h.scl_inter),
@@ -228,14 +514,14 @@ fn parse_nifti1(bytes: &[u8]) -> Result<RawHeader, NiftiError> {
 /// NIfTI-2: the nifti crate reads NIfTI-1 only, so the 540-byte header is read here from its
 /// published layout (offsets in bytes).
 fn parse_nifti2(bytes: &[u8], little_endian: bool) -> Result<RawHeader, NiftiError> {
-    if bytes.len() < 540 {
-        return Err(NiftiError::Truncated(format!(
-            "{} bytes, a NIfTI-2 header needs 540",
-            bytes.len()
-        )));
-    }
     let magic = &bytes[4..12];
-    if magic != b"n+2\0\r\n\x1a\n" && magic != b"ni2\0\r\n\x1a\n" {
+    if magic == b"ni2\0\r\n\x1a\n" {
+        return Err(NiftiError::SeparateFiles(
+            "the magic \"ni2\" marks a NIfTI-2 header whose voxels are in a separate .img file"
+                .into(),
+        ));
+    }
+    if magic != b"n+2\0\r\n\x1a\n" {
         return Err(NiftiError::NotNifti(format!("NIfTI-2 magic is {magic:?}")));
     }
     let b8 = |o: usize| -> [u8; 8] { bytes[o..o + 8].try_into().unwrap_or([0; 8]) };
@@ -274,7 +560,7 @@ fn parse_nifti2(bytes: &[u8], little_endian: bool) -> Result<RawHeader, NiftiErr
         header_size: 540,
         dim: std::array::from_fn(|i| i64_at(16 + 8 * i)),
         pixdim: std::array::from_fn(|i| f64_at(104 + 8 * i)),
-        vox_offset: i64_at(168) as f64,
+        vox_offset: VoxOffset::Int(i64_at(168)),
         datatype: i16_at(12),
         scl_slope: f64_at(176),
         scl_inter: f64_at(184),
@@ -347,32 +633,35 @@ fn scaling(h: &RawHeader) -> Result<(f64, f64), NiftiError> {
     Ok((h.scl_slope, h.scl_inter))
 }
 
-/// Converts stored values to f32; scaling is done in f64 so integer data scales as nibabel does.
+/// Converts stored values to f32 and appends them to `out` (whose capacity the caller has
+/// reserved); scaling is done in f64 so integer data scales as nibabel does.
 fn decode_voxels(
     bytes: &[u8],
     datatype: i16,
     little_endian: bool,
     slope: f64,
     inter: f64,
-) -> Result<Vec<f32>, NiftiError> {
+    out: &mut Vec<f32>,
+) -> Result<(), NiftiError> {
     macro_rules! convert {
         ($t:ty, $n:expr) => {
-            bytes
-                .chunks_exact($n)
-                .map(|c| {
-                    let a: [u8; $n] = c.try_into().unwrap_or([0; $n]);
-                    let v = if little_endian {
-                        <$t>::from_le_bytes(a)
-                    } else {
-                        <$t>::from_be_bytes(a)
-                    };
-                    v as f64
-                })
-                .map(|v| if slope == 1.0 && inter == 0.0 { v } else { v * slope + inter } as f32)
-                .collect()
+            out.extend(
+                bytes
+                    .chunks_exact($n)
+                    .map(|c| {
+                        let a: [u8; $n] = c.try_into().unwrap_or([0; $n]);
+                        let v = if little_endian {
+                            <$t>::from_le_bytes(a)
+                        } else {
+                            <$t>::from_be_bytes(a)
+                        };
+                        v as f64
+                    })
+                    .map(|v| if slope == 1.0 && inter == 0.0 { v } else { v * slope + inter } as f32),
+            )
         };
     }
-    Ok(match datatype {
+    match datatype {
         2 => convert!(u8, 1),
         256 => convert!(i8, 1),
         4 => convert!(i16, 2),
@@ -384,7 +673,8 @@ fn decode_voxels(
         1024 => convert!(i64, 8),
         1280 => convert!(u64, 8),
         other => return Err(NiftiError::UnsupportedDataType(other)),
-    })
+    }
+    Ok(())
 }
 
 /// nibabel's `get_best_affine` in RAS, and which transform it came from.
@@ -576,11 +866,16 @@ pub fn write<T: NiftiElement>(
         ..NiftiHeader::default()
     };
 
-    let array = ndarray::Array3::from_shape_vec(
-        ndarray::ShapeBuilder::f((nx, ny, nz)),
-        volume.data().to_vec(),
-    )
-    .map_err(|e| fail(e.to_string()))?;
+    let mut voxels = Vec::new();
+    voxels.try_reserve_exact(volume.data().len()).map_err(|_| {
+        fail(format!(
+            "cannot allocate {} bytes to copy the voxels: out of memory",
+            std::mem::size_of_val(volume.data())
+        ))
+    })?;
+    voxels.extend_from_slice(volume.data());
+    let array = ndarray::Array3::from_shape_vec(ndarray::ShapeBuilder::f((nx, ny, nz)), voxels)
+        .map_err(|e| fail(e.to_string()))?;
     // The nifti crate derives its output name by swapping extensions, which mangles names with
     // dots in the stem ("a.b.nii" becomes "a.nii"). Write to a dot-free name beside the target,
     // then rename: the file lands exactly at `path`, and a failed write leaves no partial file.
