@@ -45,7 +45,8 @@ impl Error {
         match self {
             Error::Memory(_)
             | Error::Grid(crate::grid::GridError::Memory(_))
-            | Error::Dicom(crate::dicom::DicomError::Memory(_)) => Status::Memory,
+            | Error::Dicom(crate::dicom::DicomError::Memory(_))
+            | Error::Nifti(crate::volume::nifti::NiftiError::OutOfMemory { .. }) => Status::Memory,
             Error::Volume(_)
             | Error::Suv(_)
             | Error::Grid(_)
