@@ -226,7 +226,8 @@ fn to_suv(volume: &Volume<f32>, factor: f64) -> Volume<f32> {
     out
 }
 
-/// [`to_suv`] after [`check_suv_range`]: the SUV volume, every voxel finite, or an error.
+/// Every voxel times the SUV factor (Bq/mL → g/mL), after [`check_suv_range`] accepted them: the SUV
+/// volume, every finite voxel still finite, or an error.
 pub fn try_to_suv(volume: &Volume<f32>, factor: f64) -> Result<Volume<f32>, SuvError> {
     check_suv_range(volume, factor)?;
     Ok(to_suv(volume, factor))

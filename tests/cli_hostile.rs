@@ -120,3 +120,18 @@ fn a_closed_stdout_ends_a_command_quietly() {
     assert!(o.status.success(), "{:?}: {e}", o.status);
     assert!(e.is_empty(), "{e}");
 }
+
+#[test]
+fn writing_into_a_missing_folder_names_it_plainly() {
+    let dir = scratch("missing");
+    let (pet, _) = study(&dir);
+    let target = dir.join("no-such-folder").join("pet3.nii.gz");
+    let o = uptake(&["resample", pet.to_str().unwrap(), target.to_str().unwrap()]);
+    let e = stderr(&o);
+    assert!(!o.status.success());
+    assert!(e.contains("no-such-folder does not exist"), "{e}");
+    assert!(
+        !e.contains("Os {") && !e.contains("kind:"),
+        "no debug form: {e}"
+    );
+}

@@ -866,6 +866,16 @@ pub fn write<T: NiftiElement>(
         ..NiftiHeader::default()
     };
 
+    // The nifti crate reports a missing folder in Rust's debug form: say it plainly first.
+    if let Some(folder) = path
+        .parent()
+        .filter(|f| !f.as_os_str().is_empty() && !f.is_dir())
+    {
+        return Err(fail(format!(
+            "the folder {} does not exist or is not a folder",
+            folder.display()
+        )));
+    }
     let mut voxels = Vec::new();
     voxels.try_reserve_exact(volume.data().len()).map_err(|_| {
         fail(format!(
