@@ -64,4 +64,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1 targe
 step "Python tests (ctypes binding and oracles)"
 .venv/bin/python -m pytest tests/python -q
 
+step "Coverage-guided fuzzing under ASan: NIfTI, DICOM, model file, analyze (UPTAKE_FUZZ_SECONDS each)"
+bash scripts/fuzz.sh
+
 printf '\nall test stages passed\n'
