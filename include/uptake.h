@@ -160,9 +160,10 @@ typedef struct UptakeAnalyzeOptions {
     uint32_t pet_units;
     // SUV per Bq/mL; required (finite, > 0) with `UPTAKE_PET_UNITS_BQML`, else ignored.
     double suv_factor;
-    // Suspicious threshold in (0, 1]; a negative value (default −1) uses the model's
-    // operating point for the study's tracer (`uptake_analyzer_operating_points`). Set without
-    // `distant_threshold`, it holds for every finding.
+    // Suspicious threshold in [0, 1] (0 calls every region suspicious); a negative value
+    // (default −1) uses the model's operating point for the study's tracer
+    // (`uptake_analyzer_operating_points`). Set without `distant_threshold`, it holds for every
+    // finding.
     double threshold;
     // Uptake-region connectivity: 6, 18 or 26 (default 26).
     uint32_t connectivity;

@@ -733,12 +733,12 @@ impl AnalyzeOptions<'_> {
     }
 }
 
-/// An operating point is a probability the network can reach: in (0, 1]. 0 would call every
-/// region suspicious.
+/// An operating point is a probability, in [0, 1], as staging's own rule has it (0 calls every
+/// region suspicious: the end of an ROC sweep, which evaluation uses).
 fn check_threshold(name: &str, value: Option<f32>) -> Result<()> {
     match value {
-        Some(t) if !(t > 0.0 && t <= 1.0) => Err(Error::InvalidArgument(format!(
-            "{name} = {t}; expected a value in (0, 1]"
+        Some(t) if !(0.0..=1.0).contains(&t) => Err(Error::InvalidArgument(format!(
+            "{name} = {t}; expected a value in [0, 1]"
         ))),
         _ => Ok(()),
     }

@@ -326,10 +326,10 @@ fn thresholds_outside_0_1_are_refused_for_every_host() {
     let pet = flat([20, 20, 20], 4.0, [-40.0; 3], 0.8);
     let ct = flat([20, 20, 20], 4.0, [-40.0; 3], 40.0);
     for (threshold, distant) in [
-        (Some(0.0), None),
+        (Some(-0.1), None),
         (Some(1.5), None),
         (Some(f32::NAN), None),
-        (None, Some(0.0)),
+        (None, Some(1.01)),
         (None, Some(-0.2)),
     ] {
         let options = AnalyzeOptions {
@@ -341,10 +341,16 @@ fn thresholds_outside_0_1_are_refused_for_every_host() {
             .analyze(&pet, &ct, Tracer::Psma, &options)
             .unwrap_err();
         assert!(
-            matches!(err, Error::InvalidArgument(_)) && err.to_string().contains("(0, 1]"),
+            matches!(err, Error::InvalidArgument(_)) && err.to_string().contains("[0, 1]"),
             "{threshold:?} {distant:?}: {err}"
         );
     }
+    // 0 calls every region suspicious, as staging's rule allows (an ROC sweep's end).
+    let all = AnalyzeOptions {
+        threshold: Some(0.0),
+        ..AnalyzeOptions::default()
+    };
+    assert!(analyzer().analyze(&pet, &ct, Tracer::Psma, &all).is_ok());
     let bad_coverage = AnalyzeOptions {
         min_ct_coverage: Some(1.5),
         ..AnalyzeOptions::default()

@@ -76,10 +76,10 @@ fn an_output_path_that_is_a_file_or_cannot_be_made_is_refused_first() {
 }
 
 #[test]
-fn a_threshold_of_zero_is_refused_before_the_volumes_are_read() {
+fn a_threshold_outside_0_1_is_refused_before_the_volumes_are_read() {
     let dir = scratch("threshold");
     let out = dir.join("out");
-    for threshold in ["0", "1.5", "NaN"] {
+    for threshold in ["2", "1.5", "NaN"] {
         let mut args = analyze_args(
             "/nonexistent/pet.nii",
             "/nonexistent/ct.nii",
@@ -90,7 +90,7 @@ fn a_threshold_of_zero_is_refused_before_the_volumes_are_read() {
         let e = stderr(&o);
         assert!(!o.status.success());
         assert!(
-            e.contains("threshold") && e.contains("(0, 1]"),
+            e.contains("threshold") && e.contains("[0, 1]"),
             "{threshold}: {e}"
         );
         assert!(!e.contains("nonexistent"), "checked before reading: {e}");

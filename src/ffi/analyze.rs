@@ -47,9 +47,10 @@ pub struct UptakeAnalyzeOptions {
     pub pet_units: u32,
     /// SUV per Bq/mL; required (finite, > 0) with `UPTAKE_PET_UNITS_BQML`, else ignored.
     pub suv_factor: f64,
-    /// Suspicious threshold in (0, 1]; a negative value (default −1) uses the model's
-    /// operating point for the study's tracer (`uptake_analyzer_operating_points`). Set without
-    /// `distant_threshold`, it holds for every finding.
+    /// Suspicious threshold in [0, 1] (0 calls every region suspicious); a negative value
+    /// (default −1) uses the model's operating point for the study's tracer
+    /// (`uptake_analyzer_operating_points`). Set without `distant_threshold`, it holds for every
+    /// finding.
     pub threshold: f64,
     /// Uptake-region connectivity: 6, 18 or 26 (default 26).
     pub connectivity: u32,

@@ -384,13 +384,23 @@ static void test_memory_budget(void) {
     CHECK(uptake_report_json(report, &json) == UPTAKE_OK);
     CHECK(json != NULL && strstr(json, "\"ct_coverage\"") != NULL);
     uptake_report_free(report);
-    /* A threshold of 0 would call every region suspicious: refused, as by the CLI. */
+    /* One rule for the ABI, the CLI and staging: a threshold in [0, 1]; 0 calls every region
+       suspicious (negative is the model's operating point). */
     CHECK(uptake_analyze_options_init(&options) == UPTAKE_OK);
-    options.threshold = 0.0;
+    options.threshold = 1.5;
     report = NULL;
     CHECK_ERR(uptake_analyze(analyzer, &small_pet, &small_ct, UPTAKE_TRACER_PSMA, &options,
                              &report),
               UPTAKE_ERR_INVALID_ARGUMENT, "threshold");
+    options.threshold = 0.0;
+    CHECK(uptake_analyze(analyzer, &small_pet, &small_ct, UPTAKE_TRACER_PSMA, &options,
+                         &report) == UPTAKE_OK);
+    size_t count = 0;
+    const UptakeStaging *staging = NULL;
+    CHECK(uptake_report_finding_count(report, &count) == UPTAKE_OK);
+    CHECK(uptake_report_staging(report, &staging) == UPTAKE_OK);
+    CHECK(count == 2 && staging->suspicious_count == 2);
+    uptake_report_free(report);
     uptake_analyzer_free(analyzer);
 }
 
