@@ -580,7 +580,8 @@ pub struct WorkingSet {
     /// PET and CT on the common grid: 8 bytes per grid voxel.
     pub grid_bytes: u64,
     /// Regions on the native PET grid (S4): the label map, the visiting order and its sort
-    /// scratch, and the report's label map: at most 24 bytes per PET voxel.
+    /// scratch, and the report's label map (at most 24 bytes per PET voxel), and the SUVpeak
+    /// sphere's offsets (huge where the PET's voxels are tiny).
     pub regions_bytes: u64,
     /// One batch of network input, its zero-padded copy and the activations: at most four
     /// times the input of a batch.
@@ -603,7 +604,7 @@ impl WorkingSet {
             grid_voxels,
             grid_dims: grid.dims(),
             grid_bytes: 8 * grid_voxels,
-            regions_bytes: 24 * pet_voxels,
+            regions_bytes: 24 * pet_voxels + regions::peak_sphere_bytes(pet),
             batch_bytes: 16 * batch_floats as u64,
             copies_bytes: if replace_non_finite {
                 4 * (pet_voxels + ct.len() as u64)

@@ -252,6 +252,25 @@ fn a_study_over_the_memory_budget_is_refused_before_allocating() {
         assert!(message.contains(needle), "{needle:?} missing: {message}");
     }
 
+    // Voxels of 4 nm (a fuzzer's find): the SUVpeak sphere would span the whole volume, an
+    // offset per voxel of its search box; within budget it is measured, not overflowed.
+    let g = Geometry::axis_aligned([6, 6, 6], [4e-9, 3.0, 3.0], [0.0; 3]).unwrap();
+    let mut tiny = Volume::filled(g, 0.5f32);
+    tiny.data_mut()[100] = 6.0;
+    let ct = flat([6, 6, 6], 3.0, [-1.5; 3], 40.0);
+    let r = analyzer()
+        .analyze(
+            &tiny,
+            &ct,
+            Tracer::Psma,
+            &AnalyzeOptions {
+                min_ct_coverage: Some(0.0),
+                ..AnalyzeOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(r.findings.len(), 1);
+
     // A small study within the default budget, refused under a budget of 1 MiB …
     let pet = flat([20, 20, 20], 4.0, [-40.0; 3], 0.8);
     let ct = flat([40, 40, 40], 2.0, [-40.0; 3], 40.0);

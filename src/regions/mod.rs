@@ -64,6 +64,7 @@
 
 mod compact;
 mod stats;
+pub(crate) use stats::peak_sphere_bytes;
 mod sweep;
 
 use serde::{Deserialize, Serialize};

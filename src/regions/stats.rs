@@ -130,17 +130,34 @@ struct PeakSphere {
     reach: [usize; 3],
 }
 
+/// Voxels along each axis the SUVpeak sphere's search box reaches from its centre: the radius
+/// in voxels widened by 1 % and one voxel, clipped to the volume (saturating: a spacing of
+/// nanometres gives a radius beyond `usize`, which the clip brings back to the volume).
+fn peak_search_reach(geometry: &Geometry) -> [usize; 3] {
+    let (spacing, dims) = (geometry.spacing_mm(), geometry.dims());
+    std::array::from_fn(|axis| {
+        let r = (SUV_PEAK_RADIUS_MM * 1.01 / spacing[axis]).ceil() as usize;
+        r.saturating_add(1).min(dims[axis] - 1)
+    })
+}
+
+/// Bytes the SUVpeak sphere's offsets may take on this grid (24 + 8 per offset, at most every
+/// voxel of its search box), for the analyzer's memory budget.
+pub(crate) fn peak_sphere_bytes(geometry: &Geometry) -> u64 {
+    peak_search_reach(geometry)
+        .iter()
+        .map(|&r| 2 * r as u64 + 1)
+        .product::<u64>()
+        .saturating_mul(32)
+}
+
 impl PeakSphere {
     /// Distances are measured in patient space (direction and spacing), in `f64`. The search
     /// box is widened by 1 % and one voxel because the direction is orthonormal only to 1e-3,
     /// and clipped to the volume, which no offset can leave anyway.
     fn new(geometry: &Geometry) -> Self {
-        let spacing = geometry.spacing_mm();
         let dims = geometry.dims();
-        let search: [isize; 3] = std::array::from_fn(|axis| {
-            let r = (SUV_PEAK_RADIUS_MM * 1.01 / spacing[axis]).ceil() as usize + 1;
-            r.min(dims[axis] - 1) as isize
-        });
+        let search = peak_search_reach(geometry).map(|r| r as isize);
         let origin = geometry.voxel_to_patient([0.0; 3]);
         let radius_squared = SUV_PEAK_RADIUS_MM * SUV_PEAK_RADIUS_MM;
         let mut offsets = Vec::new();
