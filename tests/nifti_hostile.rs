@@ -128,10 +128,9 @@ fn lying_gzip_header_fails_fast_without_allocating_the_declared_size() {
     set_dims(&mut bytes, [2000, 2000, 500]);
     set_datatype_u8(&mut bytes);
     let path = write_file("lying.nii.gz", &gzip(&[&bytes]));
-    let started = std::time::Instant::now();
+    // The child's 1 GiB address-space cap is the oracle: allocating the declared 2 GB aborts it.
     let err = nifti::read(&path).unwrap_err();
     assert!(matches!(err, NiftiError::Truncated(_)), "{err}");
-    assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
     std::fs::remove_file(&path).ok();
 }
 
