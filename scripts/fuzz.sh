@@ -3,6 +3,7 @@
 # take outside bytes (NIfTI incl. gzip, DICOM series, model file) and of `Analyzer::analyze` on
 # small volumes with fuzzed geometry (issue #28: a plugin must never take its host down).
 # Each target runs UPTAKE_FUZZ_SECONDS (default 60) from the committed seeds in fuzz/corpus,
+# with a fixed libFuzzer seed (UPTAKE_FUZZ_SEED, default 1, so a CI run can be repeated),
 # under a 2 GiB RSS and single-allocation limit; any crash, abort, leak, OOM or timeout fails
 # the script, its reproducer left in fuzz/artifacts/<target>/.
 # Usage: scripts/fuzz.sh [target...]   (default: nifti dicom model analyze)
@@ -11,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
 seconds="${UPTAKE_FUZZ_SECONDS:-60}"
+seed="${UPTAKE_FUZZ_SEED:-1}"
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(nifti dicom model analyze)
 export RUSTC_BOOTSTRAP=1
@@ -26,7 +28,7 @@ for t in "${targets[@]}"; do
     mkdir -p "corpus-run/$t" "artifacts/$t"
     printf '\n-- fuzz %s for %ss\n' "$t" "$seconds"
     if ! cargo fuzz run -O --debug-assertions "$t" "corpus-run/$t" "corpus/$t" -- \
-        -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=30 \
+        -max_total_time="$seconds" -seed="$seed" -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=30 \
         -max_len=65536 -print_final_stats=1 2>"artifacts/$t.log"; then
         tail -n 60 "artifacts/$t.log" >&2
         echo "fuzz target $t failed; reproducer(s): $(ls "artifacts/$t")" >&2

@@ -3,6 +3,8 @@
 //! read front to back with zeros past its end: per volume (PET, then CT) three dims
 //! (`1 + b % 24`), a spacing, an origin and a direction mode; then the tracer bit; the rest
 //! cycles as voxel values (PET 0–25 SUV, CT −1000–1550 HU). The embedded model, on the CPU.
+//! A 128 MiB memory budget, as a host sets one: a study that fits the default (4 GiB) is
+//! legitimate work that would only spend the run's time, so a larger one must be refused.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -99,5 +101,9 @@ fuzz_target!(|bytes: &[u8]| {
     ) else {
         return;
     };
-    let _ = analyzer().analyze(&pet, &ct, tracer, &AnalyzeOptions::default());
+    let options = AnalyzeOptions {
+        memory_budget: Some(128 << 20),
+        ..AnalyzeOptions::default()
+    };
+    let _ = analyzer().analyze(&pet, &ct, tracer, &options);
 });
