@@ -8,9 +8,9 @@
 
 use std::time::Instant;
 
+use uptake::Tracer;
 use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig, Device};
-use uptake::phantom::{self, PhantomSpec, Preset};
-use uptake::{Error, Tracer};
+use uptake_phantom::{self as phantom, PhantomSpec, Preset};
 
 fn status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -23,7 +23,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn main() -> Result<(), Error> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runs: usize = std::env::var("UPTAKE_BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -15,11 +15,11 @@ use std::time::Instant;
 
 use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig, Device};
 use uptake::gpu::cnn::{ConvLayer, LinearLayer, NetworkSpec};
-use uptake::gpu::mpr::ReformatSpec;
 use uptake::gpu::{CudaBackend, DeviceInfo, GpuError};
-use uptake::phantom::{self, PhantomSpec, Preset};
+use uptake::mpr::MprSpec;
 use uptake::report::Report;
 use uptake::{Geometry, Tracer, Volume};
+use uptake_phantom::{self as phantom, PhantomSpec, Preset};
 
 const RUNS: usize = 5;
 const REGIONS: usize = 2000;
@@ -118,8 +118,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         format!("{} candidates", order.len()),
     ));
 
-    let spec = ReformatSpec {
-        plane_offsets_mm: &OFFSETS,
+    let spec = MprSpec {
+        plane_offsets_mm: OFFSETS.to_vec(),
         plane_size: 64,
         pixel_mm: 3.0,
         pet_window_suv: [0.0, 15.0],
@@ -282,7 +282,7 @@ fn analyze_runs(
 }
 
 /// The whole analysis of the clinical phantom on the CPU and on the device.
-fn whole_analysis(info: &DeviceInfo) -> Result<(), uptake::Error> {
+fn whole_analysis(info: &DeviceInfo) -> Result<(), Box<dyn std::error::Error>> {
     let study = phantom::generate(&PhantomSpec {
         tracer: Tracer::Psma,
         seed: 208,
@@ -352,9 +352,7 @@ fn whole_analysis(info: &DeviceInfo) -> Result<(), uptake::Error> {
         }
     );
     if !same_labels || cpu_report.findings.len() != regions {
-        return Err(uptake::Error::Internal(
-            "the CPU and CUDA analyses disagree on the regions".into(),
-        ));
+        return Err("the CPU and CUDA analyses disagree on the regions".into());
     }
     Ok(())
 }

@@ -29,6 +29,14 @@ step "build (debug for the dlopen test, release for C and Python)"
 cargo build
 cargo build --release
 
+step "the plugin links neither the command line, the phantom nor the training framework"
+linked="$(cargo tree -p uptake -e normal,build --prefix none | grep -E '^(clap|indicatif|image|uptake-phantom|uptake-cli|burn) ' || true)"
+if [ -n "$linked" ]; then
+    echo "libuptake depends on:" >&2
+    echo "$linked" >&2
+    exit 1
+fi
+
 step "exported symbols: only uptake_*"
 others="$(nm -D --defined-only target/release/libuptake.so | awk '{print $3}' | grep -v '^uptake_' || true)"
 if [ -n "$others" ]; then

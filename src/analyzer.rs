@@ -13,8 +13,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
+/// Where an analyzer runs; part of its configuration.
+pub use crate::gpu::Device;
 use crate::gpu::cnn::{CHUNK_REGIONS, DeviceNetwork, NetworkSpec};
-use crate::gpu::mpr::ReformatSpec;
 use crate::gpu::{self, CudaBackend};
 use crate::grid::GridError;
 use crate::memory::{self, MemoryError};
@@ -26,16 +27,6 @@ use crate::staging::{FindingInput, StagingConfig};
 use crate::tracer::Tracer;
 use crate::volume::{Geometry, Volume};
 use crate::{grid, mpr, regions, staging};
-
-/// Where inference and the heavy stages run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Device {
-    /// CUDA when a usable device exists, else the CPU (with a log line saying why).
-    #[default]
-    Auto,
-    Cpu,
-    Cuda,
-}
 
 /// Largest accepted worker-thread count; more is a caller error, not a wish.
 pub const MAX_THREADS: usize = 1024;
@@ -127,7 +118,7 @@ impl Gpu {
 impl Analyzer {
     /// Validates the configuration, loads the model and resolves the device: `auto` uses a CUDA
     /// device when one opens and runs the model's network, else the CPU (with a log line why);
-    /// `cuda` fails with [`Error::Device`] when it cannot.
+    /// `cuda` fails with [`Error::Gpu`] when it cannot.
     pub fn new(config: AnalyzerConfig) -> Result<Self> {
         config.validate()?;
         let model = match &config.model_path {
@@ -219,7 +210,7 @@ impl Analyzer {
     /// Analyzes one study: PET in SUV and CT in HU, each on its own grid in patient space.
     /// SUV → common 3 mm grid → uptake regions → reformations → CNN → staging (DESIGN S0).
     /// Safe to call from several threads at once on one analyzer. On a CUDA device, a failure of
-    /// the device fails the study with [`Error::Device`]; it is not retried on the CPU.
+    /// the device fails the study with [`Error::Gpu`]; it is not retried on the CPU.
     pub fn analyze(
         &self,
         pet: &Volume<f32>,
@@ -429,7 +420,7 @@ impl Analyzer {
         let segmentation = self.parallel(|| regions::segment_ordered(host_pet, params, order))?;
         timings.add(Stage::Regions, t.elapsed().as_secs_f64());
 
-        let spec = ReformatSpec::from_spec(self.model.input_spec());
+        let spec = self.model.input_spec();
         let batch = study.batch;
         let bits = vec![study.tracer.bit(); batch];
         let predictions = in_batches(
@@ -439,7 +430,7 @@ impl Analyzer {
             timings,
             |centres, classifying| {
                 let t = Instant::now();
-                let input = device.reformat::<u16>(&pet3, &ct3, &spec, centres, None)?;
+                let input = device.reformat::<u16>(&pet3, &ct3, spec, centres, None)?;
                 // The gather is asynchronous: wait for it so that its time is not the CNN's.
                 device.synchronize()?;
                 let reformat_s = t.elapsed().as_secs_f64();

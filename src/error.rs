@@ -1,8 +1,7 @@
-//! The crate-wide error: one typed error per pipeline stage, mapped once to a C status code.
+//! The crate-wide error: one typed error per pipeline stage (the C ABI maps it to a status code
+//! in `ffi::status`).
 
 use thiserror::Error;
-
-use crate::ffi::status::Status;
 
 /// Any error the library can return.
 #[derive(Debug, Error)]
@@ -24,44 +23,30 @@ pub enum Error {
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),
     #[error(transparent)]
-    Phantom(#[from] crate::phantom::PhantomError),
-    #[error(transparent)]
     Staging(#[from] crate::staging::StagingError),
     #[error(transparent)]
     Memory(#[from] crate::memory::MemoryError),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
-    #[error("device error: {0}")]
-    Device(String),
+    /// The CUDA device failed; analysis on a device fails as a whole, never half on the CPU.
+    #[error("device error: CUDA: {0}")]
+    Gpu(#[from] crate::gpu::GpuError),
     #[error("cancelled by the host")]
     Cancelled,
     #[error("internal error: {0}")]
     Internal(String),
 }
 
-impl Error {
-    /// The C status code for this error (S10).
-    pub fn status(&self) -> Status {
-        match self {
-            Error::Memory(_)
-            | Error::Grid(crate::grid::GridError::Memory(_))
-            | Error::Dicom(crate::dicom::DicomError::Memory(_))
-            | Error::Nifti(crate::volume::nifti::NiftiError::OutOfMemory { .. }) => Status::Memory,
-            Error::Volume(_)
-            | Error::Suv(_)
-            | Error::Grid(_)
-            | Error::Regions(_)
-            | Error::Mpr(_)
-            | Error::Phantom(_)
-            | Error::Staging(_)
-            | Error::InvalidArgument(_) => Status::InvalidArgument,
-            Error::Nifti(_) | Error::Dicom(_) => Status::Io,
-            Error::Model(_) => Status::Model,
-            Error::Device(_) => Status::Device,
-            Error::Cancelled => Status::Cancelled,
-            Error::Internal(_) => Status::Internal,
-        }
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The message of a caught panic (`&str` and `String` payloads; others are named as such), for
+/// the boundaries that turn a panic into an error: the C ABI and the CUDA backend.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".to_string()
     }
 }
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -186,8 +186,10 @@ pub fn to_common_grid(
     Ok((pet3, ct3))
 }
 
-/// The affine map from one grid's voxel indices to another's: `j = M·i + t`.
+/// The affine map from one grid's voxel indices to another's: `j = M·i + t`. `#[repr(C)]`: the
+/// CUDA kernels take it as it is (`struct IndexMap` in kernels/common.cuh).
 #[derive(Debug, Clone, Copy)]
+#[repr(C)]
 pub(crate) struct IndexMap {
     m: [[f64; 3]; 3],
     t: [f64; 3],

@@ -7,12 +7,11 @@
 pub mod classes;
 pub mod dicom;
 pub mod error;
+pub mod findings;
 pub mod grid;
 pub mod memory;
 pub mod model;
 pub mod mpr;
-pub mod phantom;
-pub mod picture;
 pub mod regions;
 pub mod report;
 pub mod staging;

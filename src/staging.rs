@@ -26,9 +26,9 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::classes::{LocationClass, Role};
+use crate::findings::{Finding, LocationPrediction};
 use crate::model::OperatingPoints;
 use crate::regions::Region;
-use crate::report::{Finding, LocationPrediction};
 use crate::volume::Volume;
 
 /// CT value (HU) above which a voxel of the common grid counts as skeleton for dmi.

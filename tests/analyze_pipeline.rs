@@ -246,7 +246,10 @@ fn a_study_over_the_memory_budget_is_refused_before_allocating() {
         .analyze(&pet, &ct, Tracer::Psma, &AnalyzeOptions::default())
         .unwrap_err();
     assert!(matches!(err, Error::Memory(_)), "{err}");
-    assert_eq!(err.status(), uptake::ffi::status::Status::Memory);
+    assert_eq!(
+        uptake::ffi::status::Status::from(&err),
+        uptake::ffi::status::Status::Memory
+    );
     let message = err.to_string();
     for needle in ["854×854×854", "memory budget", "MiB"] {
         assert!(message.contains(needle), "{needle:?} missing: {message}");

@@ -74,7 +74,7 @@ fn the_analyzer_uses_the_device_when_there_is_one_and_says_so() {
         assert_eq!(report.device, "cpu");
         assert!(auto.cuda_device().is_none());
         match analyzer(Device::Cuda) {
-            Err(Error::Device(message)) => assert!(message.contains("CUDA"), "{message}"),
+            Err(e @ Error::Gpu(_)) => assert!(e.to_string().contains("CUDA"), "{e}"),
             other => panic!("device = cuda without a device: {other:?}"),
         }
     }
@@ -150,7 +150,7 @@ fn child_stub_driver() {
     assert!(open_for(Device::Auto, 0).unwrap().is_none());
     assert_eq!(analyzer(Device::Auto).unwrap().device(), Device::Cpu);
     match analyzer(Device::Cuda) {
-        Err(Error::Device(message)) => assert!(message.contains("stub library"), "{message}"),
+        Err(Error::Gpu(e)) => assert!(e.to_string().contains("stub library"), "{e}"),
         other => panic!("device = cuda with a stub driver: {other:?}"),
     }
 }

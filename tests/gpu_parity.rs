@@ -4,8 +4,8 @@
 //! is a test failure, not a skip.
 
 use uptake::gpu::cnn::{ConvLayer, LinearLayer, NetworkSpec};
-use uptake::gpu::mpr::ReformatSpec;
 use uptake::gpu::{CudaBackend, GpuError};
+use uptake::mpr::MprSpec;
 use uptake::{Geometry, Volume};
 
 mod study_support;
@@ -175,9 +175,9 @@ const OFFSETS: [f64; 13] = [
     -144.0, -96.0, -48.0, -24.0, -12.0, -6.0, 0.0, 6.0, 12.0, 24.0, 48.0, 96.0, 144.0,
 ];
 
-fn s5_spec() -> ReformatSpec<'static> {
-    ReformatSpec {
-        plane_offsets_mm: &OFFSETS,
+fn s5_spec() -> MprSpec {
+    MprSpec {
+        plane_offsets_mm: OFFSETS.to_vec(),
         plane_size: 64,
         pixel_mm: 3.0,
         pet_window_suv: [0.0, 15.0],
@@ -468,7 +468,7 @@ fn resampling_and_reformations_match_the_cpu_stages() {
         1e-3,
     );
 
-    let spec = uptake::mpr::MprSpec::default();
+    let spec = MprSpec::default();
     let centre = grid.voxel_to_patient([10.0, 12.0, 9.0]);
     let centres = [
         centre,
@@ -490,13 +490,7 @@ fn resampling_and_reformations_match_the_cpu_stages() {
     .unwrap();
     let matrices = augments.map(|a| a.matrix());
     let tensor = gpu
-        .reformat::<f32>(
-            &pet3,
-            &ct3,
-            &uptake::gpu::mpr::ReformatSpec::from_spec(&spec),
-            &centres,
-            Some(&matrices),
-        )
+        .reformat::<f32>(&pet3, &ct3, &spec, &centres, Some(&matrices))
         .unwrap();
     let want: Vec<f64> = want.iter().map(|&x| f64::from(x)).collect();
     assert_close(
@@ -514,7 +508,8 @@ mod whole_analysis {
     use std::sync::Arc;
 
     use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig, Device, Stage};
-    use uptake::report::{Finding, Report};
+    use uptake::findings::Finding;
+    use uptake::report::Report;
     use uptake::{Error, Geometry, Tracer, Volume};
 
     use super::study_support::study;

@@ -19,11 +19,10 @@ pub mod status;
 pub mod suv;
 pub mod volume;
 
-use std::any::Any;
 use std::ffi::{CStr, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use crate::error::Error;
+use crate::error::{Error, panic_message};
 use crate::tracer::Tracer;
 pub use status::*;
 
@@ -40,10 +39,10 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<(), Error>) -> u32 {
         Ok(Ok(())) => UPTAKE_OK,
         Ok(Err(e)) => {
             last_error::set(&e.to_string());
-            e.status() as u32
+            Status::from(&e) as u32
         }
         Err(payload) => {
-            last_error::set(&format!("panic: {}", panic_message(&payload)));
+            last_error::set(&format!("panic: {}", panic_message(&*payload)));
             UPTAKE_ERR_PANIC
         }
     }
@@ -52,17 +51,7 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<(), Error>) -> u32 {
 /// Like [`guard`] for functions without a status: a panic is recorded and swallowed.
 pub(crate) fn guard_void(body: impl FnOnce()) {
     if let Err(payload) = catch_unwind(AssertUnwindSafe(body)) {
-        last_error::set(&format!("panic: {}", panic_message(&payload)));
-    }
-}
-
-fn panic_message(payload: &Box<dyn Any + Send>) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic payload".to_string()
+        last_error::set(&format!("panic: {}", panic_message(&*payload)));
     }
 }
 

@@ -8,7 +8,8 @@ use std::ffi::{CString, c_char};
 use super::{guard, guard_void, null};
 use crate::classes::Role;
 use crate::error::Error;
-use crate::report::{Finding, Report};
+use crate::findings::Finding;
+use crate::report::Report;
 use crate::staging::{BonePattern, MStage, NStage, TStage};
 
 /// `UptakeFinding.role`: the staging role of a suspicious finding.

@@ -23,6 +23,8 @@ pub const UPTAKE_ERR_PANIC: u32 = 7;
 /// or an allocation failed; nothing was kept, and the host's process is unharmed.
 pub const UPTAKE_ERR_MEMORY: u32 = 8;
 
+use crate::Error;
+
 /// The status codes as a Rust enum; C code sees only the `u32` constants above.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
@@ -76,6 +78,31 @@ impl TryFrom<u32> for Status {
             .copied()
             .find(|s| *s as u32 == value)
             .ok_or(value)
+    }
+}
+
+impl From<&Error> for Status {
+    /// The code for an error (DESIGN S10). Allocation failures are `Memory` whichever stage
+    /// they happened in.
+    fn from(error: &Error) -> Status {
+        match error {
+            Error::Memory(_)
+            | Error::Grid(crate::grid::GridError::Memory(_))
+            | Error::Dicom(crate::dicom::DicomError::Memory(_))
+            | Error::Nifti(crate::volume::nifti::NiftiError::OutOfMemory { .. }) => Status::Memory,
+            Error::Volume(_)
+            | Error::Suv(_)
+            | Error::Grid(_)
+            | Error::Regions(_)
+            | Error::Mpr(_)
+            | Error::Staging(_)
+            | Error::InvalidArgument(_) => Status::InvalidArgument,
+            Error::Nifti(_) | Error::Dicom(_) => Status::Io,
+            Error::Model(_) => Status::Model,
+            Error::Gpu(_) => Status::Device,
+            Error::Cancelled => Status::Cancelled,
+            Error::Internal(_) => Status::Internal,
+        }
     }
 }
 

@@ -418,48 +418,34 @@ impl CudaBackend {
                 }
                 let features = pooled.slice(..m * net.features);
                 let tracer = tracer.slice(start..start + m);
-                let [s0, s1] = &net.suspicious;
-                self.linear(
-                    &self.modules.cnn.linear_f16_in,
-                    s0,
-                    &features,
-                    Some(&tracer),
-                    &mut hidden,
-                    0,
-                    batch,
-                    true,
-                )?;
-                self.linear(
-                    &self.modules.cnn.linear_f32_in,
-                    s1,
-                    &hidden.slice(..),
-                    None,
-                    &mut suspicious,
-                    start,
-                    batch,
-                    false,
-                )?;
-                let [l0, l1] = &net.location;
-                self.linear(
-                    &self.modules.cnn.linear_f16_in,
-                    l0,
-                    &features,
-                    None,
-                    &mut hidden,
-                    0,
-                    batch,
-                    true,
-                )?;
-                self.linear(
-                    &self.modules.cnn.linear_f32_in,
-                    l1,
-                    &hidden.slice(..),
-                    None,
-                    &mut location,
-                    start * classes,
-                    batch,
-                    false,
-                )?;
+                // Each head: hidden layer (fp16 features in, ReLU), then its logits (f32 in)
+                // at this chunk's place in the head's output.
+                let heads = [
+                    (&net.suspicious, Some(&tracer), &mut suspicious, start),
+                    (&net.location, None, &mut location, start * classes),
+                ];
+                for ([hidden_layer, logit_layer], extra, logits, offset) in heads {
+                    self.linear(
+                        &self.modules.cnn.linear_f16_in,
+                        hidden_layer,
+                        &features,
+                        extra,
+                        &mut hidden,
+                        0,
+                        batch,
+                        true,
+                    )?;
+                    self.linear(
+                        &self.modules.cnn.linear_f32_in,
+                        logit_layer,
+                        &hidden.slice(..),
+                        None,
+                        logits,
+                        offset,
+                        batch,
+                        false,
+                    )?;
+                }
             }
             Ok(Logits {
                 suspicious: self

@@ -29,12 +29,13 @@ use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStrea
 use cudarc::nvrtc::Ptx;
 use thiserror::Error;
 
+use crate::grid::IndexMap;
 use crate::volume::{Geometry, Volume};
 
 pub use detect::{DriverInfo, NvrtcInfo, probe_driver, probe_nvrtc};
 pub use nvrtc::{KernelSource, Target};
 
-/// Why the GPU path could not run. The analyzer maps it to `Error::Device` (and, for `device =
+/// Why the GPU path could not run. The analyzer returns it as `Error::Gpu` (and, for `device =
 /// auto`, to a log line and the CPU path).
 #[derive(Debug, Error)]
 pub enum GpuError {
@@ -73,13 +74,6 @@ pub enum GpuError {
     Internal(String),
 }
 
-/// Analysis on the device fails as a whole: the study's error is a device error.
-impl From<GpuError> for crate::Error {
-    fn from(e: GpuError) -> Self {
-        crate::Error::Device(format!("CUDA: {e}"))
-    }
-}
-
 impl GpuError {
     /// True when the machine simply has no usable CUDA (the `auto` fallback case), as opposed to
     /// a failure of a device that exists.
@@ -111,24 +105,26 @@ pub fn guard<T>(
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(result) => result,
         Err(payload) => {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-string panic payload".into());
+            let message = crate::error::panic_message(&*payload);
             Err(GpuError::Panic { during, message })
         }
     }
 }
 
+/// Where inference and the heavy stages run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Device {
+    /// CUDA when a usable device exists, else the CPU (with a log line saying why).
+    #[default]
+    Auto,
+    Cpu,
+    Cuda,
+}
+
 /// Resolves the configured device (`device = auto | cpu | cuda`): `Ok(None)` means the CPU path.
 /// `cpu` never touches CUDA; `cuda` is an error when the device cannot be opened; `auto` opens it
 /// when it can and otherwise logs why and returns the CPU.
-pub fn open_for(
-    device: crate::analyzer::Device,
-    ordinal: usize,
-) -> Result<Option<CudaBackend>, GpuError> {
-    use crate::analyzer::Device;
+pub fn open_for(device: Device, ordinal: usize) -> Result<Option<CudaBackend>, GpuError> {
     match device {
         Device::Cpu => Ok(None),
         Device::Cuda => CudaBackend::open(ordinal).map(Some),
@@ -411,62 +407,9 @@ fn int(kernel: &'static str, what: &str, v: usize) -> Result<i32, GpuError> {
     })
 }
 
-/// The patient-space map from voxel indices of `from` (or, with `from = None`, from patient mm)
-/// to continuous indices of `to`: j = S⁻¹ Dᵀ (A·i − o), computed in f64 as `crate::grid` does.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct IndexMap {
-    m: [f64; 9],
-    t: [f64; 3],
-}
-
-// SAFETY: #[repr(C)] plain f64 data with the layout of `struct IndexMap` in kernels/common.cuh.
+// SAFETY: `grid::IndexMap` is #[repr(C)] plain f64 data (M row-major, then t) with the layout of
+// `struct IndexMap` in kernels/common.cuh.
 unsafe impl cudarc::driver::DeviceRepr for IndexMap {}
-
-impl IndexMap {
-    fn patient_to(to: &Geometry) -> Self {
-        let d = to.direction();
-        let s = to.spacing_mm();
-        let o = to.origin_mm();
-        let m: [[f64; 3]; 3] = std::array::from_fn(|r| std::array::from_fn(|c| d[c][r] / s[r]));
-        let t = std::array::from_fn(|r| -(m[r][0] * o[0] + m[r][1] * o[1] + m[r][2] * o[2]));
-        Self::from_parts(m, t)
-    }
-
-    fn between(from: &Geometry, to: &Geometry) -> Self {
-        let p = Self::patient_to(to);
-        let a = from.affine_lps();
-        let pm = |r: usize, c: usize| p.m[3 * r + c];
-        let m = std::array::from_fn(|r| {
-            std::array::from_fn(|c| (0..3).map(|k| pm(r, k) * a[k][c]).sum())
-        });
-        let t = std::array::from_fn(|r| p.t[r] + (0..3).map(|k| pm(r, k) * a[k][3]).sum::<f64>());
-        Self::from_parts(m, t)
-    }
-
-    fn from_parts(m: [[f64; 3]; 3], t: [f64; 3]) -> Self {
-        Self {
-            m: [
-                m[0][0], m[0][1], m[0][2], m[1][0], m[1][1], m[1][2], m[2][0], m[2][1], m[2][2],
-            ],
-            t,
-        }
-    }
-
-    /// Continuous index of patient point `p` (for a map from patient mm).
-    fn apply(&self, p: [f64; 3]) -> [f64; 3] {
-        std::array::from_fn(|r| {
-            self.m[3 * r] * p[0] + self.m[3 * r + 1] * p[1] + self.m[3 * r + 2] * p[2] + self.t[r]
-        })
-    }
-
-    /// Image of a direction vector (no translation).
-    fn linear(&self, v: [f64; 3]) -> [f64; 3] {
-        std::array::from_fn(|r| {
-            self.m[3 * r] * v[0] + self.m[3 * r + 1] * v[1] + self.m[3 * r + 2] * v[2]
-        })
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -485,29 +428,10 @@ mod tests {
     }
 
     #[test]
-    fn index_map_matches_the_geometry() {
-        let d = [[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]];
-        let from = Geometry::new([10, 12, 14], [2.0, 3.0, 4.0], [5.0, -7.0, 9.0], d).unwrap();
-        let to = Geometry::axis_aligned([20, 20, 20], [3.0; 3], [-30.0, -40.0, -10.0]).unwrap();
-        let map = IndexMap::between(&from, &to);
-        for ijk in [[0.0, 0.0, 0.0], [3.0, 5.0, 7.0], [9.5, 11.0, 13.0]] {
-            let want = to.patient_to_voxel(from.voxel_to_patient(ijk));
-            let got = std::array::from_fn::<f64, 3, _>(|r| {
-                map.m[3 * r] * ijk[0]
-                    + map.m[3 * r + 1] * ijk[1]
-                    + map.m[3 * r + 2] * ijk[2]
-                    + map.t[r]
-            });
-            for a in 0..3 {
-                assert!((want[a] - got[a]).abs() < 1e-9, "{want:?} vs {got:?}");
-            }
-        }
-        let p = [12.0, -3.0, 40.0];
-        let direct = IndexMap::patient_to(&to).apply(p);
-        let want = to.patient_to_voxel(p);
-        for a in 0..3 {
-            assert!((want[a] - direct[a]).abs() < 1e-9);
-        }
+    fn index_map_has_the_kernels_layout() {
+        // kernels/common.cuh: struct IndexMap { double m[9]; double t[3]; }
+        assert_eq!(std::mem::size_of::<IndexMap>(), 12 * 8);
+        assert_eq!(std::mem::align_of::<IndexMap>(), 8);
     }
 
     #[test]

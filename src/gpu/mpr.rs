@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use cudarc::driver::{CudaFunction, CudaModule, CudaSlice, DeviceRepr, PushKernelArg};
 
+use crate::mpr::MprSpec;
+
 use super::{CudaBackend, DeviceVolume, GpuError, IndexMap, driver, function, grid_1d, guard, int};
 
 /// The gather functions (public only as the [`GatherOutput`] dispatch argument).
@@ -19,37 +21,6 @@ impl Kernels {
             gather_f32: function(module, "mpr_gather_f32")?,
             gather_f16: function(module, "mpr_gather_f16")?,
         })
-    }
-}
-
-/// Plane geometry and windows of the network input (the fields of `crate::mpr::MprSpec`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ReformatSpec<'a> {
-    /// y-offsets (mm, LPS) of the coronal planes from the centre.
-    pub plane_offsets_mm: &'a [f64],
-    /// Pixels per side of each plane.
-    pub plane_size: usize,
-    pub pixel_mm: f64,
-    /// [low, high] mapped to [0, 1].
-    pub pet_window_suv: [f64; 2],
-    pub ct_window_hu: [f64; 2],
-}
-
-impl<'a> ReformatSpec<'a> {
-    /// The device view of the CPU stage's spec.
-    pub fn from_spec(spec: &'a crate::mpr::MprSpec) -> Self {
-        Self {
-            plane_offsets_mm: &spec.plane_offsets_mm,
-            plane_size: spec.plane_size,
-            pixel_mm: spec.pixel_mm,
-            pet_window_suv: spec.pet_window_suv,
-            ct_window_hu: spec.ct_window_hu,
-        }
-    }
-
-    /// Floats per region: 2 · planes · size².
-    pub fn tensor_len(&self) -> usize {
-        2 * self.plane_offsets_mm.len() * self.plane_size * self.plane_size
     }
 }
 
@@ -110,42 +81,6 @@ impl GatherOutput for u16 {
 
 const KERNEL: &str = "mpr_gather";
 
-/// Largest plane side and plane count accepted (as `crate::mpr`), so a hostile spec cannot ask
-/// for a huge buffer.
-const MAX_PLANES: usize = 256;
-const MAX_PLANE_SIZE: usize = 1024;
-
-fn check_spec(spec: &ReformatSpec<'_>) -> Result<(), GpuError> {
-    let bad = |reason: String| {
-        Err(GpuError::Invalid {
-            kernel: KERNEL,
-            reason,
-        })
-    };
-    let planes = spec.plane_offsets_mm.len();
-    if planes == 0 || planes > MAX_PLANES {
-        return bad(format!("{planes} planes; 1 to {MAX_PLANES} are allowed"));
-    }
-    if spec.plane_offsets_mm.iter().any(|o| !o.is_finite()) {
-        return bad("a plane offset is not finite".into());
-    }
-    if spec.plane_size == 0 || spec.plane_size > MAX_PLANE_SIZE {
-        return bad(format!(
-            "plane size {}; 1 to {MAX_PLANE_SIZE} is allowed",
-            spec.plane_size
-        ));
-    }
-    if !(spec.pixel_mm.is_finite() && spec.pixel_mm > 0.0) {
-        return bad(format!("pixel size {} mm", spec.pixel_mm));
-    }
-    for [lo, hi] in [spec.pet_window_suv, spec.ct_window_hu] {
-        if !(lo.is_finite() && hi.is_finite() && hi > lo) {
-            return bad(format!("window [{lo}, {hi}]"));
-        }
-    }
-    Ok(())
-}
-
 impl CudaBackend {
     /// Reformats every region at once from the common-grid volumes `pet3` and `ct3` (same grid),
     /// around `centres` (patient LPS mm), each optionally through an augmentation matrix
@@ -154,12 +89,16 @@ impl CudaBackend {
         &self,
         pet3: &DeviceVolume,
         ct3: &DeviceVolume,
-        spec: &ReformatSpec<'_>,
+        spec: &MprSpec,
         centres: &[[f64; 3]],
         augments: Option<&[[[f64; 3]; 3]]>,
     ) -> Result<DeviceTensor<T>, GpuError> {
         guard("reformat", || {
-            check_spec(spec)?;
+            // The CPU stage's own validation: one set of bounds for both paths.
+            spec.validate().map_err(|e| GpuError::Invalid {
+                kernel: KERNEL,
+                reason: e.to_string(),
+            })?;
             if pet3.geometry != ct3.geometry {
                 return Err(GpuError::Invalid {
                     kernel: KERNEL,
@@ -220,7 +159,7 @@ impl CudaBackend {
                 .map_err(driver("copying region frames"))?;
             let offsets = self
                 .stream
-                .clone_htod(spec.plane_offsets_mm)
+                .clone_htod(&spec.plane_offsets_mm)
                 .map_err(driver("copying plane offsets"))?;
             let mut launch = self.stream.launch_builder(T::kernel(&self.modules.mpr));
             launch
@@ -305,7 +244,7 @@ impl CudaBackend {
 /// row and one mm of plane offset, with the augmentation folded in (as `crate::mpr`).
 fn frames(
     grid: &DeviceVolume,
-    spec: &ReformatSpec<'_>,
+    spec: &MprSpec,
     centres: &[[f64; 3]],
     augments: Option<&[[[f64; 3]; 3]]>,
 ) -> Vec<f64> {

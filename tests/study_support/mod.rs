@@ -3,7 +3,7 @@
 use std::sync::OnceLock;
 
 use uptake::Tracer;
-use uptake::phantom::{self, PhantomSpec, Preset, Study};
+use uptake_phantom::{self as phantom, PhantomSpec, Preset, Study};
 
 /// A small PSMA phantom (seed 208): uptake regions in several locations, quick to analyse.
 pub fn study() -> &'static Study {

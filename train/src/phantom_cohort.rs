@@ -1,8 +1,8 @@
 //! Annotated studies from the synthetic phantom (DESIGN S11), in memory.
 
 use uptake::Tracer;
-use uptake::phantom::{PhantomSpec, Preset, Study, generate};
 use uptake::volume::Volume;
+use uptake_phantom::{PhantomSpec, Preset, Study, generate};
 
 use crate::studies::{AnnotatedStudy, Stage, StudyError, StudyInfo};
 

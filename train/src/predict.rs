@@ -307,7 +307,7 @@ fn stage_report(
     report: &Report,
     classes: &[LocationClass],
     points: OperatingPoints,
-    read: impl Fn(usize, &uptake::report::Finding) -> (f32, u32),
+    read: impl Fn(usize, &uptake::findings::Finding) -> (f32, u32),
 ) -> Result<MiTnm, String> {
     let inputs: Vec<FindingInput> = report
         .findings

@@ -6,7 +6,7 @@
 
 use uptake::Tracer;
 use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig};
-use uptake::phantom::Preset;
+use uptake_phantom::Preset;
 use uptake_train::eval::metrics::{Calls, FindingSet};
 use uptake_train::phantom_cohort::phantom_study;
 use uptake_train::predict::label_report;

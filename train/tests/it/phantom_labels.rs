@@ -1,8 +1,8 @@
 //! Candidate regions of a phantom study, labelled from its ground truth (docs/training.md).
 
 use uptake::Tracer;
-use uptake::phantom::{PhantomSpec, Preset, Study, generate};
 use uptake::regions::{RegionParams, Segmentation, segment};
+use uptake_phantom::{PhantomSpec, Preset, Study, generate};
 use uptake_train::data::StudyCache;
 use uptake_train::phantom_cohort::phantom_study;
 use uptake_train::studies::cache_study;

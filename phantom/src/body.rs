@@ -146,7 +146,7 @@ impl Body {
     ) -> StructureId {
         self.structures.push(StructureDef {
             name: name.to_string(),
-            class_id: class.and_then(crate::classes::v1_id),
+            class_id: class.and_then(uptake::classes::v1_id),
             tissue,
         });
         self.structures.len() - 1

@@ -4,8 +4,8 @@
 //! two-core figure.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use uptake::phantom::{self, PhantomSpec, Preset};
 use uptake::tracer::Tracer;
+use uptake_phantom::{self as phantom, PhantomSpec, Preset};
 
 fn generate(c: &mut Criterion) {
     let mut group = c.benchmark_group("phantom");

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use uptake::Tracer;
-use uptake::phantom::{self, PhantomSpec, Preset};
+use uptake_phantom::{self as phantom, PhantomSpec, Preset};
 
 use super::CliResult;
 use super::analyze::{AnalyzerArgs, analyze, make_analyzer, parse_tracer, write_outputs};

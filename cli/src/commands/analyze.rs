@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::picture::{Image, View, mip, project_labels};
 use indicatif::{ProgressBar, ProgressStyle};
 use uptake::Tracer;
 use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig, Device, Stage};
-use uptake::picture::{Image, View, mip, project_labels};
 use uptake::report::Report;
 use uptake::volume::{Volume, nifti};
 

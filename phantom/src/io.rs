@@ -5,8 +5,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{Lesion, PhantomError, Physiological, StructureInfo, Study, TrueStage};
-use crate::volume::nifti;
-use crate::volume::{Geometry, Volume};
+use uptake::volume::nifti;
+use uptake::volume::{Geometry, Volume};
 
 /// A grid as the manifest states it (LPS, identity direction).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,7 +33,7 @@ impl From<&Geometry> for GridInfo {
 pub struct Manifest {
     pub format: String,
     pub generator: String,
-    pub tracer: crate::tracer::Tracer,
+    pub tracer: uptake::tracer::Tracer,
     pub seed: u64,
     pub preset: super::Preset,
     /// File name of each volume in the study folder.
@@ -90,7 +90,7 @@ impl Study {
     pub fn manifest(&self) -> Manifest {
         Manifest {
             format: "uptake-phantom/1".into(),
-            generator: format!("uptake {}", crate::VERSION),
+            generator: format!("uptake {}", uptake::VERSION),
             tracer: self.spec.tracer,
             seed: self.spec.seed,
             preset: self.spec.preset,

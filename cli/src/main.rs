@@ -1,6 +1,8 @@
 //! `uptake` command line: analysis, the demo, and one command per pipeline stage for researchers.
 
-mod cli;
+mod commands;
+mod figure;
+mod picture;
 
 use std::process::ExitCode;
 
@@ -20,46 +22,46 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Print a NIfTI volume's dims, spacing, orientation and value range.
-    Info(cli::info::Args),
+    Info(commands::info::Args),
     /// Rewrite one frame of a NIfTI file as float32 NIfTI-1 (as uptake reads it).
-    Convert(cli::convert::Args),
+    Convert(commands::convert::Args),
     /// Generate synthetic PET/CT studies with ground truth.
-    Phantom(cli::phantom::Args),
+    Phantom(commands::phantom::Args),
     /// Compute the SUVbw factor of a PET DICOM series and write the PET in SUV as NIfTI.
-    Suv(cli::suv::Args),
+    Suv(commands::suv::Args),
     /// Resample a NIfTI volume onto the common 3 mm LPS grid.
-    Resample(cli::resample::Args),
+    Resample(commands::resample::Args),
     /// Write the 26-plane network input for a point as a PNG contact sheet.
-    Mpr(cli::mpr::Args),
+    Mpr(commands::mpr::Args),
     /// Segment uptake regions (45 % of SUVmax) in a PET volume.
-    Regions(cli::regions::Args),
+    Regions(commands::regions::Args),
     /// Analyze a PET/CT study: findings, miTNM staging and burden.
-    Analyze(cli::analyze::Args),
+    Analyze(commands::analyze::Args),
     /// Generate a phantom study and analyze it.
-    Demo(cli::demo::Args),
+    Demo(commands::demo::Args),
     /// Train the network (runs `uptake-train train`; `--help` lists its options).
     #[command(disable_help_flag = true)]
-    Train(cli::train_tool::Args),
+    Train(commands::train_tool::Args),
     /// Evaluate a model on annotated studies it never saw: findings, lesion detection, staging
     /// agreement (runs `uptake-train predict`; `--help` lists its options).
     #[command(disable_help_flag = true)]
-    Evaluate(cli::train_tool::Args),
+    Evaluate(commands::train_tool::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Info(a) => cli::info::run(a),
-        Command::Convert(a) => cli::convert::run(a),
-        Command::Phantom(a) => cli::phantom::run(a),
-        Command::Suv(a) => cli::suv::run(a),
-        Command::Resample(a) => cli::resample::run(a),
-        Command::Mpr(a) => cli::mpr::run(a),
-        Command::Regions(a) => cli::regions::run(a),
-        Command::Analyze(a) => cli::analyze::run(a),
-        Command::Demo(a) => cli::demo::run(a),
-        Command::Train(a) => cli::train_tool::run("train", "train", a),
-        Command::Evaluate(a) => cli::train_tool::run("evaluate", "predict", a),
+        Command::Info(a) => commands::info::run(a),
+        Command::Convert(a) => commands::convert::run(a),
+        Command::Phantom(a) => commands::phantom::run(a),
+        Command::Suv(a) => commands::suv::run(a),
+        Command::Resample(a) => commands::resample::run(a),
+        Command::Mpr(a) => commands::mpr::run(a),
+        Command::Regions(a) => commands::regions::run(a),
+        Command::Analyze(a) => commands::analyze::run(a),
+        Command::Demo(a) => commands::demo::run(a),
+        Command::Train(a) => commands::train_tool::run("train", "train", a),
+        Command::Evaluate(a) => commands::train_tool::run("evaluate", "predict", a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

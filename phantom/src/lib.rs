@@ -11,7 +11,6 @@
 pub mod anatomy;
 pub mod body;
 pub mod disease;
-pub mod figure;
 mod io;
 pub mod physiology;
 pub mod raster;
@@ -24,13 +23,13 @@ use serde::{Deserialize, Serialize};
 pub use io::Manifest;
 pub use truth::{TrueStage, stage};
 
-use crate::classes::{Role, v1_classes};
-use crate::tracer::Tracer;
-use crate::volume::{Geometry, Volume, VolumeError};
 use body::Body;
 use disease::{Avidity, DiseasePlan};
 use physiology::Target;
 use render::{Scene, Select, Stream, Window, rng};
+use uptake::classes::{Role, v1_classes};
+use uptake::tracer::Tracer;
+use uptake::volume::{Geometry, Volume, VolumeError};
 
 /// Why the phantom could not be generated or written.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +37,7 @@ pub enum PhantomError {
     #[error(transparent)]
     Volume(#[from] VolumeError),
     #[error(transparent)]
-    Nifti(#[from] crate::volume::nifti::NiftiError),
+    Nifti(#[from] uptake::volume::nifti::NiftiError),
     #[error("cannot write {path}: {source}")]
     Io {
         path: String,

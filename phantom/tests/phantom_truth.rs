@@ -1,9 +1,9 @@
 //! Ground truth agrees with the images: lesion label maps against the lesion ellipsoids,
 //! rendered physiological SUVs against the published ranges, CT HU against tissue ranges.
 
-use uptake::phantom::{self, PhantomSpec, Preset, Study};
 use uptake::tracer::Tracer;
 use uptake::volume::Geometry;
+use uptake_phantom::{self as phantom, PhantomSpec, Preset, Study};
 
 fn small(tracer: Tracer, seed: u64) -> PhantomSpec {
     PhantomSpec {

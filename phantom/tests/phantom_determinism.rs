@@ -1,8 +1,8 @@
 //! Same seed → identical bytes; different seeds → different patients; files round-trip.
 
-use uptake::phantom::{self, Manifest, PhantomSpec, Preset};
 use uptake::tracer::Tracer;
 use uptake::volume::nifti;
+use uptake_phantom::{self as phantom, Manifest, PhantomSpec, Preset};
 
 fn spec(tracer: Tracer, seed: u64) -> PhantomSpec {
     PhantomSpec {

@@ -3,13 +3,12 @@
 //!
 //! Views follow the radiological convention for LPS volumes: coronal pictures look at the
 //! patient from the front (patient right on the picture's left, head up), sagittal ones from
-//! the patient's left (anterior on the left, head up), axial ones from the feet (patient right
-//! on the left, anterior up). Pictures are resampled to square pixels so anatomy keeps its
+//! the patient's left (anterior on the left, head up). Pictures are resampled to square pixels so anatomy keeps its
 //! proportions whatever the voxel size.
 
 use std::path::Path;
 
-use crate::volume::Volume;
+use uptake::volume::Volume;
 
 /// Why a picture could not be made or saved.
 #[derive(Debug, thiserror::Error)]
@@ -29,8 +28,6 @@ pub enum View {
     Coronal,
     /// Along x (right–left).
     Sagittal,
-    /// Along z (inferior–superior).
-    Axial,
 }
 
 impl View {
@@ -39,13 +36,7 @@ impl View {
         match self {
             View::Coronal => (1, 0, 2),
             View::Sagittal => (0, 1, 2),
-            View::Axial => (2, 0, 1),
         }
-    }
-
-    /// Whether picture rows run against the row axis (head up: rows go from high z down).
-    fn rows_flipped(self) -> bool {
-        !matches!(self, View::Axial)
     }
 }
 
@@ -98,7 +89,8 @@ fn for_each_ray<T>(
     let (along, col_axis, row_axis) = view.axes();
     let (w, h) = (dims[col_axis], dims[row_axis]);
     for r in 0..h {
-        let row_index = if view.rows_flipped() { h - 1 - r } else { r };
+        // Head up: picture rows run from high z down.
+        let row_index = h - 1 - r;
         for c in 0..w {
             let mut ijk = [0usize; 3];
             ijk[col_axis] = c;
@@ -392,7 +384,7 @@ fn glyph(ch: char) -> [u8; 7] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::volume::Geometry;
+    use uptake::volume::Geometry;
 
     const WHITE: [u8; 3] = [255, 255, 255];
     const BLACK: [u8; 3] = [0, 0, 0];
@@ -426,8 +418,6 @@ mod tests {
         assert_eq!((s.width, s.height), (4, 5));
         assert_eq!(s.get(3, 0), (1 + 30 + 400) as f32);
         assert!(section(&volume(), View::Sagittal, 3).is_err());
-        let a = section(&volume(), View::Axial, 2).unwrap();
-        assert_eq!(a.get(1, 0), (1 + 200) as f32);
     }
 
     #[test]

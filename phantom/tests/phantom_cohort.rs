@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 
 use uptake::classes::{V1_CLASS_COUNT, v1_classes};
-use uptake::phantom::{self, PhantomSpec, Preset, disease::Avidity};
 use uptake::tracer::Tracer;
+use uptake_phantom::{self as phantom, PhantomSpec, Preset, disease::Avidity};
 
 const COHORT: u64 = 200;
 

@@ -198,7 +198,7 @@ fn lattice_hash(x: i64, y: i64, z: i64, seed: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::phantom::body::Primitive;
+    use crate::body::Primitive;
 
     #[test]
     fn later_primitives_win_and_spans_use_voxel_centres() {

@@ -11,7 +11,7 @@ use rand_distr::{Distribution, Normal};
 use serde::Serialize;
 
 use super::body::{Body, Tissue};
-use crate::tracer::Tracer;
+use uptake::tracer::Tracer;
 
 /// How a tissue's concentration is drawn for one patient.
 #[derive(Debug, Clone, Copy, PartialEq)]

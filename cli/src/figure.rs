@@ -2,9 +2,9 @@
 //! lesions outlined and numbered, the true stage in the title.
 
 use crate::picture::{Image, PictureError, Plane, View, mip, project_labels, section};
-use crate::tracer::Tracer;
+use uptake::Tracer;
 
-use super::Study;
+use uptake_phantom::Study;
 
 const OUTLINE: [u8; 3] = [225, 25, 25];
 const NUMBER: [u8; 3] = [0, 85, 210];

@@ -1,8 +1,8 @@
 //! Clinical and small grids: spacing, matrix, field of view (vertex to mid-thigh), without
-//! rendering the clinical study (too slow for a test; see benches/phantom.rs).
+//! rendering the clinical study (too slow for a test; see phantom/benches/phantom.rs).
 
-use uptake::phantom::{self, PhantomSpec, Preset};
 use uptake::tracer::Tracer;
+use uptake_phantom::{self as phantom, PhantomSpec, Preset};
 
 #[test]
 fn clinical_grids_cover_vertex_to_mid_thigh() {

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::classes::Role;
+use uptake::classes::Role;
 
 /// True miT/miN/miM of a study, as the strings the report uses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

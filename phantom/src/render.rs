@@ -11,7 +11,7 @@ use super::body::{Body, Primitive};
 use super::disease::LesionPlan;
 use super::raster::{Plane, blur_plane, blur_stack, gaussian_kernel, paint, value_noise};
 use super::shape::{Bounds, Shape};
-use crate::volume::Geometry;
+use uptake::volume::Geometry;
 
 /// Random streams (ChaCha stream numbers) of one study; each purpose has its own so that a
 /// change in one does not reshuffle the others. (Associated constants, so that the C header

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use uptake::phantom::{self, PhantomSpec, Preset, Study};
 use uptake::tracer::Tracer;
+use uptake_phantom::{self as phantom, PhantomSpec, Preset, Study};
 
 use super::CliResult;
 
@@ -54,7 +54,7 @@ pub fn run(args: Args) -> CliResult {
         let generated = start.elapsed();
         study.write(&dir)?;
         if !args.no_pictures {
-            phantom::figure::overview(&study)?.save_png(dir.join("overview.png"))?;
+            crate::figure::overview(&study)?.save_png(dir.join("overview.png"))?;
         }
         print_summary(
             &study,

@@ -14,8 +14,8 @@ use serde::Serialize;
 
 use super::body::{Body, StructureId, Tissue};
 use super::shape::{Vec3, rotation};
-use crate::classes::{Role, v1_classes};
-use crate::tracer::Tracer;
+use uptake::classes::{Role, v1_classes};
+use uptake::tracer::Tracer;
 
 /// How bright a lesion should render.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
