@@ -105,8 +105,9 @@ impl Report {
     }
 
     /// A human-readable summary for a terminal: run details, the miTNM line, burden, reference
-    /// values and one row per finding.
-    pub fn summary_table(&self) -> String {
+    /// values and one row per suspicious finding followed by one line on the other regions, or,
+    /// with `all_regions`, one row per region.
+    pub fn summary_table(&self, all_regions: bool) -> String {
         let mut s = String::new();
         let trained = if self.model.trained {
             "trained"
@@ -167,7 +168,7 @@ impl Report {
             "volume_mL",
             "miPSMA"
         );
-        for f in &self.findings {
+        for f in self.findings.iter().filter(|f| all_regions || f.suspicious) {
             let role = f.role.map_or("-", role_name);
             let score = f
                 .expression_score
@@ -186,6 +187,19 @@ impl Report {
                 f.region.suv_peak,
                 f.region.volume_ml,
                 score
+            );
+        }
+        let others: Vec<&Finding> = self.findings.iter().filter(|f| !f.suspicious).collect();
+        if !all_regions && !others.is_empty() {
+            let top = others
+                .iter()
+                .max_by(|a, b| a.region.suv_max.total_cmp(&b.region.suv_max))
+                .map(|f| format!("{:.2} ({})", f.region.suv_max, f.location.name))
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "{} other regions not suspicious; highest SUVmax among them {top}",
+                others.len()
             );
         }
         s

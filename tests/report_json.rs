@@ -206,7 +206,7 @@ fn every_json_key_is_documented_in_the_schema() {
 #[test]
 fn summary_table_has_the_stage_line_and_one_row_per_finding() {
     let r = report(true);
-    let table = r.summary_table();
+    let table = r.summary_table(true);
     let stage_line = "miTNM: T+ N1 M1c | T+ [1] | N1 [2] | M1a [4] | M1b/o [7, 8] | M1c [5]";
     assert_eq!(r.staging.line(), stage_line);
     assert!(
@@ -232,8 +232,41 @@ fn summary_table_has_the_stage_line_and_one_row_per_finding() {
     let liver: Vec<&str> = rows[6].split_whitespace().collect();
     assert_eq!(&liver[..6], ["3", "0.050", "no", "liver", "0.80", "-"]);
     assert_eq!(liver[10], "-");
-    let untrained = report(false).summary_table();
+    let untrained = report(false).summary_table(true);
     assert!(untrained.contains("UNTRAINED: results are not meaningful"));
+}
+
+#[test]
+fn summary_table_lists_the_suspicious_findings_and_counts_the_rest() {
+    let r = report(true);
+    let table = r.summary_table(false);
+    let rows: Vec<&str> = table
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("region"))
+        .skip(1)
+        .collect();
+    let suspicious = r.findings.iter().filter(|f| f.suspicious).count();
+    let others = r.findings.len() - suspicious;
+    assert!(suspicious > 0 && others > 0, "the fixture needs both kinds");
+    assert_eq!(rows.len(), suspicious + 1, "{table}");
+    assert!(
+        rows[..suspicious]
+            .iter()
+            .all(|l| l.split_whitespace().nth(2) == Some("yes"))
+    );
+    let top = r
+        .findings
+        .iter()
+        .filter(|f| !f.suspicious)
+        .max_by(|a, b| a.region.suv_max.total_cmp(&b.region.suv_max))
+        .unwrap();
+    assert_eq!(
+        rows[suspicious],
+        format!(
+            "{others} other regions not suspicious; highest SUVmax among them {:.2} ({})",
+            top.region.suv_max, top.location.name
+        )
+    );
 }
 
 #[test]

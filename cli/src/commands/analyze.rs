@@ -87,6 +87,9 @@ pub struct Args {
     /// Output folder.
     #[arg(long)]
     out: PathBuf,
+    /// List every region in the table, not only the suspicious findings.
+    #[arg(long)]
+    all: bool,
     #[command(flatten)]
     analyzer: AnalyzerArgs,
 }
@@ -104,7 +107,7 @@ pub fn run(args: Args) -> CliResult {
     let analyzer = make_analyzer(&args.analyzer)?;
     let report = analyze(&analyzer, &pet, &ct, args.tracer, &args.analyzer)?;
     write_outputs(&args.out, &pet, &report)?;
-    out!("{}", report.summary_table())?;
+    out!("{}", report.summary_table(args.all))?;
     outln!("outputs in {}", args.out.display())?;
     Ok(())
 }

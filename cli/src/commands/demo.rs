@@ -21,6 +21,9 @@ pub struct Args {
     /// Output folder (the phantom and the analysis outputs).
     #[arg(long, default_value = "out/demo")]
     out: PathBuf,
+    /// List every region in the table, not only the suspicious findings.
+    #[arg(long)]
+    all: bool,
     #[command(flatten)]
     analyzer: AnalyzerArgs,
 }
@@ -57,7 +60,7 @@ pub fn run(args: Args) -> CliResult {
     )?;
     study.write(args.out.join("phantom"))?;
     write_outputs(&args.out, &study.pet, &report)?;
-    out!("{}", report.summary_table())?;
+    out!("{}", report.summary_table(args.all))?;
     let t = &study.truth;
     let m = match &t.bone_pattern {
         Some(p) if t.mi_m == "M1b" => format!("M1b/{p}"),
