@@ -23,11 +23,10 @@
 //! from the operating system only the pages written are mapped, and memory that the allocator
 //! reuses costs no pass over it.
 
-use std::mem::MaybeUninit;
-
 use rayon::prelude::*;
 
 use super::RegionParams;
+use super::slots::Slots;
 use super::sweep::{Forest, Neighbourhood, sort_by_suv, unpack};
 use crate::volume::Volume;
 
@@ -55,11 +54,10 @@ pub(super) fn fits(candidates: usize) -> bool {
 /// Every candidate's list of neighbours of lower rank, by position in index order. Run r's
 /// lists lie end to end from the start of slot r of `entries`, which holds the longest lists a
 /// run can have; the last run's slot holds only its own candidates' lists. The slots are
-/// reserved uninitialised: zeroing memory that the allocator reuses (from the second call on)
-/// would be a sequential pass over the whole reservation and map all of it.
+/// reserved uninitialised ([`Slots`]).
 struct Lists {
     /// Written from the start of each slot up to the end of its run's last list.
-    entries: Box<[MaybeUninit<u32>]>,
+    entries: Slots,
     /// Where each list ends in `entries`; a list starts where the one before it in its run
     /// ends, the first of a run at its slot.
     ends: Vec<u32>,
@@ -82,14 +80,14 @@ impl Lists {
         } else {
             Self::slot(last, neighbourhood.len())
         };
-        let mut entries = Box::new_uninit_slice(candidates.len() / LIST_RUN * slot + last_slot);
+        let mut entries = Slots::new(candidates.len() / LIST_RUN * slot + last_slot, slot);
         let mut ends = vec![0u32; candidates.len()];
         entries
-            .par_chunks_mut(slot)
+            .par_slots_mut()
             .zip(ends.par_chunks_mut(LIST_RUN))
             .zip(candidates.par_chunks(LIST_RUN))
             .enumerate()
-            .for_each(|(run, ((entries, ends), candidates))| {
+            .for_each(|(run, ((mut entries, ends), candidates))| {
                 let mut neighbour_labels = [0u32; 26];
                 let mut len = 0;
                 for (&key, end) in candidates.iter().zip(ends) {
@@ -103,9 +101,7 @@ impl Lists {
                         earlier[count] = label.wrapping_sub(1);
                         count += usize::from(label.wrapping_sub(1) < rank - 1);
                     }
-                    for (entry, &label) in entries[len..len + LIST_WRITE].iter_mut().zip(&earlier) {
-                        entry.write(label);
-                    }
+                    entries.write(len, &earlier);
                     len += count;
                     *end = (run * slot + len) as u32;
                 }
@@ -119,19 +115,13 @@ impl Lists {
 
     /// The list of the candidate at `position` in index order.
     #[inline]
-    #[allow(unsafe_code)]
     fn get(&self, position: usize) -> &[u32] {
         let start = if position.is_multiple_of(LIST_RUN) {
             position / LIST_RUN * self.slot
         } else {
             self.ends[position - 1] as usize
         };
-        let list = &self.entries[start..self.ends[position] as usize];
-        // SAFETY: `build` writes each list as LIST_WRITE entries from where the one before it
-        // ends and keeps at most LIST_WRITE of them, so every entry of a slot from its start
-        // up to the end of its run's last list is written; a list lies in that span of its
-        // run's slot. `MaybeUninit<u32>` has the layout of `u32`.
-        unsafe { &*(list as *const [MaybeUninit<u32>] as *const [u32]) }
+        self.entries.get(start..self.ends[position] as usize)
     }
 }
 

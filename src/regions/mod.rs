@@ -63,6 +63,7 @@
 //! never outnumber the candidates.
 
 mod compact;
+mod slots;
 mod stats;
 pub(crate) use stats::peak_sphere_bytes;
 mod sweep;
