@@ -10,6 +10,7 @@
 //! where `D` is the 3×3 direction matrix whose *columns* are the unit vectors of the array axes.
 //! PET and CT may have different grids and orientations; they are related only through `p`.
 
+mod affine;
 pub mod nifti;
 
 use thiserror::Error;

@@ -28,6 +28,8 @@ use flate2::bufread::MultiGzDecoder;
 use nifti::{NiftiHeader, writer::WriterOptions};
 use thiserror::Error;
 
+pub use super::affine::ras_to_lps;
+use super::affine::{geometry_from_affine, quaternion_to_rotation, rotation_to_quaternion};
 use super::{Geometry, MAX_VOXELS, Volume, VolumeError};
 
 /// Voxel bytes read and converted at a time: besides the image itself, the only buffer a read
@@ -758,49 +760,6 @@ fn qform_affine(h: &RawHeader, pix: [f64; 3]) -> Result<[[f64; 4]; 4], NiftiErro
     Ok(m)
 }
 
-/// nibabel's `quat2mat` for q = (w, x, y, z), not assumed normalised.
-fn quaternion_to_rotation([w, x, y, z]: [f64; 4]) -> [[f64; 3]; 3] {
-    let n = w * w + x * x + y * y + z * z;
-    if n < f64::EPSILON {
-        return [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
-    }
-    let s = 2.0 / n;
-    let (xs, ys, zs) = (x * s, y * s, z * s);
-    let (wx, wy, wz) = (w * xs, w * ys, w * zs);
-    let (xx, xy, xz) = (x * xs, x * ys, x * zs);
-    let (yy, yz, zz) = (y * ys, y * zs, z * zs);
-    [
-        [1.0 - (yy + zz), xy - wz, xz + wy],
-        [xy + wz, 1.0 - (xx + zz), yz - wx],
-        [xz - wy, yz + wx, 1.0 - (xx + yy)],
-    ]
-}
-
-/// RAS ↔ LPS: negate the first two rows (the map is its own inverse).
-pub fn ras_to_lps(a: &[[f64; 4]; 4]) -> [[f64; 4]; 4] {
-    let mut out = *a;
-    for j in 0..4 {
-        out[0][j] = -a[0][j];
-        out[1][j] = -a[1][j];
-    }
-    out
-}
-
-/// Splits a voxel→LPS affine into spacing (column norms), direction and origin, and validates.
-fn geometry_from_affine(dims: [usize; 3], a: &[[f64; 4]; 4]) -> Result<Geometry, NiftiError> {
-    let mut spacing = [0.0; 3];
-    let mut direction = [[0.0; 3]; 3];
-    for j in 0..3 {
-        let norm = (a[0][j] * a[0][j] + a[1][j] * a[1][j] + a[2][j] * a[2][j]).sqrt();
-        spacing[j] = norm;
-        for i in 0..3 {
-            direction[i][j] = if norm > 0.0 { a[i][j] / norm } else { 0.0 };
-        }
-    }
-    let origin = [a[0][3], a[1][3], a[2][3]];
-    Ok(Geometry::new(dims, spacing, origin, direction)?)
-}
-
 /// Element types the writer stores, with their NIfTI type.
 pub trait NiftiElement: bytemuck::Pod {
     const TYPE: nifti::NiftiType;
@@ -911,61 +870,6 @@ pub fn write<T: NiftiElement>(
 
 /// Distinguishes concurrent writes of one process in the same folder.
 static WRITE_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// (b, c, d) and qfac of the rotation in a RAS affine with the given column spacings.
-/// A left-handed frame gets qfac −1 and its third column negated, as NIfTI prescribes.
-fn rotation_to_quaternion(a: &[[f64; 4]; 4], spacing: [f64; 3]) -> ([f64; 3], f64) {
-    let mut r = [[0.0; 3]; 3];
-    for i in 0..3 {
-        for j in 0..3 {
-            r[i][j] = a[i][j] / spacing[j];
-        }
-    }
-    let det = r[0][0] * (r[1][1] * r[2][2] - r[1][2] * r[2][1])
-        - r[0][1] * (r[1][0] * r[2][2] - r[1][2] * r[2][0])
-        + r[0][2] * (r[1][0] * r[2][1] - r[1][1] * r[2][0]);
-    let qfac = if det < 0.0 { -1.0 } else { 1.0 };
-    for row in &mut r {
-        row[2] *= qfac;
-    }
-    // Shepperd's method, keeping the scalar part a ≥ 0 as NIfTI requires.
-    let trace = r[0][0] + r[1][1] + r[2][2];
-    let q = if trace > 0.0 {
-        let s = (trace + 1.0).sqrt() * 2.0;
-        [
-            0.25 * s,
-            (r[2][1] - r[1][2]) / s,
-            (r[0][2] - r[2][0]) / s,
-            (r[1][0] - r[0][1]) / s,
-        ]
-    } else if r[0][0] > r[1][1] && r[0][0] > r[2][2] {
-        let s = (1.0 + r[0][0] - r[1][1] - r[2][2]).sqrt() * 2.0;
-        [
-            (r[2][1] - r[1][2]) / s,
-            0.25 * s,
-            (r[0][1] + r[1][0]) / s,
-            (r[0][2] + r[2][0]) / s,
-        ]
-    } else if r[1][1] > r[2][2] {
-        let s = (1.0 + r[1][1] - r[0][0] - r[2][2]).sqrt() * 2.0;
-        [
-            (r[0][2] - r[2][0]) / s,
-            (r[0][1] + r[1][0]) / s,
-            0.25 * s,
-            (r[1][2] + r[2][1]) / s,
-        ]
-    } else {
-        let s = (1.0 + r[2][2] - r[0][0] - r[1][1]).sqrt() * 2.0;
-        [
-            (r[1][0] - r[0][1]) / s,
-            (r[0][2] + r[2][0]) / s,
-            (r[1][2] + r[2][1]) / s,
-            0.25 * s,
-        ]
-    };
-    let sign = if q[0] < 0.0 { -1.0 } else { 1.0 };
-    ([q[1] * sign, q[2] * sign, q[3] * sign], qfac)
-}
 
 #[cfg(test)]
 mod tests {
