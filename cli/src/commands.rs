@@ -22,6 +22,7 @@ macro_rules! outln {
 pub mod analyze;
 pub mod convert;
 pub mod demo;
+pub mod hybrid;
 pub mod info;
 pub mod mpr;
 pub mod phantom;

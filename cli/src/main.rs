@@ -27,6 +27,8 @@ enum Command {
     Convert(commands::convert::Args),
     /// Generate synthetic PET/CT studies with ground truth.
     Phantom(commands::phantom::Args),
+    /// Build a hybrid test study: a real CT and its segmentation with a synthesised PET.
+    Hybrid(commands::hybrid::Args),
     /// Compute the SUVbw factor of a PET DICOM series and write the PET in SUV as NIfTI.
     Suv(commands::suv::Args),
     /// Resample a NIfTI volume onto the common 3 mm LPS grid.
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Info(a) => commands::info::run(a),
         Command::Convert(a) => commands::convert::run(a),
         Command::Phantom(a) => commands::phantom::run(a),
+        Command::Hybrid(a) => commands::hybrid::run(a),
         Command::Suv(a) => commands::suv::run(a),
         Command::Resample(a) => commands::resample::run(a),
         Command::Mpr(a) => commands::mpr::run(a),

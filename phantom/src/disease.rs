@@ -71,7 +71,7 @@ pub struct DiseasePlan {
 }
 
 /// Log-uniform draw in [lo, hi].
-fn log_uniform(rng: &mut ChaCha8Rng, lo: f64, hi: f64) -> f64 {
+pub(crate) fn log_uniform(rng: &mut ChaCha8Rng, lo: f64, hi: f64) -> f64 {
     (rng.random_range(lo.ln()..hi.ln())).exp()
 }
 

@@ -11,6 +11,7 @@
 pub mod anatomy;
 pub mod body;
 pub mod disease;
+pub mod hybrid;
 mod io;
 pub mod physiology;
 pub mod raster;

@@ -189,7 +189,7 @@ pub struct StructureUptake {
 }
 
 /// One tissue's concentration and target, drawn once per patient (tissues share one draw).
-fn draw_tissue(
+pub(crate) fn draw_tissue(
     t: Tissue,
     tracer: Tracer,
     rng: &mut ChaCha8Rng,
