@@ -70,6 +70,7 @@ fn convert(study: &Study, subject: String) -> Result<AnnotatedStudy, StudyError>
                 n: truth.mi_n.clone(),
                 m: truth.m_code(),
             }),
+            hybrid: false,
         },
         pet: study.pet.clone(),
         ct: study.ct.clone(),

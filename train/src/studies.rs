@@ -7,7 +7,8 @@
 //! - `lesions.nii.gz`: on the PET grid, lesion number (1, 2, …) at each voxel, 0 outside lesions;
 //! - `study.json`: `{"subject": "...", "tracer": "psma" | "fdg", "lesion_classes": [21, 16, …],
 //!   "stage": {"n": "N1", "m": "M1b/u"}}` (lesion k's S6 class at index k − 1; `stage`, the true
-//!   miN/miM, is optional and used by staging agreement).
+//!   miN/miM, is optional and used by staging agreement; `"hybrid": true` marks a real CT with a
+//!   synthesised PET, which evaluation reads and training refuses: real CTs are test anatomy).
 //!
 //! The phantom writes this layout; real annotated data converts to it.
 
@@ -48,6 +49,24 @@ pub struct StudyInfo {
     pub lesion_classes: Vec<u32>,
     #[serde(default)]
     pub stage: Option<Stage>,
+    /// A real CT with a synthesised PET (`uptake hybrid`): for evaluation only.
+    #[serde(default)]
+    pub hybrid: bool,
+}
+
+impl StudyInfo {
+    /// Whether a model may learn from this study: not when it is hybrid, since real CTs are test
+    /// anatomy and a model trained on them would be judged on what it has seen.
+    pub fn check_trainable(&self) -> Result<(), String> {
+        if self.hybrid {
+            return Err(format!(
+                "study {}: a hybrid study (real CT) is test anatomy, for evaluation only; \
+                 training and cross-validation refuse it",
+                self.subject
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A study with its ground truth.
@@ -232,6 +251,22 @@ fn crop_to_body(pet3: Volume<f32>, ct3: Volume<f32>) -> (Volume<f32>, Volume<f32
 mod tests {
     use super::*;
     use uptake::Geometry;
+
+    #[test]
+    fn hybrid_studies_are_read_but_not_trained_on() {
+        let json = |extra: &str| {
+            format!(r#"{{"subject": "s1", "tracer": "psma", "lesion_classes": [21]{extra}}}"#)
+        };
+        let plain: StudyInfo = serde_json::from_str(&json("")).unwrap();
+        assert!(!plain.hybrid);
+        assert!(plain.check_trainable().is_ok());
+        let hybrid: StudyInfo = serde_json::from_str(&json(r#", "hybrid": true"#)).unwrap();
+        let err = hybrid.check_trainable().unwrap_err();
+        assert!(
+            err.contains("study s1") && err.contains("evaluation only"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn label_maps_must_share_the_pets_grid() {

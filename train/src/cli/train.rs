@@ -222,6 +222,7 @@ pub fn load_cohort(cohort: &Cohort, tracers: &[Tracer]) -> Result<Vec<StudyCache
     let mut studies = Vec::new();
     let regions = cohort.region_params()?;
     cohort.for_each_study(tracers, "caching studies", |study| {
+        study.info.check_trainable()?;
         studies.push(cache_study(&study, &regions).map_err(|e| e.to_string())?);
         Ok(())
     })?;

@@ -413,3 +413,46 @@ fn region_fraction_sets_s4s_threshold() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("threshold fraction 1.5"), "{stderr}");
 }
+
+/// A tiny study folder: a 4³ PET and CT and empty label maps, with `extra` in its study.json.
+fn tiny_study(dir: &Path, extra: &str) {
+    use uptake::volume::{Geometry, Volume, nifti};
+    std::fs::create_dir_all(dir).unwrap();
+    let g = Geometry::axis_aligned([4, 4, 4], [4.0; 3], [0.0; 3]).unwrap();
+    nifti::write(dir.join("pet.nii.gz"), &Volume::filled(g, 1.0f32)).unwrap();
+    nifti::write(dir.join("ct.nii.gz"), &Volume::filled(g, 40.0f32)).unwrap();
+    nifti::write(dir.join("structures.nii.gz"), &Volume::filled(g, 0u8)).unwrap();
+    nifti::write(dir.join("lesions.nii.gz"), &Volume::filled(g, 0u8)).unwrap();
+    let json = format!(r#"{{"subject": "tiny", "tracer": "psma", "lesion_classes": []{extra}}}"#);
+    std::fs::write(dir.join("study.json"), json).unwrap();
+}
+
+#[test]
+fn training_refuses_a_hybrid_study() {
+    let root = std::env::temp_dir().join(format!("uptake-train-hybrid-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    tiny_study(&root.join("study"), r#", "hybrid": true"#);
+    let out = root.join("run");
+    let run = |strategy: &str| {
+        tool(&[
+            "train",
+            "--strategy",
+            strategy,
+            "--data",
+            root.join("study").to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let output = run("i");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "trained on a hybrid study");
+    assert!(
+        stderr.contains("study tiny") && stderr.contains("evaluation only"),
+        "{stderr}"
+    );
+    assert!(!out.join("state.json").exists());
+    std::fs::remove_dir_all(&root).unwrap();
+}
