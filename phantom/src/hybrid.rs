@@ -6,10 +6,10 @@
 //! gets a tissue: from the segmentation where a label covers it ([`CLASS_MAP`]), else from the
 //! CT's HU (air, fat, soft tissue, bone as large components above 200 HU, a bladder found from
 //! the CT when no label gives one). Concentrations are the phantom's per-tissue uptake
-//! ([`physiology::draw_tissue`], jittered per seed), lesions are spheres with the phantom's
-//! radial profile ([`render::lesion_profile`]) and SUVmax ranges, the activity is blurred by the
-//! phantom's PSF ([`raster::gaussian_kernel`], [`raster::blur_plane`], [`raster::blur_stack`])
-//! and gets its noise ([`render::pet_noise`]). The CT is written unchanged (lesions are PET-only).
+//! (`physiology::draw_tissue`, jittered per seed), lesions are spheres with the phantom's
+//! radial profile (`render::lesion_profile`) and SUVmax ranges, the activity is blurred by the
+//! phantom's PSF (`raster::gaussian_kernel`, `raster::blur_plane`, `raster::blur_stack`)
+//! and gets its noise (`render::pet_noise`). The CT is written unchanged (lesions are PET-only).
 //! These studies are test anatomy only: `study.json` carries `"hybrid": true`.
 
 use std::collections::BTreeMap;
@@ -1048,14 +1048,7 @@ impl HybridStudy {
         };
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         nifti::write(dir.join("pet.nii.gz"), &self.pet)?;
-        let g = *self.ct.geometry();
-        let ct: Vec<i16> = self
-            .ct
-            .data()
-            .iter()
-            .map(|&h| h.round().clamp(-1024.0, 3071.0) as i16)
-            .collect();
-        nifti::write(dir.join("ct.nii.gz"), &Volume::new(g, ct)?)?;
+        nifti::write(dir.join("ct.nii.gz"), &super::io::ct_as_stored(&self.ct)?)?;
         let labels = |v: &Volume<u16>| {
             let d: Vec<i16> = v
                 .data()

@@ -120,13 +120,7 @@ impl Study {
         })?;
         let files = Files::default();
         nifti::write(dir.join(&files.pet), &self.pet)?;
-        let ct: Vec<i16> = self
-            .ct
-            .data()
-            .iter()
-            .map(|&h| h.round().clamp(-1024.0, 3071.0) as i16)
-            .collect();
-        nifti::write(dir.join(&files.ct), &Volume::new(*self.ct.geometry(), ct)?)?;
+        nifti::write(dir.join(&files.ct), &ct_as_stored(&self.ct)?)?;
         nifti::write(
             dir.join(&files.pet_structures),
             &labels_as_i16(&self.pet_structures)?,
@@ -150,4 +144,14 @@ impl Study {
             source,
         })
     }
+}
+
+/// A CT as scanners store it: int16 HU, rounded, within the 12-bit range −1024…3071.
+pub(crate) fn ct_as_stored(ct: &Volume<f32>) -> Result<Volume<i16>, uptake::VolumeError> {
+    let hu = ct
+        .data()
+        .iter()
+        .map(|&h| h.round().clamp(-1024.0, 3071.0) as i16)
+        .collect();
+    Volume::new(*ct.geometry(), hu)
 }
