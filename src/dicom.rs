@@ -229,6 +229,16 @@ const LONG_VRS: [&[u8; 2]; 13] = [
     b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV",
 ];
 
+/// The VR of an explicit-VR header as dicom-rs reads it: one it does not know is UN, which has
+/// the long form; otherwise the walk and the parser would disagree on where the length is.
+fn explicit_vr(raw: [u8; 2]) -> [u8; 2] {
+    if dicom_core::VR::from_binary(raw).is_some() {
+        raw
+    } else {
+        *b"UN"
+    }
+}
+
 /// Checks that every value length a Part 10 file (`bytes`, its `DICM` magic at byte `magic`)
 /// declares fits in the bytes after it. dicom-rs allocates, and for text fills, a buffer of the declared
 /// length before it reads the value, so a 200-byte file declaring a 4 GiB value would cost
@@ -262,7 +272,7 @@ fn check_declared_lengths(bytes: &[u8], magic: usize) -> Result<(), String> {
     // The file meta group: explicit VR little endian, group 0002.
     while bytes.len() >= pos + 8 && u16_at(pos, false) == 0x0002 {
         let element = u16_at(pos + 2, false);
-        let vr = [bytes[pos + 4], bytes[pos + 5]];
+        let vr = explicit_vr([bytes[pos + 4], bytes[pos + 5]]);
         let (header, len) = if LONG_VRS.contains(&&vr) {
             if bytes.len() < pos + 12 {
                 break;
@@ -315,7 +325,7 @@ fn check_declared_lengths(bytes: &[u8], magic: usize) -> Result<(), String> {
         let (vr, header, len) = if implicit {
             (None, 8, u32_at(pos + 4, big))
         } else {
-            let vr = [bytes[pos + 4], bytes[pos + 5]];
+            let vr = explicit_vr([bytes[pos + 4], bytes[pos + 5]]);
             if LONG_VRS.contains(&&vr) {
                 if bytes.len() < pos + 12 {
                     return Err(format!(

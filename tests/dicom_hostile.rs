@@ -416,3 +416,30 @@ fn a_declared_length_beyond_the_file_is_rejected_before_allocation() {
         "{err}"
     );
 }
+
+/// An element whose VR is no VR at all ("6\0"): the DICOM library reads it as UN, with a 32-bit
+/// length after two reserved bytes, so the length check must read it there too. Here that length
+/// is almost 4 GiB (the fuzzer's find: the bytes of an item tag read as a length).
+#[test]
+fn an_unknown_vr_is_checked_with_the_long_form_length() {
+    let dir = folder("unknown_vr");
+    let paths = write_series(&dir, 3, &Spec::default());
+    let mut bytes = std::fs::read(&paths[2]).unwrap();
+    let pixel_data = bytes
+        .windows(4)
+        .rposition(|w| w == [0xE0, 0x7F, 0x10, 0x00])
+        .unwrap();
+    bytes.truncate(pixel_data);
+    // Read with a 16-bit length, the element would end after 0 bytes; read as UN, its length
+    // is 0xE000FFFE.
+    bytes.extend_from_slice(&[0x53, 0x51, 0x00, 0x00, b'6', 0, 0, 0]);
+    bytes.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0]);
+    bytes.extend_from_slice(&[0; 16]);
+    std::fs::write(&paths[2], &bytes).unwrap();
+    let err = error_of(&dir);
+    assert!(err.contains("img002.dcm"), "{err}");
+    assert!(
+        err.contains(&format!("declares a value of {} bytes", 0xE000_FFFEu32)),
+        "{err}"
+    );
+}
