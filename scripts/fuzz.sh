@@ -24,7 +24,10 @@ for t in "${targets[@]}"; do cargo fuzz build -O --debug-assertions "$t"; done
 
 status=0
 for t in "${targets[@]}"; do
-    # Seeds stay as committed; what the run discovers goes to corpus-run (git-ignored).
+    # Seeds stay as committed; what the run discovers goes to corpus-run (git-ignored), emptied
+    # first so that every run starts where a clean clone does and, with the fixed seed, walks
+    # the same inputs.
+    rm -rf "corpus-run/$t"
     mkdir -p "corpus-run/$t" "artifacts/$t"
     printf '\n-- fuzz %s for %ss\n' "$t" "$seconds"
     if ! cargo fuzz run -O --debug-assertions "$t" "corpus-run/$t" "corpus/$t" -- \
