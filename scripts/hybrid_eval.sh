@@ -15,13 +15,12 @@ per_tracer="${UPTAKE_HYBRID_COUNT:-20}"
 
 cargo build --release -q -p uptake-cli -p uptake-train
 rm -rf "$out" && mkdir -p "$out/studies"
-for k in $(seq 0 $((per_tracer - 1))); do
-    for tracer in psma fdg; do
-        seed=$([ "$tracer" = fdg ] && echo $((first + per_tracer + k)) || echo $((first + k)))
-        target/release/uptake hybrid --ct "$data/example_ct.nii.gz" --seg "$data/example_seg.nii.gz" \
-            --classes "$data/classes.json" --seg-slice-offset 82 --tracer "$tracer" --seed "$seed" \
-            --out "$out/studies/$tracer-$seed" >/dev/null
-    done
+# PSMA takes the first per_tracer seeds, FDG the next.
+for seed in $(seq "$first" $((first + 2 * per_tracer - 1))); do
+    tracer=$([ "$seed" -lt $((first + per_tracer)) ] && echo psma || echo fdg)
+    target/release/uptake hybrid --ct "$data/example_ct.nii.gz" --seg "$data/example_seg.nii.gz" \
+        --classes "$data/classes.json" --seg-slice-offset 82 --tracer "$tracer" --seed "$seed" \
+        --out "$out/studies/$tracer-$seed" >/dev/null
 done
 target/release/uptake-train predict ${model:+--model "$model"} --data "$out/studies" \
     --out "$out/predict" | tee "$out/predict.txt"

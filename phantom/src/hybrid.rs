@@ -26,6 +26,7 @@ use super::raster::{blur_plane, blur_stack, gaussian_kernel};
 use super::render::{Stream, lesion_profile, pet_noise, rng};
 use super::{PhantomError, psf_fwhm_mm, truth};
 use uptake::classes::{Role, v1_classes, v1_id};
+use uptake::regions::Connectivity;
 use uptake::tracer::Tracer;
 use uptake::volume::nifti;
 use uptake::volume::{Geometry, Volume};
@@ -262,10 +263,16 @@ fn structure_of(class: &str) -> u16 {
     v1_id(class).map_or(0, |c| c as u16 + 1)
 }
 
-/// Largest-first 26-connected components of `mask`; returns a component id per voxel
-/// (0 = none) and each component's size (index id − 1).
-fn components(mask: &[bool], dims: [usize; 3], six: bool) -> (Vec<u32>, Vec<usize>) {
+/// Connected components of `mask` (with the neighbours of `connectivity`, as S4 uses them);
+/// returns a component id per voxel (0 = none, ids in index order of each component's first
+/// voxel) and each component's size (index id − 1).
+fn components(
+    mask: &[bool],
+    dims: [usize; 3],
+    connectivity: Connectivity,
+) -> (Vec<u32>, Vec<usize>) {
     let [nx, ny, nz] = dims;
+    let offsets = connectivity.offsets();
     let mut id = vec![0u32; mask.len()];
     let mut sizes = Vec::new();
     let mut stack = Vec::new();
@@ -280,27 +287,21 @@ fn components(mask: &[bool], dims: [usize; 3], six: bool) -> (Vec<u32>, Vec<usiz
         while let Some(i) = stack.pop() {
             size += 1;
             let (x, y, z) = (i % nx, (i / nx) % ny, i / (nx * ny));
-            for dz in -1i64..=1 {
-                for dy in -1i64..=1 {
-                    for dx in -1i64..=1 {
-                        let n = dx.abs() + dy.abs() + dz.abs();
-                        if n == 0 || (six && n > 1) {
-                            continue;
-                        }
-                        let (a, b, c) = (x as i64 + dx, y as i64 + dy, z as i64 + dz);
-                        if a < 0 || b < 0 || c < 0 {
-                            continue;
-                        }
-                        let (a, b, c) = (a as usize, b as usize, c as usize);
-                        if a >= nx || b >= ny || c >= nz {
-                            continue;
-                        }
-                        let j = a + nx * (b + ny * c);
-                        if mask[j] && id[j] == 0 {
-                            id[j] = label;
-                            stack.push(j);
-                        }
-                    }
+            for &[dx, dy, dz] in &offsets {
+                let (Some(a), Some(b), Some(c)) = (
+                    x.checked_add_signed(dx),
+                    y.checked_add_signed(dy),
+                    z.checked_add_signed(dz),
+                ) else {
+                    continue;
+                };
+                if a >= nx || b >= ny || c >= nz {
+                    continue;
+                }
+                let j = a + nx * (b + ny * c);
+                if mask[j] && id[j] == 0 {
+                    id[j] = label;
+                    stack.push(j);
                 }
             }
         }
@@ -344,7 +345,7 @@ fn classify(
         host: Host::None,
     };
     let bone_mask: Vec<bool> = hu.iter().map(|&h| h > BONE_ABOVE_HU).collect();
-    let (bone_id, bone_sizes) = components(&bone_mask, [nx, ny, nz], false);
+    let (bone_id, bone_sizes) = components(&bone_mask, [nx, ny, nz], Connectivity::TwentySix);
     let mut out: Vec<VoxelClass> = hu
         .iter()
         .zip(&bone_id)
@@ -461,7 +462,7 @@ fn find_bladder(ct: &Volume<f32>, seg_label: &[u32], out: &mut [VoxelClass]) {
                 .all(|&j| mask[j])
     };
     let eroded: Vec<bool> = (0..mask.len()).map(inner).collect();
-    let (id, sizes) = components(&eroded, [nx, ny, nz], true);
+    let (id, sizes) = components(&eroded, [nx, ny, nz], Connectivity::Six);
     let mut cx = vec![0.0f64; sizes.len()];
     for (i, &c) in id.iter().enumerate() {
         if c > 0 {
