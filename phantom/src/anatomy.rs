@@ -718,12 +718,13 @@ fn build_abdomen(b: &mut Builder) {
         ],
     );
 
-    for (side, zc, name_k, name_p, name_a) in [
+    for (side, zc, name_k, name_p, name_s, name_a) in [
         (
             1.0,
             1125.0,
             "kidney_left",
             "renal_pelvis_left",
+            "renal_sinus_fat_left",
             "adrenal_left",
         ),
         (
@@ -731,11 +732,13 @@ fn build_abdomen(b: &mut Builder) {
             1105.0,
             "kidney_right",
             "renal_pelvis_right",
+            "renal_sinus_fat_right",
             "adrenal_right",
         ),
     ] {
         let kidney = b.structure(name_k, Some("kidney"), Tissue::KidneyCortex);
         let pelvis = b.structure(name_p, Some("kidney"), Tissue::RenalPelvis);
+        let sinus_fat = b.structure(name_s, Some("kidney"), Tissue::Fat);
         let adrenal = b.structure(name_a, Some("adrenal_other_organ"), Tissue::Adrenal);
         let s = gauss(b.rng, 1.0, 0.08);
         let j = b.jitter(6.0);
@@ -746,6 +749,13 @@ fn build_abdomen(b: &mut Builder) {
         );
         let p = b.ellipsoid_rot(kidney, c, [26.0 * s, 24.0 * s, 54.0 * s], rot);
         b.body.sites.organ_primitives.push((kidney, p));
+        // Fat of the renal sinus around the pelvis: the real CT's kidneys are 14 HU in median.
+        b.ellipsoid_rot(
+            sinus_fat,
+            [c[0] - side * 9.0, c[1] - 3.0, c[2]],
+            [14.0 * s, 11.0 * s, 34.0 * s],
+            rot,
+        );
         b.ellipsoid_rot(
             pelvis,
             [c[0] - side * 10.0, c[1] - 4.0, c[2]],
@@ -946,11 +956,12 @@ fn build_skeleton(b: &mut Builder) {
                 4.0,
             );
         }
+        // A vertebral body's cortex is about 1 mm thick: mostly marrow on a 3 mm voxel.
         b.superellipsoid(cortex, [0.0, y, z], [hx, hy, hz], 2.6, 5.0);
         let m = b.superellipsoid(
             marrow,
             [0.0, y, z],
-            [hx - 2.0, hy - 2.0, hz - 1.5],
+            [hx - 1.2, hy - 1.2, hz - 1.0],
             2.6,
             5.0,
         );
@@ -963,18 +974,28 @@ fn build_skeleton(b: &mut Builder) {
         let arch_r = if name.starts_with('C') { 10.0 } else { 12.0 };
         let spine_len = if name.starts_with('T') { 38.0 } else { 30.0 };
         let spine_drop = if name.starts_with('T') { 18.0 } else { 4.0 };
-        let arch = b.tube(
-            cortex,
+        // Arch and processes: marrow inside a cortical shell, as the body.
+        let shelled = |b: &mut Builder, path: &[[f64; 4]]| {
+            b.tube(cortex, path);
+            b.tube(
+                marrow,
+                &path
+                    .iter()
+                    .map(|&[x, y, z, r]| [x, y, z, (r - 1.5).max(1.0)])
+                    .collect::<Vec<_>>(),
+            );
+        };
+        shelled(
+            b,
             &[
                 [0.0, yc, z, arch_r],
                 [0.0, yc + spine_len, z - spine_drop, 5.0],
             ],
         );
-        let _ = arch;
         let tp_len = if name.starts_with('L') { 42.0 } else { 30.0 };
         for side in [1.0, -1.0] {
-            b.tube(
-                cortex,
+            shelled(
+                b,
                 &[
                     [side * 8.0, yc - 2.0, z, 6.0],
                     [side * tp_len, yc + 6.0, z, 5.0],
@@ -1028,7 +1049,10 @@ fn build_skeleton(b: &mut Builder) {
             let r_cortex = if rib <= 2 { 4.5 } else { 5.0 };
             let outer: Vec<[f64; 4]> = pts.iter().map(|p| [p[0], p[1], p[2], r_cortex]).collect();
             b.tube(cortex, &outer);
-            let inner: Vec<[f64; 4]> = pts.iter().map(|p| [p[0], p[1], p[2], 2.5]).collect();
+            let inner: Vec<[f64; 4]> = pts
+                .iter()
+                .map(|p| [p[0], p[1], p[2], r_cortex - 1.5])
+                .collect();
             let prims = b.tube(marrow, &inner);
             for p in prims {
                 b.body

@@ -251,7 +251,9 @@ pub fn draw(body: &Body, tracer: Tracer, rng: &mut ChaCha8Rng) -> Vec<StructureU
 
 /// CT attenuation of a tissue: (mean HU for this patient, texture amplitude HU). Only tissues
 /// whose CT looks structured (lung, bone, bowel content) get texture; for the others the CT
-/// noise is the texture.
+/// noise is the texture. Non-contrast ranges span textbook values and the real test CT's
+/// (`scripts/ct_realism.py`, docs/phantom.md): its muscle, kidneys and pancreas are 10–40 HU
+/// darker than textbook adults, as fatty infiltration with age makes them.
 pub fn hu(tissue: Tissue, contrast: bool, rng: &mut ChaCha8Rng) -> (f32, f32) {
     use Tissue::*;
     let mut r = |lo: f64, hi: f64| rng.random_range(lo..hi) as f32;
@@ -263,14 +265,14 @@ pub fn hu(tissue: Tissue, contrast: bool, rng: &mut ChaCha8Rng) -> (f32, f32) {
     match tissue {
         Air => (-1000.0, 0.0),
         BowelGas => (r(-1000.0, -950.0), 10.0),
-        Lung => (r(-880.0, -820.0), 25.0),
+        Lung => (r(-880.0, -790.0), 50.0),
         Fat => (r(-110.0, -85.0), 0.0),
         BrownFat => (r(-80.0, -50.0), 0.0),
-        Muscle => (r(45.0, 58.0), 0.0),
-        Soft => (r(25.0, 45.0), 0.0),
+        Muscle => (r(25.0, 55.0), 0.0),
+        Soft => (r(15.0, 45.0), 0.0),
         Cartilage => (r(90.0, 140.0), 10.0),
-        CorticalBone => (r(900.0, 1300.0), 80.0),
-        TrabecularBone => (r(180.0, 280.0), 45.0),
+        CorticalBone => (r(700.0, 1200.0), 80.0),
+        TrabecularBone => (r(120.0, 260.0), 60.0),
         YellowMarrow => (r(-40.0, 30.0), 15.0),
         Teeth => (r(1500.0, 2200.0), 100.0),
         BrainGrey | DeepGrey | Cerebellum => (r(36.0, 42.0), 0.0),
@@ -286,16 +288,16 @@ pub fn hu(tissue: Tissue, contrast: bool, rng: &mut ChaCha8Rng) -> (f32, f32) {
         Myocardium => enhanced((40.0, 50.0), (100.0, 130.0)),
         Blood | Vein => enhanced((35.0, 48.0), (140.0, 180.0)),
         Artery => enhanced((35.0, 48.0), (170.0, 250.0)),
-        Liver => enhanced((48.0, 62.0), (95.0, 120.0)),
+        Liver => enhanced((40.0, 62.0), (95.0, 120.0)),
         Gallbladder => (r(0.0, 20.0), 0.0),
-        Spleen => enhanced((40.0, 52.0), (105.0, 130.0)),
-        Pancreas => enhanced((30.0, 45.0), (90.0, 110.0)),
-        Adrenal => enhanced((10.0, 30.0), (50.0, 70.0)),
-        KidneyCortex => enhanced((28.0, 38.0), (150.0, 190.0)),
+        Spleen => enhanced((32.0, 52.0), (105.0, 130.0)),
+        Pancreas => enhanced((-10.0, 45.0), (70.0, 110.0)),
+        Adrenal => enhanced((0.0, 30.0), (50.0, 70.0)),
+        KidneyCortex => enhanced((20.0, 40.0), (150.0, 190.0)),
         RenalPelvis | Ureter => (r(5.0, 20.0), 0.0),
         Bladder => (r(2.0, 15.0), 0.0),
         Prostate | ProstateBed | SeminalVesicle => enhanced((35.0, 48.0), (60.0, 80.0)),
-        Esophagus | Stomach | Duodenum | SmallBowel => enhanced((30.0, 45.0), (70.0, 100.0)),
+        Esophagus | Stomach | Duodenum | SmallBowel => enhanced((20.0, 45.0), (70.0, 100.0)),
         StomachContent => (r(0.0, 30.0), 10.0),
         Colon | Rectum => (r(10.0, 40.0), 40.0),
         Ganglion => (r(30.0, 45.0), 0.0),
@@ -303,16 +305,66 @@ pub fn hu(tissue: Tissue, contrast: bool, rng: &mut ChaCha8Rng) -> (f32, f32) {
     }
 }
 
-/// Per-tissue HU drawn once per patient (tissues share one draw).
-pub fn draw_hu(body: &Body, rng: &mut ChaCha8Rng) -> Vec<(f32, f32)> {
-    let mut drawn: Vec<(Tissue, (f32, f32))> = Vec::new();
+/// Pockets of another material inside a tissue: gas in bowel content, fat between muscle
+/// bundles. The renderer puts the material where a smooth noise field exceeds the quantile
+/// that leaves `share` of the tissue to it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Inclusion {
+    /// Share of the tissue's volume.
+    pub share: f32,
+    pub hu: f32,
+    /// Size of the pockets (noise cell).
+    pub cell_mm: f64,
+}
+
+/// The inclusion a tissue has in this patient: colon content a third gas, small bowel and
+/// stomach a little, fat lobules in the pancreas and streaks of fat in muscle (real CT: colon
+/// median −409 HU, stomach and small bowel 10–34 HU with 10 % of voxels below −50).
+pub fn inclusion(tissue: Tissue, rng: &mut ChaCha8Rng) -> Option<Inclusion> {
+    use Tissue::*;
+    let mut draw = |lo: f64, hi: f64, hu: f32, cell_mm: f64| {
+        Some(Inclusion {
+            share: rng.random_range(lo..hi) as f32,
+            hu,
+            cell_mm,
+        })
+    };
+    match tissue {
+        Colon | Rectum => draw(0.05, 0.3, -1000.0, 9.0),
+        SmallBowel | Duodenum => draw(0.0, 0.08, -1000.0, 7.0),
+        StomachContent => draw(0.0, 0.3, -1000.0, 12.0),
+        // Fatty infiltration with age: the real test CT's pancreas is −7 HU in median.
+        Pancreas => draw(0.05, 0.5, -90.0, 4.0),
+        Muscle => draw(0.02, 0.12, -90.0, 3.5),
+        _ => None,
+    }
+}
+
+/// One tissue's CT look in one patient.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CtLook {
+    /// Mean HU (before texture, inclusion, blur and noise).
+    pub hu: f32,
+    /// Texture amplitude, HU.
+    pub texture: f32,
+    pub inclusion: Option<Inclusion>,
+}
+
+/// Per-structure CT look drawn once per patient (structures of one tissue share one draw).
+pub fn draw_hu(body: &Body, rng: &mut ChaCha8Rng) -> Vec<CtLook> {
+    let mut drawn: Vec<(Tissue, CtLook)> = Vec::new();
     body.structures
         .iter()
         .map(|s| {
             if let Some(&(_, v)) = drawn.iter().find(|d| d.0 == s.tissue) {
                 return v;
             }
-            let v = hu(s.tissue, body.habitus.iv_contrast, rng);
+            let (hu, texture) = hu(s.tissue, body.habitus.iv_contrast, rng);
+            let v = CtLook {
+                hu,
+                texture,
+                inclusion: inclusion(s.tissue, rng),
+            };
             drawn.push((s.tissue, v));
             v
         })

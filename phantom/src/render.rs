@@ -2,13 +2,16 @@
 //! attenuation) rendered onto the PET grid (fine activity map, PSF blur, averaging onto the PET
 //! voxels, noise) and onto the CT grid (sub-slice sampling, CT blur, correlated noise).
 
-use rand::SeedableRng;
+use std::sync::OnceLock;
+
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
 use super::body::{Body, Primitive};
 use super::disease::LesionPlan;
+use super::physiology::Inclusion;
 use super::raster::{Plane, blur_plane, blur_stack, gaussian_kernel, paint, value_noise};
 use super::shape::{Bounds, Shape};
 use uptake::volume::Geometry;
@@ -49,6 +52,8 @@ pub struct Scene<'a> {
     /// HU of each body primitive and its texture amplitude.
     pub prim_hu: Vec<f32>,
     pub prim_texture: Vec<f32>,
+    /// Gas or fat pockets of each body primitive's tissue.
+    pub prim_inclusion: Vec<Option<Inclusion>>,
     pub lesion_hu: Vec<f32>,
     pub texture_seed: u64,
 }
@@ -80,6 +85,7 @@ impl<'a> Scene<'a> {
             lesion_activity: vec![0.0; lesions.len()],
             prim_hu: vec![0.0; body.primitives.len()],
             prim_texture: vec![0.0; body.primitives.len()],
+            prim_inclusion: vec![None; body.primitives.len()],
             lesion_hu: lesions.iter().map(|l| l.hu).collect(),
             texture_seed: 0,
         }
@@ -397,6 +403,39 @@ pub fn pet_noise(
         .collect()
 }
 
+/// Two octaves of value noise: pockets with ragged edges rather than blobs on a lattice.
+fn pocket_noise(p: [f64; 3], cell: f64, seed: u64) -> f32 {
+    let seed = seed ^ 0x5DEE_CE66_D1CE_4E5B;
+    0.7 * value_noise(p, cell, seed) + 0.3 * value_noise(p, cell / 2.3, seed.rotate_left(17))
+}
+
+/// How far a point lies inside an inclusion's pockets: 0 outside, 1 inside, a 1 mm ramp
+/// between, so the pockets' edges are smooth before the CT's blur.
+fn inclusion_weight(inc: &Inclusion, p: [f64; 3], seed: u64) -> f32 {
+    let t = pocket_threshold(inc.share);
+    let n = pocket_noise(p, inc.cell_mm, seed);
+    ((n - t) / 0.04 + 0.5).clamp(0.0, 1.0)
+}
+
+/// The value of [`pocket_noise`] that a share `share` of points exceeds: its quantile over a
+/// fixed sample (the noise's distribution does not depend on the seed or the cell size).
+fn pocket_threshold(share: f32) -> f32 {
+    static SAMPLE: OnceLock<Vec<f32>> = OnceLock::new();
+    let sample = SAMPLE.get_or_init(|| {
+        let mut r = rng(0, 0);
+        let mut v: Vec<f32> = (0..8192)
+            .map(|_| {
+                let p = [0, 1, 2].map(|_| r.random_range(-500.0..500.0));
+                pocket_noise(p, 10.0, 1)
+            })
+            .collect();
+        v.sort_by(f32::total_cmp);
+        v
+    });
+    let i = ((1.0 - share.clamp(0.0, 1.0)) * (sample.len() - 1) as f32).round() as usize;
+    sample[i]
+}
+
 /// CT rendered on its grid: HU, structure labels, lesion labels.
 pub struct CtImages {
     pub hu: Vec<f32>,
@@ -430,7 +469,8 @@ pub fn render_ct(
     let mut structures = vec![0u16; plane_len * nz];
     let mut lesions = vec![0u16; plane_len * nz];
     let psf = [gaussian_kernel(0.5 / s[0]), gaussian_kernel(0.5 / s[1])];
-    let corr = [gaussian_kernel(0.9 / s[0]), gaussian_kernel(0.9 / s[1])];
+    // Noise grain of a soft-tissue kernel: at 3 mm its residual correlates as the real CT's.
+    let corr = [gaussian_kernel(0.6 / s[0]), gaussian_kernel(0.6 / s[1])];
     let energy = |k: &[f32]| k.iter().map(|w| w * w).sum::<f32>();
     let corr_norm = (energy(&corr[0]) * energy(&corr[1])).sqrt();
     let z_samples = z_samples.max(1);
@@ -442,6 +482,7 @@ pub fn render_ct(
             let zc = o[2] + k as f64 * s[2];
             let mut prim = vec![0u16; plane_len];
             let mut les = vec![0u16; plane_len];
+            let mut centre_prim = vec![0u16; plane_len];
             h.fill(0.0);
             for sample in 0..z_samples {
                 let offset = (sample as f64 + 0.5) / z_samples as f64 - 0.5;
@@ -484,11 +525,25 @@ pub fn render_ct(
                                 * tex
                                 * value_noise([x, y, zc], 2.5, scene.texture_seed);
                         }
+                        centre_prim[idx] = if l == 0 { p as u16 } else { 0 };
                     }
                 }
             }
             let inv = 1.0 / z_samples as f32;
             h.iter_mut().for_each(|v| *v *= inv);
+            // Gas and fat pockets, once per voxel after the sub-slice average.
+            for (idx, &p) in centre_prim.iter().enumerate() {
+                let Some(inc) = (p > 0)
+                    .then(|| scene.prim_inclusion[p as usize - 1])
+                    .flatten()
+                else {
+                    continue;
+                };
+                let x = plane.x0 + (idx % nx) as f64 * plane.dx;
+                let y = plane.y0 + (idx / nx) as f64 * plane.dy;
+                let w = inclusion_weight(&inc, [x, y, zc], scene.texture_seed);
+                h[idx] += w * (inc.hu - h[idx]);
+            }
             blur_plane(h, nx, ny, &psf[0], &psf[1]);
             let mut r = rng(seed, Stream::CT_NOISE + k as u64);
             let mut noise: Vec<f32> = (0..plane_len)
