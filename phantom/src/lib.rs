@@ -16,6 +16,7 @@ mod io;
 pub mod physiology;
 pub mod raster;
 pub mod render;
+pub mod scanner;
 pub mod shape;
 pub mod truth;
 
@@ -28,6 +29,7 @@ use body::Body;
 use disease::{Avidity, DiseasePlan};
 use physiology::Target;
 use render::{Scene, Select, Stream, Window, rng};
+use scanner::{CtProtocol, PetProtocol};
 use uptake::classes::{Role, v1_classes};
 use uptake::tracer::Tracer;
 use uptake::volume::{Geometry, Volume, VolumeError};
@@ -223,6 +225,8 @@ pub struct Study {
     pub habitus: body::Habitus,
     pub scenario: String,
     pub diffuse_marrow: bool,
+    pub pet_protocol: PetProtocol,
+    pub ct_protocol: CtProtocol,
 }
 
 /// The anatomy and the disease plan of a spec, without rendering (fast: what a cohort's
@@ -301,7 +305,11 @@ pub fn generate(spec: &PhantomSpec) -> Result<Study, PhantomError> {
     }
     let (pet_g, ct_g) = geometries(spec.preset, &body)?;
     let grids = spec.preset.grids();
-    let fwhm = psf_fwhm_mm(spec.tracer);
+    // The scanners, from a stream of their own: PET first, then CT.
+    let mut scanner_rng = rng(spec.seed, Stream::SCANNER);
+    let pet_protocol = PetProtocol::draw(spec.tracer, &mut scanner_rng);
+    let ct_protocol = CtProtocol::draw(&mut scanner_rng);
+    let fwhm = pet_protocol.psf_fwhm_mm;
     let margin = margin_vox(&pet_g, fwhm);
 
     let mut scene = Scene::new(&body, &disease.lesions);
@@ -400,14 +408,20 @@ pub fn generate(spec: &PhantomSpec) -> Result<Study, PhantomError> {
         }
     }
 
-    let alpha = noise_alpha(spec.tracer, body.habitus.weight_kg);
+    // Heavier patients give noisier images.
+    let alpha = (pet_protocol.noise_alpha * (body.habitus.weight_kg / 75.0).sqrt()) as f32;
     let corr = [0.7, 0.7, 0.5];
-    let pet = render::pet_noise(&clean, pet_dims, alpha, corr, spec.seed);
+    let mut pet = render::pet_noise(&clean, pet_dims, alpha, corr, spec.seed);
+    let calibration = pet_protocol.suv_calibration as f32;
+    pet.iter_mut().for_each(|v| *v *= calibration);
 
     // 17 HU per 0.98 mm pixel for an average build: 11–12 on 3 mm voxels, as the real test
     // CT's organs show.
-    let ct_noise = 17.0 * (body.habitus.width_scale * body.habitus.depth_scale).powf(1.5) as f32;
-    let ct_img = render::render_ct(&scene, &ct_g, grids.ct_z_samples, ct_noise, spec.seed);
+    let habitus = body.habitus.width_scale * body.habitus.depth_scale;
+    let ct_noise = (17.0 * habitus.powf(1.5) * ct_protocol.noise_factor) as f32;
+    let mut ct_img = render::render_ct(&scene, &ct_g, grids.ct_z_samples, ct_noise, spec.seed);
+    let (scale, offset) = (ct_protocol.hu_scale as f32, ct_protocol.hu_offset as f32);
+    ct_img.hu.iter_mut().for_each(|h| *h = *h * scale + offset);
     let mut ct_lesions = ct_img.lesions;
     let mut ct_structures = ct_img.structures;
     ensure_every_lesion_labelled(&ct_g, &disease, &mut ct_lesions, &mut ct_structures);
@@ -472,17 +486,9 @@ pub fn generate(spec: &PhantomSpec) -> Result<Study, PhantomError> {
         habitus: body.habitus.clone(),
         scenario: disease.scenario.to_string(),
         diffuse_marrow: disease.diffuse_marrow,
+        pet_protocol,
+        ct_protocol,
     })
-}
-
-/// Noise amplitude: SD = alpha·√SUV; 68Ga images are noisier than 18F ones, heavier patients
-/// noisier than light ones.
-fn noise_alpha(tracer: Tracer, weight_kg: f64) -> f32 {
-    let base = match tracer {
-        Tracer::Psma => 0.33,
-        Tracer::Fdg => 0.2,
-    };
-    (base * (weight_kg / 75.0).sqrt()) as f32
 }
 
 fn extract<T: Copy>(full: &[T], dims: [usize; 3], win: &Window, out: &mut [T]) {
