@@ -94,12 +94,12 @@ mod tests {
         };
         let (lo, hi) = span(|p| p.psf_fwhm_mm);
         assert!(
-            lo >= 4.0 && lo < 4.2 && hi < 8.0 && hi > 7.8,
+            (4.0..4.2).contains(&lo) && hi < 8.0 && hi > 7.8,
             "PSF {lo}..{hi}"
         );
         let (lo, hi) = span(|p| p.suv_calibration);
         assert!(
-            lo >= 0.9 && lo < 0.91 && hi < 1.1 && hi > 1.09,
+            (0.9..0.91).contains(&lo) && hi < 1.1 && hi > 1.09,
             "calibration {lo}..{hi}"
         );
         let (lo, hi) = span(|p| p.noise_alpha);
