@@ -16,13 +16,14 @@ mod io;
 pub mod physiology;
 pub mod raster;
 pub mod render;
+pub mod scanner;
 pub mod shape;
 pub mod truth;
 
 use serde::{Deserialize, Serialize};
 
 pub use io::Manifest;
-pub use truth::{TrueStage, stage};
+pub use truth::{TrueBonePattern, TrueStage, stage};
 
 use body::Body;
 use disease::{Avidity, DiseasePlan};

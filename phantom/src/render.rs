@@ -24,6 +24,7 @@ impl Stream {
     pub(crate) const UPTAKE: u64 = 3;
     pub(crate) const HU: u64 = 4;
     pub(crate) const TEXTURE: u64 = 5;
+    pub(crate) const SCANNER: u64 = 6;
     /// PET noise of slice k uses stream PET_NOISE + k.
     pub(crate) const PET_NOISE: u64 = 1 << 32;
     /// CT noise of slice k uses stream CT_NOISE + k.
