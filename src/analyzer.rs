@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
+use crate::findings::Source;
 /// Where an analyzer runs; part of its configuration.
 pub use crate::gpu::Device;
 use crate::gpu::cnn::{CHUNK_REGIONS, DeviceNetwork, NetworkSpec};
@@ -21,7 +22,7 @@ use crate::grid::GridError;
 use crate::memory::{self, MemoryError};
 use crate::model::engine::MAX_BATCH_SIZE;
 use crate::model::{Engine, EngineConfig, Model, OperatingPoints, Prediction};
-use crate::regions::{RegionParams, Segmentation};
+use crate::regions::{Region, RegionParams, Segmentation, SubregionParams, Subregions};
 use crate::report::{CtCoverage, ModelInfo, Report, RunInfo, StageTiming};
 use crate::staging::{FindingInput, StagingConfig};
 use crate::tracer::Tracer;
@@ -257,6 +258,7 @@ impl Analyzer {
             ct.geometry(),
             batch * self.model.input_spec().tensor_len(),
             options.replace_non_finite,
+            options.subregions.is_some(),
         )?;
         let budget = options.memory_budget.unwrap_or_else(memory::default_budget);
         if working_set.total() > budget {
@@ -287,8 +289,7 @@ impl Analyzer {
         progress(Stage::Staging, 0.0)?;
         let t = Instant::now();
         let findings: Vec<FindingInput> = classified
-            .segmentation
-            .regions
+            .candidates
             .iter()
             .zip(classified.predictions)
             .map(|(region, p)| FindingInput {
@@ -299,15 +300,26 @@ impl Analyzer {
             .collect();
         let points = self.operating_points(tracer, options.threshold, options.distant_threshold);
         let config = options.staging.clone().at(points);
-        let staged = staging::stage(
+        let mut staged = staging::stage(
             &findings,
             self.model.classes(),
             classified.skeleton_volume_ml,
             &config,
         )?;
+        if let Some(subregions) = &classified.subregions {
+            // Staging keeps the input order: S4's regions, then the sub-regions.
+            let first = classified.segmentation.regions.len();
+            for (finding, sub) in staged.findings[first..]
+                .iter_mut()
+                .zip(&subregions.subregions)
+            {
+                finding.source = Source::Subregion;
+                finding.parent = Some(sub.parent);
+            }
+        }
         timings.add(Stage::Staging, t.elapsed().as_secs_f64());
         progress(Stage::Staging, 1.0)?;
-        Ok(Report::new(
+        let mut report = Report::new(
             staged,
             classified.segmentation.labels,
             RunInfo {
@@ -327,7 +339,9 @@ impl Analyzer {
                 },
                 timings: timings.0,
             },
-        ))
+        );
+        report.subregion_map = classified.subregions.map(|s| s.labels);
+        Ok(report)
     }
 
     /// Grid, regions, reformations and CNN on the host.
@@ -345,19 +359,21 @@ impl Analyzer {
         let t = Instant::now();
         let (pet, params) = (study.pet, &study.options.regions);
         let segmentation = self.parallel(|| regions::segment(pet, params))?;
+        let subregions = self.subregions(study, &segmentation)?;
         timings.add(Stage::Regions, t.elapsed().as_secs_f64());
+        let candidates = candidate_regions(&segmentation, subregions.as_ref());
 
         let spec = self.model.input_spec();
         let per_region = spec.tensor_len();
         let batch = study.batch;
         let mut inputs = memory::try_vec(
-            batch.min(segmentation.regions.len()) * per_region,
+            batch.min(candidates.len()) * per_region,
             0.0f32,
             "the network input of one batch",
         )?;
         let bits = vec![study.tracer.bit(); batch];
         let predictions = in_batches(
-            &segmentation.regions,
+            &candidates,
             batch,
             study.progress,
             timings,
@@ -374,6 +390,8 @@ impl Analyzer {
         )?;
         Ok(Classified {
             segmentation,
+            subregions,
+            candidates,
             predictions,
             skeleton_volume_ml,
             ct_voxel_coverage,
@@ -418,13 +436,15 @@ impl Analyzer {
         drop(pet);
         let host_pet = study.pet;
         let segmentation = self.parallel(|| regions::segment_ordered(host_pet, params, order))?;
+        let subregions = self.subregions(study, &segmentation)?;
         timings.add(Stage::Regions, t.elapsed().as_secs_f64());
+        let candidates = candidate_regions(&segmentation, subregions.as_ref());
 
         let spec = self.model.input_spec();
         let batch = study.batch;
         let bits = vec![study.tracer.bit(); batch];
         let predictions = in_batches(
-            &segmentation.regions,
+            &candidates,
             batch,
             study.progress,
             timings,
@@ -448,10 +468,30 @@ impl Analyzer {
         )?;
         Ok(Classified {
             segmentation,
+            subregions,
+            candidates,
             predictions,
             skeleton_volume_ml,
             ct_voxel_coverage,
         })
+    }
+
+    /// The sub-regions of a study's S4 regions, when its options ask for them.
+    fn subregions(
+        &self,
+        study: &Study<'_>,
+        segmentation: &Segmentation,
+    ) -> Result<Option<Subregions>> {
+        let Some(params) = &study.options.subregions else {
+            return Ok(None);
+        };
+        let regions = &study.options.regions;
+        self.parallel(|| regions::subregions(study.pet, segmentation, regions, params))
+            .map(Some)
+            .map_err(|e| match e {
+                regions::SubregionsError::Volume(e) => e.into(),
+                e => Error::InvalidArgument(e.to_string()),
+            })
     }
 
     /// Runs a parallel stage on the analyzer's workers.
@@ -474,10 +514,25 @@ struct Study<'a> {
     progress: &'a dyn Fn(Stage, f32) -> Result<()>,
 }
 
+/// The regions the network classifies: S4's, then the sub-regions.
+fn candidate_regions(segmentation: &Segmentation, subregions: Option<&Subregions>) -> Vec<Region> {
+    let subregions = subregions.map_or(&[][..], |s| &s.subregions[..]);
+    segmentation
+        .regions
+        .iter()
+        .cloned()
+        .chain(subregions.iter().map(|s| s.region.clone()))
+        .collect()
+}
+
 /// What the stages before staging produce, on either device.
 struct Classified {
     segmentation: Segmentation,
-    /// One per region, in region order.
+    /// `None` when the options switched the sub-region stage off.
+    subregions: Option<Subregions>,
+    /// S4's regions, then the sub-regions: what the network classified.
+    candidates: Vec<Region>,
+    /// One per candidate, in candidate order.
     predictions: Vec<Prediction>,
     /// CT > 200 HU on the common grid (staging's dmi).
     skeleton_volume_ml: f64,
@@ -574,6 +629,9 @@ pub struct WorkingSet {
     /// scratch, and the report's label map (at most 24 bytes per PET voxel), and the SUVpeak
     /// sphere's offsets (huge where the PET's voxels are tiny).
     pub regions_bytes: u64,
+    /// The sub-region stage, when on (`regions::subregions`): its maps and the flooding's
+    /// arrays, at most 80 bytes per PET voxel (every voxel in a region, each its own maximum).
+    pub subregions_bytes: u64,
     /// One batch of network input, its zero-padded copy and the activations: at most four
     /// times the input of a batch.
     pub batch_bytes: u64,
@@ -587,6 +645,7 @@ impl WorkingSet {
         ct: &Geometry,
         batch_floats: usize,
         replace_non_finite: bool,
+        subregions: bool,
     ) -> Result<Self> {
         let grid = grid::common_grid(pet)?;
         let grid_voxels = grid.len() as u64;
@@ -596,6 +655,11 @@ impl WorkingSet {
             grid_dims: grid.dims(),
             grid_bytes: 8 * grid_voxels,
             regions_bytes: 24 * pet_voxels + regions::peak_sphere_bytes(pet),
+            subregions_bytes: if subregions {
+                regions::SUBREGIONS_BYTES_PER_VOXEL * pet_voxels
+            } else {
+                0
+            },
             batch_bytes: 16 * batch_floats as u64,
             copies_bytes: if replace_non_finite {
                 4 * (pet_voxels + ct.len() as u64)
@@ -606,7 +670,11 @@ impl WorkingSet {
     }
 
     pub fn total(&self) -> u64 {
-        self.grid_bytes + self.regions_bytes + self.batch_bytes + self.copies_bytes
+        self.grid_bytes
+            + self.regions_bytes
+            + self.subregions_bytes
+            + self.batch_bytes
+            + self.copies_bytes
     }
 }
 
@@ -621,6 +689,9 @@ impl std::fmt::Display for WorkingSet {
             memory::mib(self.regions_bytes),
             memory::mib(self.batch_bytes)
         )?;
+        if self.subregions_bytes > 0 {
+            write!(f, "; sub-regions: {}", memory::mib(self.subregions_bytes))?;
+        }
         if self.copies_bytes > 0 {
             write!(
                 f,
@@ -683,10 +754,13 @@ impl Stage {
 }
 
 /// Per-study options of [`Analyzer::analyze`].
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct AnalyzeOptions<'a> {
     /// S4 parameters (45 % of SUVmax, seeds above 1 SUV, 26-connectivity by default).
     pub regions: RegionParams,
+    /// The second candidate stage (`regions::subregions`): foci inside S4 regions become extra
+    /// candidates. On by default; `None` classifies S4's regions alone, as the paper does.
+    pub subregions: Option<SubregionParams>,
     /// Suspicious threshold; `None` = the model's operating point for the study's tracer
     /// ([`Model::operating_points`]). Given without `distant_threshold`, it holds for every
     /// finding.
@@ -699,7 +773,8 @@ pub struct AnalyzeOptions<'a> {
     /// Map non-finite voxels to 0 SUV / −1000 HU (with a warning) instead of rejecting them.
     pub replace_non_finite: bool,
     /// Most bytes the study's stages may allocate beyond its inputs ([`WorkingSet`]); a study
-    /// over it is refused before anything is allocated. `None`: [`memory::default_budget`].
+    /// over it is refused before anything is allocated. `None`: half the machine's physical memory,
+    /// at most 4 GiB.
     pub memory_budget: Option<u64>,
     /// Least share of the PET's axial extent the CT must cover, in [0, 1]; `None`:
     /// [`DEFAULT_MIN_CT_COVERAGE`]. Below it the study is refused; a partial cover above it is
@@ -711,11 +786,32 @@ pub struct AnalyzeOptions<'a> {
     pub progress: Option<&'a dyn Fn(Stage, f32) -> bool>,
 }
 
+impl Default for AnalyzeOptions<'_> {
+    fn default() -> Self {
+        Self {
+            regions: RegionParams::default(),
+            subregions: Some(SubregionParams::default()),
+            threshold: None,
+            distant_threshold: None,
+            staging: StagingConfig::default(),
+            replace_non_finite: false,
+            memory_budget: None,
+            min_ct_coverage: None,
+            progress: None,
+        }
+    }
+}
+
 impl AnalyzeOptions<'_> {
     /// Checks the options every host shares (the C ABI, the CLI and Rust callers alike).
     pub fn validate(&self) -> Result<()> {
         check_threshold("threshold", self.threshold)?;
         check_threshold("distant_threshold", self.distant_threshold)?;
+        if let Some(params) = &self.subregions {
+            params
+                .validate()
+                .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        }
         if let Some(c) = self.min_ct_coverage.filter(|c| !(0.0..=1.0).contains(c)) {
             return Err(Error::InvalidArgument(format!(
                 "min_ct_coverage = {c}; expected a share in [0, 1]"

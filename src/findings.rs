@@ -15,6 +15,17 @@ pub struct LocationPrediction {
     pub probability: f32,
 }
 
+/// Which candidate stage proposed a finding's region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// An uptake region of S4, the paper's method.
+    #[default]
+    S4,
+    /// A focus inside an S4 region (`regions::subregions`, issue #33).
+    Subregion,
+}
+
 /// One uptake region with its classification and what it means for staging.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
@@ -31,4 +42,10 @@ pub struct Finding {
     pub role: Option<Role>,
     /// miPSMA expression score 0–3; `None` when it is not suspicious.
     pub expression_score: Option<u8>,
+    /// The stage that proposed the region.
+    #[serde(default)]
+    pub source: Source,
+    /// For a sub-region, the id of the S4 region that holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<u32>,
 }

@@ -68,6 +68,12 @@ pub struct Report {
     /// read back from JSON.
     #[serde(skip)]
     pub label_map: Option<Volume<u32>>,
+    /// Sub-region labels (`regions::subregions`) on the same grid: a finding whose `source` is
+    /// `subregion` is the voxels of this map carrying its `region.id` (they also carry its
+    /// parent's id in `label_map`). `None` when the analysis proposed no sub-regions (switched
+    /// off) and for a report read back from JSON.
+    #[serde(skip)]
+    pub subregion_map: Option<Volume<u32>>,
 }
 
 /// Version of the JSON schema in docs/report-schema.md; bumped on any incompatible change.
@@ -96,6 +102,7 @@ impl Report {
             references: staging.references,
             timings: run.timings,
             label_map: Some(label_map),
+            subregion_map: None,
         }
     }
 

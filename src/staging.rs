@@ -21,12 +21,14 @@
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
+use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::classes::{LocationClass, Role};
-use crate::findings::{Finding, LocationPrediction};
+use crate::findings::{Finding, LocationPrediction, Source};
 use crate::model::OperatingPoints;
 use crate::regions::Region;
 use crate::volume::Volume;
@@ -229,6 +231,7 @@ impl FindingInput {
 /// Local tumour stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TStage {
+    /// No suspicious local finding.
     #[serde(rename = "T0")]
     T0,
     /// A suspicious local (prostate, prostate bed, seminal vesicle, bladder) finding.
@@ -239,17 +242,24 @@ pub enum TStage {
 /// Regional node stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NStage {
+    /// No suspicious regional node.
     N0,
+    /// One suspicious regional node.
     N1,
+    /// Two or more suspicious regional nodes.
     N2,
 }
 
 /// Distant metastasis stage; the order is the order of severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum MStage {
+    /// No distant metastasis.
     M0,
+    /// Extrapelvic lymph nodes.
     M1a,
+    /// Bone.
     M1b,
+    /// Other organs.
     M1c,
 }
 
@@ -268,6 +278,7 @@ pub enum BonePattern {
 }
 
 impl TStage {
+    /// The code the report writes: "T0" or "T+".
     pub fn code(self) -> &'static str {
         match self {
             TStage::T0 => "T0",
@@ -277,6 +288,7 @@ impl TStage {
 }
 
 impl NStage {
+    /// The code the report writes: "N0", "N1" or "N2".
     pub fn code(self) -> &'static str {
         match self {
             NStage::N0 => "N0",
@@ -287,6 +299,7 @@ impl NStage {
 }
 
 impl MStage {
+    /// The code the report writes: "M0", "M1a", "M1b" or "M1c".
     pub fn code(self) -> &'static str {
         match self {
             MStage::M0 => "M0",
@@ -298,6 +311,7 @@ impl MStage {
 }
 
 impl BonePattern {
+    /// The code the report writes: "u", "o" or "d".
     pub fn code(self) -> &'static str {
         match self {
             BonePattern::Unifocal => "u",
@@ -314,6 +328,53 @@ impl BonePattern {
             _ => Some(BonePattern::Disseminated),
         }
     }
+}
+
+/// A stage code that names no category of its kind (see [`TStage`]'s `FromStr`).
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("unknown {kind} stage {text:?}")]
+pub struct ParseStageError {
+    /// "T", "N", "M" or "bone pattern".
+    pub kind: &'static str,
+    /// The text as given.
+    pub text: String,
+}
+
+/// Display writes the code ([`TStage::code`] and its siblings); `FromStr` reads a code back as
+/// PROMISE writes it, in any case, the T, N and M stages with or without the `mi` prefix ("T+",
+/// "miT+", "n2", "miM1b", "D"). Each category has exactly one code, so what Display wrote parses
+/// back as the same value.
+macro_rules! stage_codes {
+    ($($stage:ident: $kind:literal, prefix $prefix:literal, [$($variant:ident),+];)+) => {$(
+        impl fmt::Display for $stage {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.pad(self.code())
+            }
+        }
+
+        impl FromStr for $stage {
+            type Err = ParseStageError;
+
+            fn from_str(text: &str) -> Result<Self, ParseStageError> {
+                let lower = text.trim().to_ascii_lowercase();
+                let bare = lower.strip_prefix($prefix).unwrap_or(&lower);
+                [$($stage::$variant),+]
+                    .into_iter()
+                    .find(|s| s.code().eq_ignore_ascii_case(bare))
+                    .ok_or_else(|| ParseStageError {
+                        kind: $kind,
+                        text: text.to_string(),
+                    })
+            }
+        }
+    )+};
+}
+
+stage_codes! {
+    TStage: "T", prefix "mi", [T0, TPlus];
+    NStage: "N", prefix "mi", [N0, N1, N2];
+    MStage: "M", prefix "mi", [M0, M1a, M1b, M1c];
+    BonePattern: "bone pattern", prefix "", [Unifocal, Oligometastatic, Disseminated];
 }
 
 /// Name of a role as the report writes it ("T", "N", "M1a", "M1b", "M1c").
@@ -640,6 +701,8 @@ fn classify(input: &FindingInput, classes: &[LocationClass], config: &StagingCon
         top3,
         role: suspicious.then_some(role),
         expression_score: None,
+        source: Source::S4,
+        parent: None,
     }
 }
 
@@ -647,4 +710,50 @@ fn classify(input: &FindingInput, classes: &[LocationClass], config: &StagingCon
 pub fn skeleton_volume_ml(ct3: &Volume<f32>) -> f64 {
     let bone = ct3.data().iter().filter(|&&hu| hu > BONE_HU).count();
     bone as f64 * ct3.geometry().voxel_volume_ml()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_reads_back_as_its_category_in_any_case_and_with_the_mi_prefix() {
+        for t in [TStage::T0, TStage::TPlus] {
+            assert_eq!(t.to_string().parse(), Ok(t));
+            assert_eq!(format!("mi{}", t.code().to_lowercase()).parse(), Ok(t));
+        }
+        for n in [NStage::N0, NStage::N1, NStage::N2] {
+            assert_eq!(n.to_string().parse(), Ok(n));
+            assert_eq!(format!("MI{}", n.code().to_uppercase()).parse(), Ok(n));
+        }
+        for m in [MStage::M0, MStage::M1a, MStage::M1b, MStage::M1c] {
+            assert_eq!(m.to_string().parse(), Ok(m));
+            assert_eq!(format!(" mi{m} ").parse(), Ok(m));
+        }
+        for p in [
+            BonePattern::Unifocal,
+            BonePattern::Oligometastatic,
+            BonePattern::Disseminated,
+        ] {
+            assert_eq!(p.to_string().parse(), Ok(p));
+            assert_eq!(p.code().to_uppercase().parse(), Ok(p));
+        }
+    }
+
+    #[test]
+    fn codes_of_another_kind_or_none_are_refused() {
+        assert_eq!(
+            "N3".parse::<NStage>(),
+            Err(ParseStageError {
+                kind: "N",
+                text: "N3".into()
+            })
+        );
+        assert!("M1".parse::<MStage>().is_err());
+        assert!("M1b/u".parse::<MStage>().is_err());
+        assert!("dmi".parse::<BonePattern>().is_err());
+        assert!("miu".parse::<BonePattern>().is_err());
+        assert!("N0".parse::<TStage>().is_err());
+        assert!("".parse::<MStage>().is_err());
+    }
 }

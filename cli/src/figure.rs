@@ -82,10 +82,11 @@ pub fn overview(study: &Study) -> Result<Image, PictureError> {
         INK,
     )?;
     let t = &study.truth;
+    let categories: Vec<&str> = t.m_categories.iter().map(|m| m.code()).collect();
     let m = match &t.bone_pattern {
-        Some(p) => format!("{} ({})", t.m_categories.join("+"), p),
-        None if t.m_categories.is_empty() => "M0".to_string(),
-        None => t.m_categories.join("+"),
+        Some(p) => format!("{} ({})", categories.join("+"), p),
+        None if categories.is_empty() => "M0".to_string(),
+        None => categories.join("+"),
     };
     let title = format!(
         "{} SEED {}  {}  {} {} {}  {} LESIONS",

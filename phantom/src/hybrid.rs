@@ -24,9 +24,10 @@ use super::disease::{Avidity, LesionPlan, log_uniform};
 use super::physiology::draw_tissue;
 use super::raster::{blur_plane, blur_stack, gaussian_kernel};
 use super::render::{Stream, lesion_profile, pet_noise, rng};
-use super::{PhantomError, psf_fwhm_mm, truth};
+use super::scanner::PetProtocol;
+use super::{PhantomError, truth};
 use uptake::classes::{Role, v1_classes, v1_id};
-use uptake::regions::Connectivity;
+use uptake::regions::{Connectivity, components};
 use uptake::tracer::Tracer;
 use uptake::volume::nifti;
 use uptake::volume::{Geometry, Volume};
@@ -57,6 +58,9 @@ pub enum Host {
     Vessel,
     /// Iliac vessels: pelvic nodes are planted beside them.
     IliacVessel,
+    Lung,
+    /// Stomach, small bowel and colon: lesions in their wall.
+    Bowel,
 }
 
 /// TotalSegmentator class name (prefix; the first matching row wins) → phantom tissue, S6
@@ -67,7 +71,7 @@ pub const CLASS_MAP: &[(&str, Tissue, &str, Host)] = &[
     ("kidney_", Tissue::KidneyCortex, "kidney", Host::None),
     ("gallbladder", Tissue::Gallbladder, "liver", Host::None),
     ("liver", Tissue::Liver, "liver", Host::Liver),
-    ("stomach", Tissue::Stomach, "bowel", Host::None),
+    ("stomach", Tissue::Stomach, "bowel", Host::Bowel),
     (
         "pancreas",
         Tissue::Pancreas,
@@ -80,13 +84,13 @@ pub const CLASS_MAP: &[(&str, Tissue, &str, Host)] = &[
         "adrenal_other_organ",
         Host::Adrenal,
     ),
-    ("lung_", Tissue::Lung, "lung", Host::None),
+    ("lung_", Tissue::Lung, "lung", Host::Lung),
     ("esophagus", Tissue::Esophagus, "bowel", Host::None),
     ("trachea", Tissue::Air, "", Host::None),
     ("thyroid_gland", Tissue::Thyroid, "thyroid", Host::None),
-    ("small_bowel", Tissue::SmallBowel, "bowel", Host::None),
-    ("duodenum", Tissue::Duodenum, "bowel", Host::None),
-    ("colon", Tissue::Colon, "bowel", Host::None),
+    ("small_bowel", Tissue::SmallBowel, "bowel", Host::Bowel),
+    ("duodenum", Tissue::Duodenum, "bowel", Host::Bowel),
+    ("colon", Tissue::Colon, "bowel", Host::Bowel),
     ("urinary_bladder", Tissue::Bladder, "bladder", Host::None),
     ("prostate", Tissue::Prostate, "prostate", Host::None),
     ("sacrum", Tissue::TrabecularBone, "bone", Host::Bone),
@@ -196,6 +200,11 @@ pub struct HybridLesion {
     pub concentration_suv: f64,
     pub host_concentration_suv: f64,
     pub pet_voxels: usize,
+    /// How the lesion shows on the CT: "soft_tissue" (a node or nodule), "hypodense" (liver),
+    /// "sclerotic", "lytic" or "occult" (bone).
+    pub ct_appearance: String,
+    /// HU added to the CT where the lesion covers a whole voxel (in proportion elsewhere).
+    pub ct_hu_shift: f64,
 }
 
 /// `study.json` of a hybrid study: the training layout's fields plus the provenance.
@@ -211,7 +220,7 @@ pub struct HybridInfo {
     pub seg_slice_offset: i64,
     pub pet_grid: String,
     pub pet_units: String,
-    pub psf_fwhm_mm: f64,
+    pub protocol: PetProtocol,
     /// Concentration (SUV) of each tissue present, before blur and noise.
     pub tissues: BTreeMap<String, f64>,
     pub lesions: Vec<HybridLesion>,
@@ -261,53 +270,6 @@ pub fn map_class(name: &str) -> Option<(Tissue, &'static str, Host)> {
 
 fn structure_of(class: &str) -> u16 {
     v1_id(class).map_or(0, |c| c as u16 + 1)
-}
-
-/// Connected components of `mask` (with the neighbours of `connectivity`, as S4 uses them);
-/// returns a component id per voxel (0 = none, ids in index order of each component's first
-/// voxel) and each component's size (index id − 1).
-fn components(
-    mask: &[bool],
-    dims: [usize; 3],
-    connectivity: Connectivity,
-) -> (Vec<u32>, Vec<usize>) {
-    let [nx, ny, nz] = dims;
-    let offsets = connectivity.offsets();
-    let mut id = vec![0u32; mask.len()];
-    let mut sizes = Vec::new();
-    let mut stack = Vec::new();
-    for start in 0..mask.len() {
-        if !mask[start] || id[start] != 0 {
-            continue;
-        }
-        let label = sizes.len() as u32 + 1;
-        id[start] = label;
-        stack.push(start);
-        let mut size = 0;
-        while let Some(i) = stack.pop() {
-            size += 1;
-            let (x, y, z) = (i % nx, (i / nx) % ny, i / (nx * ny));
-            for &[dx, dy, dz] in &offsets {
-                let (Some(a), Some(b), Some(c)) = (
-                    x.checked_add_signed(dx),
-                    y.checked_add_signed(dy),
-                    z.checked_add_signed(dz),
-                ) else {
-                    continue;
-                };
-                if a >= nx || b >= ny || c >= nz {
-                    continue;
-                }
-                let j = a + nx * (b + ny * c);
-                if mask[j] && id[j] == 0 {
-                    id[j] = label;
-                    stack.push(j);
-                }
-            }
-        }
-        sizes.push(size);
-    }
-    (id, sizes)
 }
 
 /// The tissue of every voxel: segmentation first, HU rules elsewhere. Returns the classes and
@@ -512,6 +474,8 @@ enum Site {
     Adrenal,
     Retroperitoneal,
     Pelvic,
+    Lung,
+    BowelWall,
 }
 
 impl Site {
@@ -522,6 +486,8 @@ impl Site {
             Site::Adrenal => "adrenal",
             Site::Retroperitoneal => "ln_retroperitoneal",
             Site::Pelvic => "ln_pelvic",
+            Site::Lung => "lung",
+            Site::BowelWall => "bowel_wall",
         }
     }
     fn class(self) -> &'static str {
@@ -531,6 +497,8 @@ impl Site {
             Site::Adrenal => "adrenal_other_organ",
             Site::Retroperitoneal => "ln_retroperitoneal",
             Site::Pelvic => "ln_pelvic",
+            Site::Lung => "lung",
+            Site::BowelWall => "bowel",
         }
     }
     /// SUVmax range (log-uniform) as the phantom's disease plans draw it.
@@ -538,10 +506,12 @@ impl Site {
         match (tracer, self) {
             (Tracer::Psma, Site::Bone) => (3.0, 60.0),
             (Tracer::Psma, Site::Liver | Site::Adrenal) => (4.0, 30.0),
+            (Tracer::Psma, Site::Lung | Site::BowelWall) => (3.0, 20.0),
             (Tracer::Psma, _) => (2.5, 45.0),
             (Tracer::Fdg, Site::Bone) => (3.0, 15.0),
             (Tracer::Fdg, Site::Liver) => (3.5, 15.0),
             (Tracer::Fdg, Site::Adrenal) => (4.0, 18.0),
+            (Tracer::Fdg, Site::BowelWall) => (4.0, 15.0),
             (Tracer::Fdg, _) => (3.0, 15.0),
         }
     }
@@ -550,9 +520,12 @@ impl Site {
         match (tracer, self) {
             (Tracer::Psma, Site::Bone) => 3.0,
             (Tracer::Psma, Site::Retroperitoneal | Site::Pelvic) => 2.0,
+            (Tracer::Psma, Site::Lung) => 0.5,
+            (Tracer::Psma, Site::BowelWall) => 0.3,
             (Tracer::Psma, _) => 0.7,
             (Tracer::Fdg, Site::Liver) => 2.5,
             (Tracer::Fdg, Site::Bone) => 1.0,
+            (Tracer::Fdg, Site::BowelWall) => 0.7,
             (Tracer::Fdg, _) => 1.5,
         }
     }
@@ -615,6 +588,13 @@ fn candidates(
             .collect(),
         Site::Adrenal => (0..vc.len())
             .filter(|&i| vc[i].host == Host::Adrenal)
+            .collect(),
+        Site::Lung => (0..vc.len())
+            .filter(|&i| vc[i].host == Host::Lung && hu[i] < AIR_BELOW_HU)
+            .collect(),
+        // The wall and its fluid, not the gas.
+        Site::BowelWall => (0..vc.len())
+            .filter(|&i| vc[i].host == Host::Bowel && (-30.0..=90.0).contains(&hu[i]))
             .collect(),
         Site::Retroperitoneal | Site::Pelvic => {
             let want = if site == Site::Retroperitoneal {
@@ -679,6 +659,38 @@ fn candidates(
     }
 }
 
+/// A lesion's look on a non-contrast CT and the HU shift that draws it on a host of mean HU
+/// `host_hu`: nodes, nodules and wall thickening are soft tissue, liver metastases hypodense,
+/// bone metastases of prostate cancer (PSMA) mostly sclerotic, of FDG-avid cancers mostly lytic.
+fn ct_appearance(
+    site: Site,
+    tracer: Tracer,
+    host_hu: f64,
+    rng: &mut ChaCha8Rng,
+) -> (&'static str, f64) {
+    let soft = |rng: &mut ChaCha8Rng, lo: f64, hi: f64| rng.random_range(lo..hi) - host_hu;
+    match site {
+        Site::Retroperitoneal | Site::Pelvic | Site::Lung => ("soft_tissue", soft(rng, 25.0, 45.0)),
+        Site::Adrenal => ("soft_tissue", soft(rng, 10.0, 35.0)),
+        Site::BowelWall => ("soft_tissue", soft(rng, 30.0, 50.0)),
+        Site::Liver => ("hypodense", -rng.random_range(10.0..35.0)),
+        Site::Bone => {
+            let (sclerotic, lytic) = match tracer {
+                Tracer::Psma => (0.6, 0.2),
+                Tracer::Fdg => (0.25, 0.45),
+            };
+            let u: f64 = rng.random();
+            if u < sclerotic {
+                ("sclerotic", rng.random_range(150.0..500.0))
+            } else if u < sclerotic + lytic {
+                ("lytic", soft(rng, 20.0, 60.0))
+            } else {
+                ("occult", 0.0)
+            }
+        }
+    }
+}
+
 /// Whether a lesion of radius `r` centred at `c` fits the site: the share of the ball's voxels
 /// that belong to the host.
 fn fits(site: Site, c: usize, r: f64, vc: &[VoxelClass], hu: &[f32], grid: &Grid) -> bool {
@@ -689,6 +701,8 @@ fn fits(site: Site, c: usize, r: f64, vc: &[VoxelClass], hu: &[f32], grid: &Grid
             Site::Bone => vc[j].host == Host::Bone || hu[j] > 150.0,
             Site::Liver => vc[j].host == Host::Liver,
             Site::Adrenal => true,
+            Site::Lung => vc[j].host == Host::Lung,
+            Site::BowelWall => vc[j].host == Host::Bowel,
             Site::Retroperitoneal | Site::Pelvic => {
                 matches!(vc[j].tissue, Tissue::Fat | Tissue::Soft) && vc[j].host == Host::None
             }
@@ -698,6 +712,8 @@ fn fits(site: Site, c: usize, r: f64, vc: &[VoxelClass], hu: &[f32], grid: &Grid
         Site::Bone => 0.6,
         Site::Liver => 0.95,
         Site::Adrenal => 0.0,
+        Site::Lung => 0.9,
+        Site::BowelWall => 0.5,
         Site::Retroperitoneal | Site::Pelvic => 0.85,
     };
     inside as f64 >= need * ball.len() as f64
@@ -741,7 +757,9 @@ pub fn generate(
     let mut activity: Vec<f32> = vc.iter().map(|v| conc_of(v.tissue) as f32).collect();
 
     // Lesions.
-    let fwhm = psf_fwhm_mm(spec.tracer);
+    // The PET's scanner, from a stream of its own.
+    let protocol = PetProtocol::draw(spec.tracer, &mut rng(spec.seed, Stream::SCANNER));
+    let fwhm = protocol.psf_fwhm_mm;
     let sigma = fwhm / (8.0 * 2f64.ln()).sqrt();
     let kernels = [0, 1, 2].map(|a| gaussian_kernel(sigma / grid.spacing[a]));
     let z_of = |k: usize| g.voxel_to_patient([0.0, 0.0, k as f64])[2];
@@ -773,6 +791,8 @@ pub fn generate(
         Site::Pelvic,
         Site::Liver,
         Site::Adrenal,
+        Site::Lung,
+        Site::BowelWall,
     ];
     let pools: Vec<Vec<usize>> = sites
         .iter()
@@ -784,7 +804,11 @@ pub fn generate(
         .filter(|(_, p)| !p.is_empty())
         .map(|(s, _)| s.weight(spec.tracer))
         .sum();
-    let wanted = drng.random_range(2..=7usize);
+    // The lesions' CT appearance draws from a stream of its own, so that it does not move the
+    // PET's lesions.
+    let mut crng: ChaCha8Rng = rng(spec.seed, Stream::HU);
+    let mut ct_hu = hu.to_vec();
+    let wanted = drng.random_range(3..=8usize);
     let mut lesions: Vec<HybridLesion> = Vec::new();
     let mut plans: Vec<LesionPlan> = Vec::new();
     let mut lesion_map = vec![0u16; vc.len()];
@@ -807,7 +831,11 @@ pub fn generate(
         }
         let site = sites[si];
         let pool = &pools[si];
-        let r_max = if site == Site::Adrenal { 6.0 } else { 10.0 };
+        let r_max = match site {
+            Site::Adrenal => 6.0,
+            Site::Lung | Site::BowelWall => 8.0,
+            _ => 10.0,
+        };
         let mut radius: f64 = drng.random_range(2.5..r_max);
         let mut placed = None;
         for attempt in 0..60 {
@@ -843,7 +871,10 @@ pub fn generate(
             id,
             kind: if site == Site::Bone {
                 "bone"
-            } else if matches!(site, Site::Liver | Site::Adrenal) {
+            } else if matches!(
+                site,
+                Site::Liver | Site::Adrenal | Site::Lung | Site::BowelWall
+            ) {
                 "visceral"
             } else {
                 "node"
@@ -863,6 +894,23 @@ pub fn generate(
         let host_conc = activity[c] as f64;
         // Unit lesion, blurred, for the recovery coefficient; sub-sampled 3×3×3 per voxel.
         let (unit, frac, win) = unit_lesion(&plan, &g, &grid, radius + 3.0 * sigma + 3.0);
+        let window = |i: usize| {
+            let [wx, wy, _] = win.1;
+            let (x, y, z) = (i % wx, (i / wx) % wy, i / (wx * wy));
+            grid.index([win.0[0] + x, win.0[1] + y, win.0[2] + z])
+        };
+        let covered: Vec<(usize, f32)> = (0..frac.len())
+            .filter(|&w| frac[w] > 0.0)
+            .map(|w| (window(w), frac[w]))
+            .collect();
+        let host_hu = covered.iter().map(|&(i, _)| f64::from(hu[i])).sum::<f64>()
+            / covered.len().max(1) as f64;
+        let (ct_appearance, ct_hu_shift) = ct_appearance(site, spec.tracer, host_hu, &mut crng);
+        // The real CT's own noise and texture stay; only the mean moves, in the share of each
+        // voxel the lesion covers.
+        for &(i, f) in &covered {
+            ct_hu[i] += f * ct_hu_shift as f32;
+        }
         let rc = blurred_max(&unit, win.1, &kernels).max(1e-3);
         let target = match avidity {
             Avidity::SuvMax(v) => v,
@@ -918,6 +966,8 @@ pub fn generate(
             concentration_suv: a,
             host_concentration_suv: host_conc,
             pet_voxels: voxels,
+            ct_appearance: ct_appearance.to_string(),
+            ct_hu_shift,
         });
         plans.push(plan);
     }
@@ -928,11 +978,15 @@ pub fn generate(
         .chunks_mut(plane)
         .for_each(|p| blur_plane(p, nx, ny, &kernels[0], &kernels[1]));
     let clean = blur_stack(&activity, plane, &kernels[2]);
-    let alpha = match spec.tracer {
-        Tracer::Psma => 0.33,
-        Tracer::Fdg => 0.2,
-    };
-    let pet = pet_noise(&clean, [nx, ny, nz], alpha, [0.7, 0.7, 0.5], spec.seed);
+    let mut pet = pet_noise(
+        &clean,
+        [nx, ny, nz],
+        protocol.noise_alpha as f32,
+        [0.7, 0.7, 0.5],
+        spec.seed,
+    );
+    let calibration = protocol.suv_calibration as f32;
+    pet.iter_mut().for_each(|v| *v *= calibration);
 
     let mut structures: Vec<u16> = vc.iter().map(|v| v.structure).collect();
     // Lesion voxels carry their lesion's class, as the phantom's do (a node's host is its
@@ -956,7 +1010,7 @@ pub fn generate(
         tracer: spec.tracer,
         lesion_classes: lesions.iter().map(|l| l.class_id).collect(),
         stage: BTreeMap::from([
-            ("n".to_string(), stage.mi_n.clone()),
+            ("n".to_string(), stage.mi_n.to_string()),
             ("m".to_string(), stage.m_code()),
         ]),
         hybrid: true,
@@ -964,13 +1018,13 @@ pub fn generate(
         seg_slice_offset: spec.seg_slice_offset,
         pet_grid: "the CT's own grid (same dims, spacing, origin, direction)".into(),
         pet_units: "SUVbw (g/mL)".into(),
-        psf_fwhm_mm: fwhm,
+        protocol,
         tissues,
         lesions,
     };
     Ok(HybridStudy {
         pet: Volume::new(g, pet)?,
-        ct: ct.clone(),
+        ct: Volume::new(g, ct_hu)?,
         structures: Volume::new(g, structures)?,
         lesions: Volume::new(g, lesion_map)?,
         info,

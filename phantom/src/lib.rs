@@ -23,7 +23,7 @@ pub mod truth;
 use serde::{Deserialize, Serialize};
 
 pub use io::Manifest;
-pub use truth::{TrueStage, stage};
+pub use truth::{TrueBonePattern, TrueStage, stage};
 
 use body::Body;
 use disease::{Avidity, DiseasePlan};

@@ -144,12 +144,39 @@ fn lesions_sit_in_their_hosts_and_are_hot() {
                 ),
                 "liver" => assert_eq!(name, Some("liver")),
                 "adrenal" => assert!(name.is_some_and(|n| n.starts_with("adrenal_gland"))),
+                "lung" => assert!(name.is_some_and(|n| n.starts_with("lung_"))),
+                "bowel_wall" => assert!(
+                    name.is_some_and(|n| ["stomach", "small_bowel", "duodenum", "colon"]
+                        .iter()
+                        .any(|b| n.starts_with(b))),
+                    "bowel-wall lesion in {name:?}"
+                ),
                 "ln_retroperitoneal" | "ln_pelvic" => {
                     assert!(name.is_none(), "node in {name:?}");
                     assert!((-150.0..=80.0).contains(&hu[c]), "node at {} HU", hu[c]);
                 }
                 other => panic!("unexpected host {other}"),
             }
+            // The CT shows the lesion: its voxels (each at least half covered) moved by between
+            // half and all of the stated shift, the real CT's noise kept.
+            let moved: Vec<f64> = lmap
+                .iter()
+                .zip(st.ct.data().iter().zip(hu))
+                .filter(|(m, _)| **m == l.id)
+                .map(|(_, (&after, &before))| f64::from(after - before))
+                .collect();
+            let mean = moved.iter().sum::<f64>() / moved.len() as f64;
+            let shift = l.ct_hu_shift;
+            assert!(
+                mean.abs() <= shift.abs() + 1e-3
+                    && mean.abs() >= 0.5 * shift.abs() - 1e-3
+                    && mean * shift >= 0.0,
+                "seed {seed} lesion {} ({}, {}): CT moved {mean:.1} HU for a shift of {shift:.1}",
+                l.id,
+                l.host,
+                l.ct_appearance
+            );
+            assert_eq!(l.ct_appearance == "occult", shift == 0.0);
             // PET max inside the lesion against the median of the host-like voxels in a shell
             // around it (other lesions left out).
             let lesion_max = lmap

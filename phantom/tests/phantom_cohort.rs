@@ -26,10 +26,10 @@ fn every_staging_category_occurs() {
         for seed in 0..COHORT {
             let (_, disease) = phantom::plan(&spec(tracer, seed));
             let t = phantom::plan_truth(&disease);
-            seen.insert(t.mi_t.clone());
-            seen.insert(t.mi_n.clone());
-            seen.insert(t.mi_m.clone());
-            seen.extend(t.m_categories.iter().cloned());
+            seen.insert(t.mi_t.to_string());
+            seen.insert(t.mi_n.to_string());
+            seen.insert(t.mi_m.to_string());
+            seen.extend(t.m_categories.iter().map(|m| m.to_string()));
             if let Some(p) = t.bone_pattern {
                 seen.insert(format!("M1b{p}"));
             }

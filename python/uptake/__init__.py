@@ -98,6 +98,7 @@ class _AnalyzeOptions(ctypes.Structure):
         ("progress_user_data", ctypes.c_void_p),
         ("memory_budget_mb", ctypes.c_uint64),
         ("min_ct_coverage", ctypes.c_double),
+        ("paper_regions", ctypes.c_uint32),
     ]
 
 
@@ -297,6 +298,7 @@ class Analyzer:
         progress=None,
         memory_budget_mb=None,
         min_ct_coverage=None,
+        paper_regions=False,
     ):
         """Analyze one study. `pet` and `ct` are `Volume`s (PET in SUV, or Bq/mL with
         `suv_factor`; CT in HU). `threshold` alone sets the operating point of every finding,
@@ -304,7 +306,8 @@ class Analyzer:
         operating points for this tracer hold (`operating_points(tracer)`).
         `memory_budget_mb` bounds what the analysis allocates beyond the inputs (ERR_MEMORY
         above it; default 4 GiB or half the machine's memory); `min_ct_coverage` is the least
-        share of the PET's axial extent the CT must cover (default 0.9).
+        share of the PET's axial extent the CT must cover (default 0.9). `paper_regions` classifies
+        S4's uptake regions alone, as the paper does, without the sub-regions found inside them.
         `progress(stage: str, fraction: float)` may return True to
         cancel (UptakeError with ERR_CANCELLED). Returns (report dict, label map [x, y, z])."""
         if tracer not in TRACERS:
@@ -324,6 +327,7 @@ class Analyzer:
             opts.memory_budget_mb = int(memory_budget_mb)
         if min_ct_coverage is not None:
             opts.min_ct_coverage = float(min_ct_coverage)
+        opts.paper_regions = int(bool(paper_regions))
         if progress is not None:
             keep = _PROGRESS_CALLBACK(lambda stage, fraction, _u: 1 if progress(STAGES[stage], fraction) else 0)
             opts.progress = keep

@@ -8,7 +8,7 @@ use super::volume::{UptakeVolume, read_volume};
 use super::{guard, null, read_sized, tracer_of};
 use crate::analyzer::{AnalyzeOptions, DEFAULT_MIN_CT_COVERAGE, Stage};
 use crate::error::Error;
-use crate::regions::{Connectivity, RegionParams};
+use crate::regions::{Connectivity, RegionParams, SubregionParams};
 use crate::staging::StagingConfig;
 
 /// Tracer codes for `uptake_analyze`.
@@ -82,6 +82,12 @@ pub struct UptakeAnalyzeOptions {
     /// the coverage. Added after the first version: a host whose `struct_size` ends before it
     /// gets the default.
     pub min_ct_coverage: f64,
+    /// Non-zero: classify S4's uptake regions alone, as the paper does. 0 (the default) also
+    /// classifies the sub-regions, the foci that the second candidate stage finds inside S4
+    /// regions (a lesion merged into brighter uptake); the report's findings say which stage
+    /// proposed each region. Added after the first version: a host whose `struct_size` ends
+    /// before it gets 0.
+    pub paper_regions: u32,
 }
 
 impl Default for UptakeAnalyzeOptions {
@@ -102,6 +108,7 @@ impl Default for UptakeAnalyzeOptions {
             progress_user_data: std::ptr::null_mut(),
             memory_budget_mb: 0,
             min_ct_coverage: DEFAULT_MIN_CT_COVERAGE,
+            paper_regions: 0,
         }
     }
 }
@@ -225,6 +232,7 @@ fn analyze_options<'a>(
             connectivity,
             ..RegionParams::default()
         },
+        subregions: (opts.paper_regions == 0).then(SubregionParams::default),
         threshold,
         distant_threshold,
         staging: StagingConfig {

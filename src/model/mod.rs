@@ -1,15 +1,21 @@
 //! Model file and CPU inference engine (DESIGN S7).
 //!
 //! A model file is safetensors with fp16 weights and JSON metadata (`docs/model-format.md`):
-//! [`mod@format`] reads, validates and writes it, [`graph`] turns the `architecture` metadata into a
-//! checked graph with f32 weights, [`engine`] runs that graph fast on the CPU (im2col + gemm or
-//! our AVX-512 kernel, batched, multi-threaded) and [`mod@reference`] runs it slowly in f64, the
-//! yardstick for the engine.
+//! [`mod@format`] reads, validates and writes it, [`init`] draws the weights of a new one, the
+//! graph module turns the `architecture` metadata into a checked [`Graph`] with f32 weights, the
+//! engine module runs that graph fast on the CPU ([`Engine`]: im2col + gemm or our AVX-512
+//! kernel, batched, multi-threaded) and the reference module runs it slowly in f64, the yardstick
+//! for the engine. Those three are hidden from the documentation: the integration tests and
+//! benchmarks compare their kernels one by one; callers reach the engine through
+//! [`Model::engine`] or an `Analyzer`.
 
+#[doc(hidden)]
 pub mod engine;
 pub mod format;
+#[doc(hidden)]
 pub mod graph;
 pub mod init;
+#[doc(hidden)]
 pub mod reference;
 
 #[allow(unsafe_code)]
@@ -17,6 +23,7 @@ mod matmul;
 // The AVX-512 intrinsics are stable since Rust 1.89.
 #[allow(unsafe_code)]
 #[clippy::msrv = "1.89"]
+#[doc(hidden)]
 pub mod simd;
 
 use std::collections::BTreeMap;

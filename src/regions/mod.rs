@@ -63,10 +63,18 @@
 //! never outnumber the candidates.
 
 mod compact;
+mod components;
 mod slots;
 mod stats;
 pub(crate) use stats::peak_sphere_bytes;
+mod subregions;
+pub(crate) use subregions::SUBREGIONS_BYTES_PER_VOXEL;
 mod sweep;
+
+pub use components::components;
+pub use subregions::{
+    Subregion, SubregionParams, SubregionShape, Subregions, SubregionsError, subregions,
+};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;

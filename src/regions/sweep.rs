@@ -31,7 +31,7 @@ const RADIX_MIN: usize = 1 << 8;
 /// floats order like their bit patterns, so ascending keys mean descending SUV) and the low half
 /// is the linear index, which breaks ties as S4 prescribes. Indices fit: at most 2^31 voxels.
 #[inline]
-fn candidate_key(suv: f32, index: usize) -> u64 {
+pub(super) fn candidate_key(suv: f32, index: usize) -> u64 {
     (u64::from(!suv.to_bits()) << 32) | index as u64
 }
 

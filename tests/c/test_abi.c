@@ -352,6 +352,7 @@ static void test_memory_budget(void) {
     UptakeAnalyzeOptions options;
     CHECK(uptake_analyze_options_init(&options) == UPTAKE_OK);
     CHECK(options.memory_budget_mb == 0 && options.min_ct_coverage == 0.9);
+    CHECK(options.paper_regions == 0);
     options.memory_budget_mb = 1;
     CHECK_ERR(uptake_analyze(analyzer, &small_pet, &small_ct, UPTAKE_TRACER_PSMA, &options,
                              &report),

@@ -32,6 +32,8 @@ enum Command {
     /// Analyze held-out annotated studies with a model file through the plugin's own engine:
     /// findings.csv and staging.csv for `evaluate` and `agreement`, and lesion detection.
     Predict(cli::predict::Args),
+    /// Lesion recall ceiling and extra candidates of the sub-region stage on annotated studies.
+    Candidates(cli::candidates::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Cv(args) => cli::cv::run(args),
         Command::Export(args) => cli::export::run(args),
         Command::Predict(args) => cli::predict::run(args),
+        Command::Candidates(args) => cli::candidates::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -67,7 +67,7 @@ fn convert(study: &Study, subject: String) -> Result<AnnotatedStudy, StudyError>
             tracer: study.spec.tracer,
             lesion_classes,
             stage: Some(Stage {
-                n: truth.mi_n.clone(),
+                n: truth.mi_n.to_string(),
                 m: truth.m_code(),
             }),
             hybrid: false,

@@ -3,14 +3,17 @@
 //! lesion detection, the report's stage in the codes of the staging CSV, and the stage a perfect
 //! classifier would give with the same regions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use uptake::classes::LocationClass;
+use uptake::findings::Source;
 use uptake::model::OperatingPoints;
 use uptake::report::Report;
-use uptake::staging::{FindingInput, MStage, MiTnm, stage};
+use uptake::staging::{FindingInput, MiTnm, stage};
 
 use crate::data::{Candidate, GroundTruth, RegionRef, label_regions};
+use crate::eval::agreement::MCode;
+use crate::eval::autopet::{SegmentationMetrics, segmentation_metrics};
 use crate::eval::metrics::Finding;
 use crate::studies::AnnotatedStudy;
 
@@ -83,6 +86,10 @@ pub struct Detection {
     pub suspicious_findings: usize,
     /// Suspicious findings labelled with a lesion.
     pub true_positive_findings: usize,
+    /// Findings labelled with no lesion: the physiological sites the report lists.
+    pub physiological_findings: usize,
+    /// The suspicious findings' voxels as a lesion mask against the drawn lesions (autoPET).
+    pub segmentation: SegmentationMetrics,
 }
 
 impl Detection {
@@ -104,16 +111,28 @@ pub fn label_report(
         .label_map
         .as_ref()
         .ok_or("the report carries no label map")?;
-    let regions: Vec<RegionRef> = report
-        .findings
-        .iter()
-        .map(|f| RegionRef {
-            id: f.region.id,
-            max_voxel: f.region.max_voxel,
-            max_lps: f.region.max_lps,
-            suv_max: f.region.suv_max,
-        })
-        .collect();
+    // S4's regions are labelled on the label map, sub-regions on the sub-region map, each with
+    // the training rule, as `studies::cache_study` labels the same candidates.
+    let is_sub = |f: &&uptake::findings::Finding| f.source == Source::Subregion;
+    let refs = |sub: bool| -> Vec<RegionRef> {
+        report
+            .findings
+            .iter()
+            .filter(|f| is_sub(f) == sub)
+            .map(|f| RegionRef {
+                id: f.region.id,
+                max_voxel: f.region.max_voxel,
+                max_lps: f.region.max_lps,
+                suv_max: f.region.suv_max,
+            })
+            .collect()
+    };
+    let (s4_regions, sub_regions) = (refs(false), refs(true));
+    let sub_map = match &report.subregion_map {
+        Some(map) => Some(map),
+        None if sub_regions.is_empty() => None,
+        None => return Err("the report has sub-region findings but no sub-region map".into()),
+    };
     let truth = GroundTruth {
         structures: &study.structures,
         lesions: &study.lesions,
@@ -123,6 +142,10 @@ pub fn label_report(
         ("structure map", study.structures.dims()),
         ("lesion map", study.lesions.dims()),
         ("report's label map", labels.dims()),
+        (
+            "report's sub-region map",
+            sub_map.map_or(labels.dims(), |m| m.dims()),
+        ),
     ] {
         if dims != study.pet.dims() {
             return Err(format!(
@@ -131,9 +154,36 @@ pub fn label_report(
             ));
         }
     }
-    let candidates = label_regions(&regions, labels, &truth);
+    let mut s4_labelled = label_regions(&s4_regions, labels, &truth).into_iter();
+    let mut sub_labelled = match sub_map {
+        Some(map) => label_regions(&sub_regions, map, &truth),
+        None => Vec::new(),
+    }
+    .into_iter();
+    let candidates: Vec<Candidate> = report
+        .findings
+        .iter()
+        .filter_map(|f| {
+            if is_sub(&f) {
+                sub_labelled.next()
+            } else {
+                s4_labelled.next()
+            }
+        })
+        .collect();
+    // The finest candidate at each voxel: its sub-region where it has one, else its region.
+    let finest: Vec<u32> = match sub_map {
+        Some(map) => labels
+            .data()
+            .iter()
+            .zip(map.data())
+            .map(|(&region, &sub)| if sub != 0 { sub } else { region })
+            .collect(),
+        None => labels.data().to_vec(),
+    };
     let mut suspicious_findings = 0;
     let mut true_positive_findings = 0;
+    let mut physiological_findings = 0;
     let mut findings = Vec::new();
     for (finding, candidate) in report.findings.iter().zip(&candidates) {
         if finding.suspicious {
@@ -141,6 +191,9 @@ pub fn label_report(
             if candidate.lesion.is_some() {
                 true_positive_findings += 1;
             }
+        }
+        if candidate.lesion.is_none() {
+            physiological_findings += 1;
         }
         findings.push(Finding {
             subject: 0,
@@ -165,10 +218,11 @@ pub fn label_report(
         study.lesions.data(),
         &study.info.lesion_classes,
         study.pet.geometry().voxel_volume_ml(),
-        labels.data(),
+        &finest,
         &calls,
         &candidates,
     );
+    let segmentation = suspicious_mask_metrics(study, labels.data(), &calls);
     Ok((
         findings,
         Detection {
@@ -176,8 +230,35 @@ pub fn label_report(
             lesions,
             suspicious_findings,
             true_positive_findings,
+            physiological_findings,
+            segmentation,
         },
     ))
+}
+
+/// The autoPET metrics of the report's suspicious regions (their voxels in the label map) against
+/// every lesion voxel the ground truth draws on the PET grid.
+fn suspicious_mask_metrics(
+    study: &AnnotatedStudy,
+    region_labels: &[u32],
+    calls: &[Call],
+) -> SegmentationMetrics {
+    let suspicious: BTreeSet<u32> = calls
+        .iter()
+        .filter(|c| c.suspicious)
+        .map(|c| c.region)
+        .collect();
+    let predicted: Vec<bool> = region_labels
+        .iter()
+        .map(|l| suspicious.contains(l))
+        .collect();
+    let truth: Vec<bool> = study.lesions.data().iter().map(|&l| l != 0).collect();
+    segmentation_metrics(
+        &predicted,
+        &truth,
+        study.pet.dims(),
+        study.pet.geometry().voxel_volume_ml(),
+    )
 }
 
 /// A report's finding as the lesion fates read it.
@@ -335,11 +416,7 @@ fn stage_report(
 /// The M stage of `tnm` as the staging CSV writes it: "M1b/u", "M1b/o", "M1b/d", "M1b/dmi" (diffuse
 /// marrow involvement), else the category ("M0", "M1a", "M1c").
 pub fn m_code(tnm: &MiTnm) -> String {
-    match (tnm.m, tnm.dmi, tnm.bone_pattern) {
-        (MStage::M1b, true, _) => "M1b/dmi".to_string(),
-        (MStage::M1b, false, Some(pattern)) => format!("M1b/{}", pattern.code()),
-        (m, _, _) => m.code().to_string(),
-    }
+    MCode::of_staging(tnm).map_or_else(|| tnm.m.to_string(), |code| code.to_string())
 }
 
 #[cfg(test)]

@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use uptake::Tracer;
+use uptake::analyzer::AnalyzeOptions;
 use uptake::grid::to_common_grid;
-use uptake::regions::{RegionParams, segment};
+use uptake::regions::{Region, RegionParams, segment, subregions};
 use uptake::volume::{Volume, nifti};
 
 use crate::data::{GroundTruth, RegionRef, StudyCache, label_regions};
@@ -32,6 +33,8 @@ pub enum StudyError {
     Grid(#[from] uptake::grid::GridError),
     #[error(transparent)]
     Regions(#[from] uptake::regions::RegionsError),
+    #[error(transparent)]
+    Subregions(#[from] uptake::regions::SubregionsError),
 }
 
 /// The true stage of a study, when known.
@@ -170,8 +173,9 @@ pub fn study_dirs(root: &Path) -> Result<Vec<PathBuf>, StudyError> {
     Ok(dirs)
 }
 
-/// What is computed once per study: 3 mm grids, S4 regions (found with `regions`), their
-/// labels.
+/// What is computed once per study: 3 mm grids, the candidate regions and their labels. The
+/// candidates are the analysis's own (`AnalyzeOptions::default()`): S4's regions (found with
+/// `regions`), then the sub-regions of the second candidate stage, labelled on their own map.
 pub fn cache_study(
     study: &AnnotatedStudy,
     regions: &RegionParams,
@@ -179,25 +183,35 @@ pub fn cache_study(
     let (pet3, ct3) = to_common_grid(&study.pet, &study.ct)?;
     let (pet3, ct3) = crop_to_body(pet3, ct3);
     let segmentation = segment(&study.pet, regions)?;
-    let regions: Vec<RegionRef> = segmentation
-        .regions
-        .iter()
-        .map(|r| RegionRef {
-            id: r.id,
-            max_voxel: r.max_voxel,
-            max_lps: r.max_lps,
-            suv_max: r.suv_max,
-        })
-        .collect();
+    let refs = |regions: &mut dyn Iterator<Item = &Region>| -> Vec<RegionRef> {
+        regions
+            .map(|r| RegionRef {
+                id: r.id,
+                max_voxel: r.max_voxel,
+                max_lps: r.max_lps,
+                suv_max: r.suv_max,
+            })
+            .collect()
+    };
     let truth = GroundTruth {
         structures: &study.structures,
         lesions: &study.lesions,
         lesion_classes: &study.info.lesion_classes,
     };
+    let mut candidates = label_regions(
+        &refs(&mut segmentation.regions.iter()),
+        &segmentation.labels,
+        &truth,
+    );
+    if let Some(params) = AnalyzeOptions::default().subregions {
+        let sub = subregions(&study.pet, &segmentation, regions, &params)?;
+        let sub_regions = refs(&mut sub.subregions.iter().map(|s| &s.region));
+        candidates.extend(label_regions(&sub_regions, &sub.labels, &truth));
+    }
     Ok(StudyCache {
         subject: study.info.subject.clone(),
         tracer: study.info.tracer,
-        candidates: label_regions(&regions, &segmentation.labels, &truth),
+        candidates,
         pet3,
         ct3,
     })

@@ -45,6 +45,10 @@ pub struct AnalyzerArgs {
     /// Least share of the PET's axial extent the CT must cover (0–1; default 0.9).
     #[arg(long)]
     pub min_ct_coverage: Option<f64>,
+    /// Classify S4's regions alone, as the paper does: no sub-regions (the foci inside S4
+    /// regions that the second candidate stage proposes).
+    #[arg(long)]
+    pub paper_regions: bool,
 }
 
 impl AnalyzerArgs {
@@ -63,6 +67,9 @@ impl AnalyzerArgs {
             ..AnalyzeOptions::default()
         };
         options.staging.common_iliac_as_regional = self.common_iliac_as_regional;
+        if self.paper_regions {
+            options.subregions = None;
+        }
         options.validate()?;
         Ok(options)
     }
@@ -172,7 +179,8 @@ pub fn analyze(
     report
 }
 
-/// report.json, labels.nii.gz (every region), suspicious.nii.gz (mask), findings.png.
+/// report.json, labels.nii.gz (every S4 region), subregions.nii.gz (every sub-region, when the
+/// analysis proposed them), suspicious.nii.gz (mask), findings.png.
 pub fn write_outputs(
     out: &Path,
     pet: &Volume<f32>,
@@ -185,22 +193,41 @@ pub fn write_outputs(
         .as_ref()
         .ok_or("the report carries no label map")?;
     nifti::write(out.join("labels.nii.gz"), labels)?;
+    if let Some(subregions) = &report.subregion_map {
+        nifti::write(out.join("subregions.nii.gz"), subregions)?;
+    }
     let suspicious: std::collections::HashSet<u32> = report
         .findings
         .iter()
         .filter(|f| f.suspicious)
         .map(|f| f.region.id)
         .collect();
+    // A voxel of a sub-region carries two ids: its region's and its sub-region's. The mask holds
+    // it when either is suspicious; the figure outlines the finer one.
+    let sub = |i: usize| report.subregion_map.as_ref().map_or(0, |m| m.data()[i]);
     let mask = Volume::new(
         *labels.geometry(),
         labels
             .data()
             .iter()
-            .map(|l| u8::from(suspicious.contains(l)))
+            .enumerate()
+            .map(|(i, l)| u8::from(suspicious.contains(l) || suspicious.contains(&sub(i))))
             .collect(),
     )?;
     nifti::write(out.join("suspicious.nii.gz"), &mask)?;
-    figure(pet, report, labels)?.save_png(out.join("findings.png"))?;
+    let finest = Volume::new(
+        *labels.geometry(),
+        labels
+            .data()
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| match sub(i) {
+                0 => l,
+                s => s,
+            })
+            .collect(),
+    )?;
+    figure(pet, report, &finest)?.save_png(out.join("findings.png"))?;
     Ok(())
 }
 

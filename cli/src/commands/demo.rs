@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use uptake::Tracer;
+use uptake::{MStage, Tracer};
 use uptake_phantom::{self as phantom, PhantomSpec, Preset};
 
 use super::CliResult;
@@ -63,8 +63,8 @@ pub fn run(args: Args) -> CliResult {
     out!("{}", report.summary_table(args.all))?;
     let t = &study.truth;
     let m = match &t.bone_pattern {
-        Some(p) if t.mi_m == "M1b" => format!("M1b/{p}"),
-        _ => t.mi_m.clone(),
+        Some(p) if t.mi_m == MStage::M1b => format!("M1b/{p}"),
+        _ => t.mi_m.to_string(),
     };
     outln!(
         "true stage (phantom): {} {} {}   categories: {}   {} lesions",
@@ -74,7 +74,8 @@ pub fn run(args: Args) -> CliResult {
         if t.m_categories.is_empty() {
             "none".to_string()
         } else {
-            t.m_categories.join(", ")
+            let categories: Vec<&str> = t.m_categories.iter().map(|m| m.code()).collect();
+            categories.join(", ")
         },
         study.lesions.len()
     )?;

@@ -91,7 +91,8 @@ fn print_summary(
         t.mi_n,
         t.mi_m,
         if t.m_categories.len() > 1 {
-            format!(" (present: {})", t.m_categories.join(", "))
+            let categories: Vec<&str> = t.m_categories.iter().map(|m| m.code()).collect();
+            format!(" (present: {})", categories.join(", "))
         } else {
             String::new()
         },

@@ -1,5 +1,6 @@
 //! `uptake-train agreement --csv staging.csv`
 
+use std::fmt::Display;
 use std::path::PathBuf;
 
 use uptake_train::eval::agreement::{self, Agreement, StagingAgreement};
@@ -53,7 +54,7 @@ pub fn print(result: &StagingAgreement) {
 }
 
 /// Rows: expert stage; columns: predicted stage.
-fn print_matrix(title: &str, stages: &[&str], confusion: &[Vec<usize>]) {
+fn print_matrix(title: &str, stages: &[impl Display], confusion: &[Vec<usize>]) {
     print!("{title:<10}");
     for s in stages {
         print!("{s:>9}");

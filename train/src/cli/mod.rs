@@ -1,6 +1,7 @@
 //! One file per subcommand: `Args` (clap) and `run`.
 
 pub mod agreement;
+pub mod candidates;
 pub mod cv;
 pub mod evaluate;
 pub mod export;

@@ -16,11 +16,10 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use uptake::Tracer;
-use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig};
 use uptake::classes::LocationClass;
 use uptake::model::OperatingPoints;
 use uptake::staging::StagingConfig;
+use uptake::{AnalyzeOptions, Analyzer, AnalyzerConfig, Tracer};
 use uptake_train::eval::agreement::{self, StagePair};
 use uptake_train::eval::bootstrap::BootstrapSpec;
 use uptake_train::eval::metrics::{Calls, FindingSet, METRIC_NAMES};
@@ -173,6 +172,37 @@ pub fn run(args: Args) -> CliResult {
             sum(|d| d.suspicious_findings)
         )
     );
+    let false_positives = sum(|d| d.suspicious_findings - d.true_positive_findings);
+    println!(
+        "physiological sites called suspicious {}",
+        ratio(false_positives, sum(|d| d.physiological_findings))
+    );
+    // autoPET's figures: Dice and false-negative volume over the studies with lesions, false-
+    // positive volume over all.
+    let mean = |values: Vec<f64>| {
+        if values.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{:.3}", values.iter().sum::<f64>() / values.len() as f64)
+        }
+    };
+    let seg = |d: &Detection| d.segmentation;
+    println!(
+        "suspicious mask (autoPET): Dice {}, FP volume {} ml, FN volume {} ml (means per study)",
+        mean(detections.iter().filter_map(|d| seg(d).dice).collect()),
+        mean(
+            detections
+                .iter()
+                .map(|d| seg(d).false_positive_ml)
+                .collect()
+        ),
+        mean(
+            detections
+                .iter()
+                .filter_map(|d| seg(d).false_negative_ml)
+                .collect()
+        ),
+    );
     // Pooled figures as the reports called the findings, each study at its tracer's operating
     // points; `evaluate --as-reported` adds intervals and summaries.
     for (tracer, p) in tracers.iter().zip(points) {
@@ -262,17 +292,24 @@ fn operating_points(grid: &[OperatingPoints], stages: &[Vec<(Tracer, StagePair)>
 }
 
 fn detection_csv(detections: &[Detection]) -> String {
-    let mut text =
-        "subject,lesions,detected,suspicious_findings,true_positive_findings\n".to_string();
+    let mut text = "subject,lesions,detected,suspicious_findings,true_positive_findings,\
+                    physiological_findings,dice,false_positive_ml,false_negative_ml\n"
+        .to_string();
+    let or_empty = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
     for d in detections {
+        let seg = d.segmentation;
         let _ = writeln!(
             text,
-            "{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{:.4},{}",
             d.subject,
             d.lesions.len(),
             d.detected(),
             d.suspicious_findings,
-            d.true_positive_findings
+            d.true_positive_findings,
+            d.physiological_findings,
+            or_empty(seg.dice),
+            seg.false_positive_ml,
+            or_empty(seg.false_negative_ml)
         );
     }
     text

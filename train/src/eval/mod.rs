@@ -5,10 +5,12 @@
 //! - [`bootstrap`]: 95 % confidence intervals from subject-level bootstrap resamples and the
 //!   two-sided paired z-test on bootstrap replicates, with Bonferroni correction.
 //! - [`agreement`]: miN and miM confusion matrices and percent agreement.
+//! - [`autopet`]: the autoPET challenge's Dice, false-positive and false-negative volumes.
 //! - [`stats`]: quantiles (numpy's default, linear), summaries, the normal tail.
 
 pub mod agreement;
 pub mod ap;
+pub mod autopet;
 pub mod bootstrap;
 pub mod metrics;
 pub mod stats;

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use uptake_train::eval::agreement::{self, StagePair};
+use uptake_train::eval::agreement::{self, M_STAGES, N_STAGES, StagePair};
 
 fn predict(out: &Path, threshold: &str) -> std::process::Output {
     predict_with(out, &["--threshold", threshold])
@@ -102,16 +102,38 @@ fn counts(out: &Path) -> (usize, usize) {
     (findings.lines().count() - 1, detection(out)[2])
 }
 
-/// The one subject's row of detection.csv: lesions, detected, suspicious and true-positive
-/// findings.
-fn detection(out: &Path) -> [usize; 4] {
-    let rows = csv_rows(
-        out,
-        "detection.csv",
-        "subject,lesions,detected,suspicious_findings,true_positive_findings",
-    );
-    let values: Vec<usize> = rows[0][1..].iter().map(|v| v.parse().unwrap()).collect();
+const DETECTION_HEADER: &str = "subject,lesions,detected,suspicious_findings,true_positive_findings,\
+                                physiological_findings,dice,false_positive_ml,false_negative_ml";
+
+/// The one subject's row of detection.csv: lesions, detected, suspicious, true-positive and
+/// physiological findings.
+fn detection(out: &Path) -> [usize; 5] {
+    let rows = csv_rows(out, "detection.csv", DETECTION_HEADER);
+    let values: Vec<usize> = rows[0][1..6].iter().map(|v| v.parse().unwrap()).collect();
     values.try_into().unwrap()
+}
+
+/// The one subject's autoPET figures in detection.csv: Dice, false-positive and false-negative
+/// volume (ml), Dice and false-negative volume only for a study with lesions. Checks that they
+/// are what a Dice and a volume can be, and that the physiological findings are the findings
+/// the ground truth labels with no lesion.
+fn segmentation(out: &Path) -> (Option<f64>, f64, Option<f64>) {
+    let rows = csv_rows(out, "detection.csv", DETECTION_HEADER);
+    let value = |i: usize| (!rows[0][i].is_empty()).then(|| rows[0][i].parse::<f64>().unwrap());
+    let (dice, fp, fn_) = (value(6), value(7).unwrap(), value(8));
+    let counts = detection(out);
+    assert_eq!(dice.is_some(), counts[0] > 0, "{rows:?}");
+    assert_eq!(fn_.is_some(), counts[0] > 0, "{rows:?}");
+    assert!(dice.is_none_or(|d| (0.0..=1.0).contains(&d)), "{rows:?}");
+    assert!(fp >= 0.0 && fn_.is_none_or(|v| v >= 0.0), "{rows:?}");
+    let findings = csv_rows(
+        out,
+        "findings.csv",
+        "subject,suspicious,p_suspicious,location,predicted_location,reported",
+    );
+    let physiological = findings.iter().filter(|r| r[1] == "0").count();
+    assert_eq!(counts[4], physiological);
+    (dice, fp, fn_)
 }
 
 /// lesions.csv has one row per lesion of detection.csv, as many reported as it detected, and
@@ -196,8 +218,8 @@ fn threshold_sets_the_operating_point() {
         [
             pair.expert_n == pair.predicted_n,
             pair.expert_m == pair.predicted_m,
-            (pair.expert_n == 0) == (pair.predicted_n == 0),
-            (pair.expert_m == 0) == (pair.predicted_m == 0),
+            (pair.expert_n == N_STAGES[0]) == (pair.predicted_n == N_STAGES[0]),
+            (pair.expert_m == M_STAGES[0]) == (pair.predicted_m == M_STAGES[0]),
         ]
         .map(usize::from)
     };
@@ -228,6 +250,16 @@ fn threshold_sets_the_operating_point() {
     assert!(findings_all > 0);
     assert_eq!(suspicious_all, findings_all);
     assert!(suspicious_strict < suspicious_all);
+    // Calling more regions suspicious can only add false-positive volume and remove
+    // false-negative volume.
+    let ((_, fp_all, fn_all), (_, fp_strict, fn_strict)) =
+        (segmentation(&all), segmentation(&strict));
+    assert!(fp_all >= fp_strict);
+    assert!(fn_all.zip(fn_strict).is_none_or(|(a, s)| a <= s));
+    assert!(
+        fp_all > 0.0,
+        "at 0 every physiological region is a false positive"
+    );
     let _ = std::fs::remove_dir_all(&all);
     let _ = std::fs::remove_dir_all(&strict);
 }

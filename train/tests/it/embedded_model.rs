@@ -5,7 +5,7 @@
 //! An untrained or mis-exported model (AP near the prevalence of ≈ 0.1) fails here.
 
 use uptake::Tracer;
-use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig};
+use uptake::{AnalyzeOptions, Analyzer, AnalyzerConfig};
 use uptake_phantom::Preset;
 use uptake_train::eval::metrics::{Calls, FindingSet};
 use uptake_train::phantom_cohort::phantom_study;

@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use uptake::model::OperatingPoints;
 use uptake_train::eval::agreement;
 use uptake_train::eval::ap::average_precision;
+use uptake_train::eval::autopet::segmentation_metrics;
 use uptake_train::eval::metrics::{Finding, FindingSet};
 use uptake_train::eval::stats::quantile;
 
@@ -199,4 +200,63 @@ fn paper_tables_3_and_4_reproduce() {
     assert_eq!(percent(result.m_exact), 62.0);
     assert_eq!(percent(result.m_without_bone_pattern), 73.0);
     assert_eq!(percent(result.m0_vs_m1), 77.0);
+}
+
+/// Dice, false-positive and false-negative volume against the autoPET challenge's own
+/// definitions (`val_script.py`: cc3d components with connectivity 18), on random blobby masks.
+#[test]
+fn autopet_metrics_equal_the_challenge_script() {
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let dims = [13, 11, 9];
+    let n = dims.iter().product::<usize>();
+    let mut data = String::new();
+    let mut ours = Vec::new();
+    for case in 0..30 {
+        // Sparse random voxels make many small components, some touching only by an edge or a
+        // corner, where the connectivity matters; case 0 has no lesion at all.
+        let density = rng.random_range(0.02..0.25);
+        let truth: Vec<bool> = (0..n)
+            .map(|_| case != 0 && rng.random_bool(density))
+            .collect();
+        let predicted: Vec<bool> = truth
+            .iter()
+            .map(|&t| {
+                if t {
+                    rng.random_bool(0.6)
+                } else {
+                    rng.random_bool(density / 2.0)
+                }
+            })
+            .collect();
+        let bits = |m: &[bool]| {
+            m.iter()
+                .map(|&b| if b { '1' } else { '0' })
+                .collect::<String>()
+        };
+        data.push_str(&format!("{}\n{}\n", bits(&predicted), bits(&truth)));
+        ours.push(segmentation_metrics(&predicted, &truth, dims, 0.027));
+    }
+    // Axis order: our x fastest is numpy's last axis in C order.
+    let script = "import sys, numpy as np, cc3d\n\
+        lines = open(sys.argv[1]).read().splitlines()\n\
+        def unmatched(a, b):\n\
+        \x20   cc = cc3d.connected_components(a, connectivity=18)\n\
+        \x20   return sum(int((cc == i).sum()) for i in range(1, int(cc.max()) + 1) if not (b[cc == i]).any())\n\
+        for p, t in zip(lines[0::2], lines[1::2]):\n\
+        \x20   p = np.array([c == '1' for c in p], np.uint8).reshape(9, 11, 13)\n\
+        \x20   t = np.array([c == '1' for c in t], np.uint8).reshape(9, 11, 13)\n\
+        \x20   dice = 2 * (p & t).sum() / (p.sum() + t.sum()) if t.sum() else -1\n\
+        \x20   fn = unmatched(t, p) * 0.027 if t.sum() else -1\n\
+        \x20   print(repr(float(dice)), repr(unmatched(p, t) * 0.027), repr(float(fn)))\n";
+    let expected = oracle(script, &data);
+    assert_eq!(expected.len(), 3 * ours.len());
+    for (m, e) in ours.iter().zip(expected.chunks(3)) {
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1.0);
+        assert!(close(m.dice.unwrap_or(-1.0), e[0]), "Dice {m:?} vs {e:?}");
+        assert!(close(m.false_positive_ml, e[1]), "FP volume {m:?} vs {e:?}");
+        assert!(
+            close(m.false_negative_ml.unwrap_or(-1.0), e[2]),
+            "FN volume {m:?} vs {e:?}"
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! Candidate regions of a phantom study, labelled from its ground truth (docs/training.md).
 
 use uptake::Tracer;
-use uptake::regions::{RegionParams, Segmentation, segment};
+use uptake::analyzer::AnalyzeOptions;
+use uptake::regions::{RegionParams, Segmentation, segment, subregions};
 use uptake_phantom::{PhantomSpec, Preset, Study, generate};
 use uptake_train::data::StudyCache;
 use uptake_train::phantom_cohort::phantom_study;
@@ -26,9 +27,12 @@ fn phantom_regions_are_labelled_by_lesion_overlap() {
         };
         let cache = cache_study(&study, &regions).unwrap();
         let segmentation = segment(&truth.pet, &regions).unwrap();
+        // The analysis's candidates: S4's regions, then the sub-regions.
+        let params = AnalyzeOptions::default().subregions.unwrap();
+        let sub = subregions(&truth.pet, &segmentation, &regions, &params).unwrap();
         assert_eq!(
             cache.candidates.len(),
-            segmentation.regions.len(),
+            segmentation.regions.len() + sub.subregions.len(),
             "f {fraction}"
         );
         counts.push(cache.candidates.len());
