@@ -127,14 +127,6 @@ pub struct PhantomSpec {
     pub preset: Preset,
 }
 
-/// PET resolution (FWHM, mm): positron range makes 68Ga images blurrier than 18F ones.
-pub fn psf_fwhm_mm(tracer: Tracer) -> f64 {
-    match tracer {
-        Tracer::Psma => 6.0,
-        Tracer::Fdg => 5.0,
-    }
-}
-
 /// One label value of the structure maps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StructureInfo {
