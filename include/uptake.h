@@ -195,6 +195,12 @@ typedef struct UptakeAnalyzeOptions {
     // the coverage. Added after the first version: a host whose `struct_size` ends before it
     // gets the default.
     double min_ct_coverage;
+    // Non-zero: classify S4's uptake regions alone, as the paper does. 0 (the default) also
+    // classifies the sub-regions, the foci that the second candidate stage finds inside S4
+    // regions (a lesion merged into brighter uptake); the report's findings say which stage
+    // proposed each region. Added after the first version: a host whose `struct_size` ends
+    // before it gets 0.
+    uint32_t paper_regions;
 } UptakeAnalyzeOptions;
 
 // A caller-owned volume in patient LPS space (DESIGN S1). The library only reads it.

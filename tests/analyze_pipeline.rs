@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 
 use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig, Device, Stage};
+use uptake::findings::{Finding, Source};
 use uptake::report::Report;
 use uptake::volume::{Geometry, Volume};
 use uptake::{Error, Tracer};
@@ -44,11 +45,29 @@ fn phantom_report_is_consistent_with_its_regions() {
     let classes = analyzer.model().classes();
     let labels = r.label_map.as_ref().unwrap();
     assert_eq!(labels.geometry(), s.pet.geometry());
-    let ids: BTreeSet<u32> = labels.data().iter().copied().filter(|&l| l != 0).collect();
-    let found: BTreeSet<u32> = r.findings.iter().map(|f| f.region.id).collect();
-    assert!(!ids.is_empty(), "a PSMA phantom has uptake regions");
-    assert_eq!(ids, found, "one finding per region of the label map");
+    let subregions = r.subregion_map.as_ref().unwrap();
+    assert_eq!(subregions.geometry(), s.pet.geometry());
+    // S4's findings are the regions of the label map, the sub-regions' those of the second map.
+    let map_of = |f: &Finding| match f.source {
+        Source::S4 => labels,
+        Source::Subregion => subregions,
+    };
+    for (map, source) in [(labels, Source::S4), (subregions, Source::Subregion)] {
+        let ids: BTreeSet<u32> = map.data().iter().copied().filter(|&l| l != 0).collect();
+        let found: BTreeSet<u32> = r
+            .findings
+            .iter()
+            .filter(|f| f.source == source)
+            .map(|f| f.region.id)
+            .collect();
+        assert_eq!(ids, found, "one {source:?} finding per region of its label map");
+    }
+    assert!(
+        r.findings.iter().any(|f| f.source == Source::S4),
+        "a PSMA phantom has uptake regions"
+    );
     for f in &r.findings {
+        let labels = map_of(f);
         let voxels = labels.data().iter().filter(|&&l| l == f.region.id).count();
         assert_eq!(
             voxels as u64, f.region.voxel_count,
