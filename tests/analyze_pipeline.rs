@@ -60,7 +60,10 @@ fn phantom_report_is_consistent_with_its_regions() {
             .filter(|f| f.source == source)
             .map(|f| f.region.id)
             .collect();
-        assert_eq!(ids, found, "one {source:?} finding per region of its label map");
+        assert_eq!(
+            ids, found,
+            "one {source:?} finding per region of its label map"
+        );
     }
     assert!(
         r.findings.iter().any(|f| f.source == Source::S4),
