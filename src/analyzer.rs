@@ -374,6 +374,7 @@ impl Analyzer {
         let bits = vec![study.tracer.bit(); batch];
         let predictions = in_batches(
             &candidates,
+            segmentation.regions.len(),
             batch,
             study.progress,
             timings,
@@ -445,6 +446,7 @@ impl Analyzer {
         let bits = vec![study.tracer.bit(); batch];
         let predictions = in_batches(
             &candidates,
+            segmentation.regions.len(),
             batch,
             study.progress,
             timings,
@@ -559,6 +561,7 @@ impl Timings {
 /// report of the CNN stage) between reformation and CNN, and says how long each part took.
 fn in_batches(
     regions: &[regions::Region],
+    s4_regions: usize,
     batch: usize,
     progress: &dyn Fn(Stage, f32) -> Result<()>,
     timings: &mut Timings,
@@ -566,7 +569,11 @@ fn in_batches(
 ) -> Result<Vec<Prediction>> {
     let (mut reformat_s, mut cnn_s) = (0.0, 0.0);
     let mut predictions = Vec::with_capacity(regions.len());
-    for chunk in regions.chunks(batch.max(1)) {
+    // S4's regions and the sub-regions go in batches of their own: the CPU engine's float
+    // results may depend on a batch's size, and S4's findings must not change when the
+    // sub-region stage is switched on.
+    let (s4, sub) = regions.split_at(s4_regions);
+    for chunk in s4.chunks(batch.max(1)).chain(sub.chunks(batch.max(1))) {
         let done = predictions.len() as f32 / regions.len() as f32;
         progress(Stage::Reformat, done)?;
         let centres: Vec<[f64; 3]> = chunk.iter().map(|r| r.max_lps).collect();
