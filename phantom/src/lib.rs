@@ -413,7 +413,12 @@ pub fn generate(spec: &PhantomSpec) -> Result<Study, PhantomError> {
     let ct_noise = (17.0 * habitus.powf(1.5) * ct_protocol.noise_factor) as f32;
     let mut ct_img = render::render_ct(&scene, &ct_g, grids.ct_z_samples, ct_noise, spec.seed);
     let (scale, offset) = (ct_protocol.hu_scale as f32, ct_protocol.hu_offset as f32);
-    ct_img.hu.iter_mut().for_each(|h| *h = *h * scale + offset);
+    // Scale above water only: the daily air and water calibration pins both, while dense
+    // tissue's HU drifts with the beam's energy.
+    ct_img
+        .hu
+        .iter_mut()
+        .for_each(|h| *h += (scale - 1.0) * h.max(0.0) + offset);
     let mut ct_lesions = ct_img.lesions;
     let mut ct_structures = ct_img.structures;
     ensure_every_lesion_labelled(&ct_g, &disease, &mut ct_lesions, &mut ct_structures);

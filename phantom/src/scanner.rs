@@ -53,7 +53,8 @@ impl PetProtocol {
 pub struct CtProtocol {
     /// Factor on the noise of a diagnostic dose (log-uniform): 2 is a low-dose PET/CT.
     pub noise_factor: f64,
-    /// Every voxel's HU becomes `hu · hu_scale + hu_offset`: calibration drift.
+    /// Calibration drift: every voxel's HU shifts by `hu_offset` and HU above water scale by
+    /// `hu_scale` (air stays within `hu_offset` of −1000 HU, as the daily air calibration keeps it).
     pub hu_scale: f64,
     pub hu_offset: f64,
 }
