@@ -15,8 +15,8 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use uptake::AnalyzeOptions;
 use uptake::Tracer;
-use uptake::analyzer::AnalyzeOptions;
 use uptake::grid::to_common_grid;
 use uptake::regions::{Region, RegionParams, segment, subregions};
 use uptake::volume::{Volume, nifti};

@@ -1,7 +1,7 @@
 //! Candidate regions of a phantom study, labelled from its ground truth (docs/training.md).
 
+use uptake::AnalyzeOptions;
 use uptake::Tracer;
-use uptake::analyzer::AnalyzeOptions;
 use uptake::regions::{RegionParams, Segmentation, segment, subregions};
 use uptake_phantom::{PhantomSpec, Preset, Study, generate};
 use uptake_train::data::StudyCache;
