@@ -77,12 +77,22 @@ impl AnalyzerArgs {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// PET NIfTI (SUV unless --pet-units bqml), or a folder with one PET DICOM series.
+    /// PET NIfTI (SUV unless --pet-units bqml), or a folder with a PET (PT) DICOM series.
     #[arg(long)]
     pet: PathBuf,
-    /// CT NIfTI in HU.
+    /// CT NIfTI in HU, or a folder with a CT DICOM series.
     #[arg(long)]
     ct: PathBuf,
+    /// SeriesInstanceUID of the PET series when the --pet folder holds several.
+    #[arg(long, value_name = "UID")]
+    pet_series: Option<String>,
+    /// SeriesInstanceUID of the CT series when the --ct folder holds several.
+    #[arg(long, value_name = "UID")]
+    ct_series: Option<String>,
+    /// Analyse DICOM PET and CT series whose FrameOfReferenceUIDs differ (their patient
+    /// coordinates are then assumed to agree).
+    #[arg(long)]
+    allow_frame_of_reference_mismatch: bool,
     #[arg(long, value_parser = parse_tracer)]
     tracer: Tracer,
     /// Units of a NIfTI PET: suv, or bqml (then --suv-factor is required).
@@ -109,8 +119,13 @@ pub fn run(args: Args) -> CliResult {
     // Everything that can be refused without the volumes is, before they are read.
     args.analyzer.options(None)?;
     super::prepare_output_folder(&args.out)?;
-    let pet = read_pet(&args)?;
-    let ct = nifti::read_volume(&args.ct)?;
+    let (pet, pet_frame) = read_pet(&args)?;
+    let (ct, ct_frame) = read_ct(&args)?;
+    check_frames_of_reference(
+        pet_frame.as_deref(),
+        ct_frame.as_deref(),
+        args.allow_frame_of_reference_mismatch,
+    )?;
     let analyzer = make_analyzer(&args.analyzer)?;
     let report = analyze(&analyzer, &pet, &ct, args.tracer, &args.analyzer)?;
     write_outputs(&args.out, &pet, &report)?;
@@ -119,22 +134,83 @@ pub fn run(args: Args) -> CliResult {
     Ok(())
 }
 
-fn read_pet(args: &Args) -> Result<Volume<f32>, Box<dyn std::error::Error>> {
+/// A volume and, for a DICOM series, its FrameOfReferenceUID.
+type Read = (Volume<f32>, Option<String>);
+
+fn read_pet(args: &Args) -> Result<Read, Box<dyn std::error::Error>> {
     if args.pet.is_dir() {
-        let series = uptake::dicom::read_pet_series(&args.pet)?;
+        let series = uptake::dicom::read_pet_series_uid(&args.pet, args.pet_series.as_deref())
+            .map_err(|e| hint_option(e, "--pet-series"))?;
         eprintln!(
-            "PET DICOM series: SUVbw factor {:.6e} g/mL per Bq/mL",
+            "PET DICOM series {}: SUVbw factor {:.6e} g/mL per Bq/mL",
+            series.series_instance_uid,
             series.suv_factor()?
         );
-        return Ok(series.to_suv()?);
+        return Ok((series.to_suv()?, series.frame_of_reference_uid));
+    }
+    if args.pet_series.is_some() {
+        return Err("--pet-series needs a DICOM folder as --pet".into());
     }
     let pet = nifti::read_volume(&args.pet)?;
-    match (args.pet_units.as_str(), args.suv_factor) {
-        ("suv", None) => Ok(pet),
-        ("suv", Some(_)) => Err("--suv-factor applies to --pet-units bqml only".into()),
-        ("bqml", Some(f)) if f.is_finite() && f > 0.0 => Ok(uptake::suv::try_to_suv(&pet, f)?),
-        ("bqml", _) => Err("--pet-units bqml needs a finite, positive --suv-factor".into()),
-        (other, _) => Err(format!("--pet-units {other:?}: expected suv or bqml").into()),
+    let pet: Result<_, Box<dyn std::error::Error>> =
+        match (args.pet_units.as_str(), args.suv_factor) {
+            ("suv", None) => Ok(pet),
+            ("suv", Some(_)) => Err("--suv-factor applies to --pet-units bqml only".into()),
+            ("bqml", Some(f)) if f.is_finite() && f > 0.0 => Ok(uptake::suv::try_to_suv(&pet, f)?),
+            ("bqml", _) => Err("--pet-units bqml needs a finite, positive --suv-factor".into()),
+            (other, _) => Err(format!("--pet-units {other:?}: expected suv or bqml").into()),
+        };
+    Ok((pet?, None))
+}
+
+fn read_ct(args: &Args) -> Result<Read, Box<dyn std::error::Error>> {
+    if args.ct.is_dir() {
+        let series = uptake::dicom::read_ct_series(&args.ct, args.ct_series.as_deref())
+            .map_err(|e| hint_option(e, "--ct-series"))?;
+        eprintln!("CT DICOM series {}", series.series_instance_uid);
+        return Ok((series.volume, series.frame_of_reference_uid));
+    }
+    if args.ct_series.is_some() {
+        return Err("--ct-series needs a DICOM folder as --ct".into());
+    }
+    Ok((nifti::read_volume(&args.ct)?, None))
+}
+
+/// An ambiguous folder's error with the option that chooses the series.
+fn hint_option(e: uptake::DicomError, option: &str) -> Box<dyn std::error::Error> {
+    match e {
+        uptake::DicomError::MultipleSeries { .. } => format!("{e} (with {option} UID)").into(),
+        e => e.into(),
+    }
+}
+
+/// PET and CT series in different frames of reference have patient coordinates that need not
+/// agree, so the CT would be sampled at the wrong places; refused unless `allow`ed. Nothing is
+/// checked when either UID is unknown (a NIfTI input, or files without the attribute).
+pub fn check_frames_of_reference(
+    pet: Option<&str>,
+    ct: Option<&str>,
+    allow: bool,
+) -> Result<(), String> {
+    match (pet, ct) {
+        (Some(p), Some(c)) if p != c => {
+            let message = format!(
+                "the PET and CT series are in different frames of reference \
+                 (FrameOfReferenceUID {p} and {c}), so their patient coordinates need not agree"
+            );
+            if allow {
+                eprintln!(
+                    "warning: {message}; analysing anyway (--allow-frame-of-reference-mismatch)"
+                );
+                Ok(())
+            } else {
+                Err(format!(
+                    "{message}; register them first, or pass --allow-frame-of-reference-mismatch \
+                     if they are known to be aligned"
+                ))
+            }
+        }
+        _ => Ok(()),
     }
 }
 
@@ -300,4 +376,19 @@ fn figure(
     img.text(12, 8, &title, INK, 2);
     img.blit(&row, 0, 30);
     Ok(img)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_frames_of_reference;
+
+    #[test]
+    fn a_frame_of_reference_mismatch_is_refused_unless_allowed() {
+        let err = check_frames_of_reference(Some("1.2.3"), Some("1.2.4"), false).unwrap_err();
+        assert!(err.contains("1.2.3") && err.contains("1.2.4"), "{err}");
+        assert!(err.contains("--allow-frame-of-reference-mismatch"), "{err}");
+        assert!(check_frames_of_reference(Some("1.2.3"), Some("1.2.4"), true).is_ok());
+        assert!(check_frames_of_reference(Some("1.2.3"), Some("1.2.3"), false).is_ok());
+        assert!(check_frames_of_reference(None, Some("1.2.4"), false).is_ok());
+    }
 }
