@@ -61,8 +61,8 @@ pub(crate) mod memory;
 // below. Their paths stay public where the sibling crates (phantom, CLI) or this crate's own
 // integration tests and benchmarks import from them:
 // - analyzer, error, tracer: the CLI, the phantom and the tests import from the module paths;
-// - dicom: DICOM PET and CT series reading for the CLI (`analyze --pet DIR --ct DIR`, `convert`, `suv`); the plugin's
-//   hosts pass volumes, not files;
+// - dicom: DICOM PET and CT series reading for the CLI (`analyze --pet DIR --ct DIR`,
+//   `convert`, `suv`); the plugin's hosts pass volumes, not files;
 // - ffi: the C ABI (`include/uptake.h`), whose symbols are exported whatever the module's
 //   visibility; the tests check its status codes and load its plugin table;
 // - gpu: the CUDA backend (DESIGN S13), which the CLI's `info` probes and the GPU parity tests
