@@ -1,4 +1,5 @@
-//! Reading DICOM image series: PET to Bq/mL with its SUV attributes (DESIGN S2), CT to HU.
+//! Reading DICOM image series: PET to Bq/mL with its SUV attributes (DESIGN S2), CT to HU;
+//! writing the suspicious findings as a DICOM SEG on the PET's grid (module [`seg`]).
 //!
 //! One mechanism reads both: the files of a folder are scanned (headers only), one series is
 //! chosen by Modality (PT, CT) and SeriesInstanceUID, and its slices are decoded and stacked.
@@ -36,6 +37,7 @@
 mod part10;
 mod pet;
 mod pixels;
+pub mod seg;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -46,7 +48,7 @@ use thiserror::Error;
 
 use crate::volume::{Geometry, Volume, VolumeError};
 
-pub use pet::{PetSeries, read_pet_series_uid};
+pub use pet::{PatientStudy, PetInstance, PetSeries, read_pet_series_uid};
 
 /// Why a DICOM series could not be read.
 #[derive(Debug, Error)]

@@ -6,7 +6,7 @@ use std::path::Path;
 use dicom_dictionary_std::tags;
 use dicom_object::{InMemDicomObject, Tag};
 
-use super::{DicomError, float, text};
+use super::{DicomError, float, floats, text};
 use crate::suv::{
     SuvError, SuvMetadata, check_suv_range, date_seconds, suvbw_factor, time_seconds, try_to_suv,
 };
@@ -22,6 +22,65 @@ pub struct PetSeries {
     pub series_instance_uid: String,
     /// FrameOfReferenceUID (0020,0052), when the files carry it.
     pub frame_of_reference_uid: Option<String>,
+    /// The instances in slice order (slice z of `volume` is `instances[z]`): what an object
+    /// derived from the series references (a DICOM SEG, module `seg`).
+    pub instances: Vec<PetInstance>,
+    /// Patient and study attributes of the series' first slice, copied into derived objects.
+    pub patient_study: PatientStudy,
+}
+
+/// What identifies and places one slice of a PET series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PetInstance {
+    /// SOPClassUID (0008,0016), when present.
+    pub sop_class_uid: Option<String>,
+    /// SOPInstanceUID (0008,0018), when present.
+    pub sop_instance_uid: Option<String>,
+    /// ImagePositionPatient (0020,0032) as the file gives it (mm, LPS).
+    pub image_position_patient: [f64; 3],
+    /// SliceThickness (0018,0050), when present.
+    pub slice_thickness_mm: Option<f64>,
+}
+
+/// The Patient and General Study attributes of a series, as text (absent or empty: `None`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PatientStudy {
+    pub patient_name: Option<String>,
+    pub patient_id: Option<String>,
+    pub patient_birth_date: Option<String>,
+    pub patient_sex: Option<String>,
+    pub study_instance_uid: Option<String>,
+    pub study_date: Option<String>,
+    pub study_time: Option<String>,
+    pub study_id: Option<String>,
+    pub accession_number: Option<String>,
+    pub referring_physician_name: Option<String>,
+    pub study_description: Option<String>,
+}
+
+impl PatientStudy {
+    fn read(obj: &InMemDicomObject) -> Self {
+        Self {
+            patient_name: text(obj, tags::PATIENT_NAME),
+            patient_id: text(obj, tags::PATIENT_ID),
+            patient_birth_date: text(obj, tags::PATIENT_BIRTH_DATE),
+            patient_sex: text(obj, tags::PATIENT_SEX),
+            study_instance_uid: text(obj, tags::STUDY_INSTANCE_UID),
+            study_date: text(obj, tags::STUDY_DATE),
+            study_time: text(obj, tags::STUDY_TIME),
+            study_id: text(obj, tags::STUDY_ID),
+            accession_number: text(obj, tags::ACCESSION_NUMBER),
+            referring_physician_name: text(obj, tags::REFERRING_PHYSICIAN_NAME),
+            study_description: text(obj, tags::STUDY_DESCRIPTION),
+        }
+    }
+}
+
+/// What the PET reader keeps of each slice besides its pixels.
+struct PetSlice {
+    suv: SuvMetadata,
+    instance: PetInstance,
+    patient_study: PatientStudy,
 }
 
 impl PetSeries {
@@ -45,10 +104,10 @@ pub fn read_pet_series_uid(
     dir: impl AsRef<Path>,
     uid: Option<&str>,
 ) -> Result<PetSeries, DicomError> {
-    let stack = super::read_stack(dir.as_ref(), super::Modality::Pet, uid, read_metadata)?;
+    let stack = super::read_stack(dir.as_ref(), super::Modality::Pet, uid, read_pet_slice)?;
     let (first_file, first) = &stack.slices[0];
     for (file, m) in &stack.slices[1..] {
-        if !same_series_attributes(m, first) {
+        if !same_series_attributes(&m.suv, &first.suv) {
             return Err(DicomError::Inconsistent(format!(
                 "a series-level SUV attribute of {} differs from {}",
                 file.display(),
@@ -56,12 +115,13 @@ pub fn read_pet_series_uid(
             )));
         }
     }
-    let mut metadata = first.clone();
+    let mut metadata = first.suv.clone();
+    let patient_study = first.patient_study.clone();
     // QIBA compares the series time with the earliest acquisition of the series.
     if let Some(earliest) = stack
         .slices
         .iter()
-        .filter_map(|(_, m)| acquisition_seconds(m).map(|t| (t, m)))
+        .filter_map(|(_, m)| acquisition_seconds(&m.suv).map(|t| (t, &m.suv)))
         .min_by(|a, b| a.0.total_cmp(&b.0))
     {
         metadata.acquisition_date = earliest.1.acquisition_date.clone();
@@ -72,6 +132,28 @@ pub fn read_pet_series_uid(
         metadata,
         series_instance_uid: stack.series_instance_uid,
         frame_of_reference_uid: stack.frame_of_reference_uid,
+        instances: stack.slices.into_iter().map(|(_, m)| m.instance).collect(),
+        patient_study,
+    })
+}
+
+/// The SUV attributes, the identity and position, and the patient and study of one slice.
+fn read_pet_slice(file: &Path, obj: &InMemDicomObject) -> Result<PetSlice, DicomError> {
+    let image_position_patient = floats(obj, tags::IMAGE_POSITION_PATIENT)
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| DicomError::Missing {
+            file: file.to_path_buf(),
+            attribute: "ImagePositionPatient (0020,0032)",
+        })?;
+    Ok(PetSlice {
+        suv: read_metadata(file, obj)?,
+        instance: PetInstance {
+            sop_class_uid: text(obj, tags::SOP_CLASS_UID),
+            sop_instance_uid: text(obj, tags::SOP_INSTANCE_UID),
+            image_position_patient,
+            slice_thickness_mm: float(obj, tags::SLICE_THICKNESS).filter(|t| t.is_finite()),
+        },
+        patient_study: PatientStudy::read(obj),
     })
 }
 

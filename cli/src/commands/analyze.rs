@@ -7,6 +7,7 @@ use crate::picture::{Image, View, mip, project_labels};
 use indicatif::{ProgressBar, ProgressStyle};
 use uptake::Tracer;
 use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig, Device, Stage};
+use uptake::dicom::seg::{SegError, SourceSeries};
 use uptake::report::Report;
 use uptake::volume::{Volume, nifti};
 
@@ -104,6 +105,10 @@ pub struct Args {
     /// Output folder.
     #[arg(long)]
     out: PathBuf,
+    /// Also write the suspicious findings as a DICOM SEG (seg.dcm) into this folder, on the
+    /// grid of the PET series and referencing its instances (needs a DICOM --pet folder).
+    #[arg(long, value_name = "DIR")]
+    dicom_out: Option<PathBuf>,
     /// List every region in the table, not only the suspicious findings.
     #[arg(long)]
     all: bool,
@@ -118,8 +123,18 @@ pub fn parse_tracer(s: &str) -> Result<Tracer, String> {
 pub fn run(args: Args) -> CliResult {
     // Everything that can be refused without the volumes is, before they are read.
     args.analyzer.options(None)?;
+    if args.dicom_out.is_some() && !args.pet.is_dir() {
+        return Err(
+            "--dicom-out needs a DICOM PET series as --pet (a folder): the SEG \
+                    references the PET's instances, which a NIfTI PET does not have"
+                .into(),
+        );
+    }
     super::prepare_output_folder(&args.out)?;
-    let (pet, pet_frame) = read_pet(&args)?;
+    if let Some(dir) = &args.dicom_out {
+        super::prepare_output_folder(dir)?;
+    }
+    let (pet, pet_frame, pet_source) = read_pet(&args)?;
     let (ct, ct_frame) = read_ct(&args)?;
     check_frames_of_reference(
         pet_frame.as_deref(),
@@ -129,6 +144,9 @@ pub fn run(args: Args) -> CliResult {
     let analyzer = make_analyzer(&args.analyzer)?;
     let report = analyze(&analyzer, &pet, &ct, args.tracer, &args.analyzer)?;
     write_outputs(&args.out, &pet, &report)?;
+    if let (Some(dir), Some(source)) = (&args.dicom_out, &pet_source) {
+        write_dicom_seg(dir, source, &report)?;
+    }
     out!("{}", report.summary_table(args.all))?;
     outln!("outputs in {}", args.out.display())?;
     Ok(())
@@ -137,7 +155,42 @@ pub fn run(args: Args) -> CliResult {
 /// A volume and, for a DICOM series, its FrameOfReferenceUID.
 type Read = (Volume<f32>, Option<String>);
 
-fn read_pet(args: &Args) -> Result<Read, Box<dyn std::error::Error>> {
+/// The PET in SUV, its FrameOfReferenceUID and, for a DICOM series when --dicom-out asks for
+/// it, what a SEG needs of the series.
+type ReadPet = (Volume<f32>, Option<String>, Option<SourceSeries>);
+
+/// seg.dcm in `dir`: the suspicious findings as a DICOM SEG; a report without suspicious
+/// findings writes none (a SEG needs a segment), with a note on stderr.
+fn write_dicom_seg(
+    dir: &Path,
+    source: &SourceSeries,
+    report: &Report,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let path = dir.join("seg.dcm");
+    let version = format!("{} model {}", env!("CARGO_PKG_VERSION"), report.model.id);
+    match uptake::dicom::seg::write_seg(&path, source, report, &version) {
+        Ok(seg) => {
+            eprintln!(
+                "DICOM SEG {}: {} segments, {} frames (series {})",
+                path.display(),
+                seg.segments,
+                seg.frames,
+                seg.series_instance_uid
+            );
+            Ok(())
+        }
+        Err(SegError::NoSuspiciousFindings) => {
+            eprintln!(
+                "no suspicious finding: no DICOM SEG written to {}",
+                dir.display()
+            );
+            Ok(())
+        }
+        Err(e) => Err(format!("--dicom-out: {e}").into()),
+    }
+}
+
+fn read_pet(args: &Args) -> Result<ReadPet, Box<dyn std::error::Error>> {
     if args.pet.is_dir() {
         let series = uptake::dicom::read_pet_series_uid(&args.pet, args.pet_series.as_deref())
             .map_err(|e| hint_option(e, "--pet-series"))?;
@@ -146,7 +199,10 @@ fn read_pet(args: &Args) -> Result<Read, Box<dyn std::error::Error>> {
             series.series_instance_uid,
             series.suv_factor()?
         );
-        return Ok((series.to_suv()?, series.frame_of_reference_uid));
+        let suv = series.to_suv()?;
+        let frame = series.frame_of_reference_uid.clone();
+        let source = args.dicom_out.is_some().then(|| SourceSeries::from(series));
+        return Ok((suv, frame, source));
     }
     if args.pet_series.is_some() {
         return Err("--pet-series needs a DICOM folder as --pet".into());
@@ -160,7 +216,7 @@ fn read_pet(args: &Args) -> Result<Read, Box<dyn std::error::Error>> {
             ("bqml", _) => Err("--pet-units bqml needs a finite, positive --suv-factor".into()),
             (other, _) => Err(format!("--pet-units {other:?}: expected suv or bqml").into()),
         };
-    Ok((pet?, None))
+    Ok((pet?, None, None))
 }
 
 fn read_ct(args: &Args) -> Result<Read, Box<dyn std::error::Error>> {

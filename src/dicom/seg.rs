@@ -1,0 +1,875 @@
+//! Writing the suspicious findings of a report as a DICOM Segmentation (issue #30, "DICOM out").
+//!
+//! One Segmentation Storage object (SOP Class 1.2.840.10008.5.1.4.1.1.66.4, SegmentationType
+//! BINARY) on the grid of the PET series the analysis read, one segment per suspicious finding
+//! in report order (segment 1 is the most suspicious finding). A segment is the voxels of the
+//! finding's region: those carrying its `region.id` in the report's label map, or, for a
+//! sub-region finding, in its sub-region map.
+//!
+//! Frames: one per PET slice that holds voxels of a segment, ordered by segment number and
+//! then along the slice normal, the layout highdicom writes by default (empty frames omitted)
+//! and OHIF reads, through the per-frame references. Each frame names its segment
+//! (SegmentIdentificationSequence), its position (PlanePositionSequence, the slice's
+//! ImagePositionPatient as the PET file gives it) and the PET instance it was derived from
+//! (DerivationImageSequence > SourceImageSequence); orientation and pixel measures are shared.
+//! Pixels are packed 1 bit each, the first pixel in the least significant bit, frames
+//! concatenated without padding (PS3.5 8.1.1), the whole padded to an even length.
+//!
+//! Patient and study attributes are copied from the PET's first slice; series and instance
+//! are new, with UIDs of the form `2.25.<decimal value of a random version 4 UUID>`
+//! (PS3.5 B.2), written with SpecificCharacterSet ISO_IR 192 (UTF-8, which is what the reader
+//! decoded the PET's text to), explicit VR little endian.
+//!
+//! Codes: every segment is SCT 49755003 "Morphologically abnormal structure" / SCT 52988006
+//! "Lesion" (a finding the model calls suspicious is not known to be a neoplasm); the anatomic
+//! region comes from the finding's location class where the class is one structure with a
+//! SNOMED CT code in DICOM PS3.16 ([`anatomic_region`]), and is omitted otherwise.
+
+use std::path::Path;
+
+use dicom_core::value::{DataSetSequence, PrimitiveValue, Value};
+use dicom_core::{DataElement, Tag, VR};
+use dicom_dictionary_std::tags;
+use dicom_object::InMemDicomObject;
+use dicom_object::meta::FileMetaTableBuilder;
+use thiserror::Error;
+
+use super::{PatientStudy, PetInstance, PetSeries};
+use crate::findings::{Finding, Source};
+use crate::report::Report;
+use crate::volume::{Geometry, Volume};
+
+/// Segmentation Storage.
+pub const SEGMENTATION_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.66.4";
+const EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1";
+/// SeriesNumber (type 1 in the Segmentation Series module) of every SEG written here.
+pub const SERIES_NUMBER: u32 = 1000;
+
+/// Why a DICOM SEG could not be written.
+#[derive(Debug, Error)]
+pub enum SegError {
+    #[error("the PET series lacks {0}, which a DICOM SEG must reference or copy")]
+    MissingAttribute(&'static str),
+    #[error("the report has no suspicious finding: a DICOM SEG needs at least one segment")]
+    NoSuspiciousFindings,
+    #[error(
+        "the report's label map ({labels:?} voxels) is not on the grid of the PET series \
+         ({pet:?} voxels, {slices} slices)"
+    )]
+    GridMismatch {
+        labels: [usize; 3],
+        pet: [usize; 3],
+        slices: usize,
+    },
+    #[error("the report has no {0}")]
+    NoLabels(&'static str),
+    #[error("too many segments ({0}); a SEG holds at most 65535")]
+    TooManySegments(usize),
+    #[error("the PET slice is {0} pixels, beyond what a DICOM SEG can hold")]
+    TooLarge(usize),
+    #[error("cannot build the file meta group: {0}")]
+    Meta(String),
+    #[error("cannot write {path}: {message}")]
+    Write {
+        path: std::path::PathBuf,
+        message: String,
+    },
+}
+
+/// What a SEG needs of the PET series it was derived from; the series without its voxels.
+#[derive(Debug, Clone)]
+pub struct SourceSeries {
+    pub series_instance_uid: String,
+    pub frame_of_reference_uid: Option<String>,
+    pub geometry: Geometry,
+    /// In slice order: slice z of `geometry` is `instances[z]`.
+    pub instances: Vec<PetInstance>,
+    pub patient_study: PatientStudy,
+}
+
+impl From<PetSeries> for SourceSeries {
+    fn from(series: PetSeries) -> Self {
+        Self {
+            series_instance_uid: series.series_instance_uid,
+            frame_of_reference_uid: series.frame_of_reference_uid,
+            geometry: *series.volume.geometry(),
+            instances: series.instances,
+            patient_study: series.patient_study,
+        }
+    }
+}
+
+/// The identity of a written SEG.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenSeg {
+    pub series_instance_uid: String,
+    pub sop_instance_uid: String,
+    pub segments: usize,
+    pub frames: usize,
+}
+
+/// One segment: its number and the suspicious finding it shows.
+struct Segment<'a> {
+    number: u16,
+    finding: &'a Finding,
+}
+
+/// Writes the suspicious findings of `report` as a DICOM SEG on the grid of `source` to `path`.
+/// `algorithm_version` goes into AlgorithmVersion (the crate version and the model id, say).
+pub fn write_seg(
+    path: &Path,
+    source: &SourceSeries,
+    report: &Report,
+    algorithm_version: &str,
+) -> Result<WrittenSeg, SegError> {
+    let (obj, written) = build(source, report, algorithm_version)?;
+    let file = obj
+        .with_meta(FileMetaTableBuilder::new().transfer_syntax(EXPLICIT_VR_LITTLE_ENDIAN))
+        .map_err(|e| SegError::Meta(e.to_string()))?;
+    file.write_to_file(path).map_err(|e| SegError::Write {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(written)
+}
+
+/// The SEG data set (without its file meta group).
+fn build(
+    source: &SourceSeries,
+    report: &Report,
+    algorithm_version: &str,
+) -> Result<(InMemDicomObject, WrittenSeg), SegError> {
+    let labels = report
+        .label_map
+        .as_ref()
+        .ok_or(SegError::NoLabels("label map"))?;
+    let [columns, rows, slices] = source.geometry.dims();
+    if labels.dims() != source.geometry.dims() || source.instances.len() != slices {
+        return Err(SegError::GridMismatch {
+            labels: labels.dims(),
+            pet: source.geometry.dims(),
+            slices: source.instances.len(),
+        });
+    }
+    if rows > 65_535 || columns > 65_535 {
+        return Err(SegError::TooLarge(rows * columns));
+    }
+    let study_uid = source
+        .patient_study
+        .study_instance_uid
+        .as_deref()
+        .ok_or(SegError::MissingAttribute("StudyInstanceUID (0020,000D)"))?;
+    let frame_uid = source
+        .frame_of_reference_uid
+        .as_deref()
+        .ok_or(SegError::MissingAttribute(
+            "FrameOfReferenceUID (0020,0052)",
+        ))?;
+    let mut references = Vec::with_capacity(slices);
+    for instance in &source.instances {
+        let class = instance
+            .sop_class_uid
+            .as_deref()
+            .ok_or(SegError::MissingAttribute("SOPClassUID (0008,0016)"))?;
+        let uid = instance
+            .sop_instance_uid
+            .as_deref()
+            .ok_or(SegError::MissingAttribute("SOPInstanceUID (0008,0018)"))?;
+        references.push((class, uid));
+    }
+    let suspicious: Vec<&Finding> = report.findings.iter().filter(|f| f.suspicious).collect();
+    if suspicious.is_empty() {
+        return Err(SegError::NoSuspiciousFindings);
+    }
+    if suspicious.len() > usize::from(u16::MAX) {
+        return Err(SegError::TooManySegments(suspicious.len()));
+    }
+    let segments: Vec<Segment> = suspicious
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Segment {
+            number: i as u16 + 1,
+            finding: f,
+        })
+        .collect();
+    let masks: Vec<&Volume<u32>> = segments
+        .iter()
+        .map(|s| match s.finding.source {
+            Source::S4 => Ok(labels),
+            Source::Subregion => report
+                .subregion_map
+                .as_ref()
+                .ok_or(SegError::NoLabels("sub-region map")),
+        })
+        .collect::<Result<_, _>>()?;
+    if let Some(sub) = &report.subregion_map
+        && sub.dims() != labels.dims()
+    {
+        return Err(SegError::GridMismatch {
+            labels: sub.dims(),
+            pet: source.geometry.dims(),
+            slices,
+        });
+    }
+    let slice_len = rows * columns;
+    // Which slices hold voxels of each segment, and whether any voxel is in two segments.
+    let mut frames: Vec<(usize, usize)> = Vec::new();
+    let mut taken = vec![false; labels.data().len()];
+    let mut overlap = false;
+    for (k, (segment, map)) in segments.iter().zip(&masks).enumerate() {
+        let id = segment.finding.region.id;
+        for z in 0..slices {
+            let plane = &map.data()[z * slice_len..(z + 1) * slice_len];
+            if plane.contains(&id) {
+                frames.push((k, z));
+            }
+        }
+        for (t, _) in taken.iter_mut().zip(map.data()).filter(|(_, l)| **l == id) {
+            overlap |= *t;
+            *t = true;
+        }
+    }
+    drop(taken);
+    // Position indices: 1-based ranks of the slices that hold a frame, along the normal.
+    let mut used: Vec<usize> = frames.iter().map(|&(_, z)| z).collect();
+    used.sort_unstable();
+    used.dedup();
+    let position_index = |z: usize| used.binary_search(&z).map_or(0, |i| i as u32 + 1);
+
+    let now = Timestamp::now();
+    let series_uid = random_uid();
+    let sop_uid = random_uid();
+    let dimension_uid = random_uid();
+    let mut obj = InMemDicomObject::new_empty();
+    let mut put = |tag: Tag, vr: VR, value: Value<InMemDicomObject>| {
+        obj.put(DataElement::new(tag, vr, value));
+    };
+    put(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192".into());
+    put(tags::IMAGE_TYPE, VR::CS, strs(["DERIVED", "PRIMARY"]));
+    put(
+        tags::INSTANCE_CREATION_DATE,
+        VR::DA,
+        now.date.as_str().into(),
+    );
+    put(
+        tags::INSTANCE_CREATION_TIME,
+        VR::TM,
+        now.time.as_str().into(),
+    );
+    put(tags::SOP_CLASS_UID, VR::UI, SEGMENTATION_STORAGE.into());
+    put(tags::SOP_INSTANCE_UID, VR::UI, sop_uid.as_str().into());
+    put(tags::SERIES_DATE, VR::DA, now.date.as_str().into());
+    put(tags::SERIES_TIME, VR::TM, now.time.as_str().into());
+    put(tags::CONTENT_DATE, VR::DA, now.date.as_str().into());
+    put(tags::CONTENT_TIME, VR::TM, now.time.as_str().into());
+    put(tags::TIMEZONE_OFFSET_FROM_UTC, VR::SH, "+0000".into());
+    put(tags::MODALITY, VR::CS, "SEG".into());
+    put(tags::MANUFACTURER, VR::LO, "uptake".into());
+    put(tags::MANUFACTURER_MODEL_NAME, VR::LO, "uptake".into());
+    put(tags::DEVICE_SERIAL_NUMBER, VR::LO, "1".into());
+    put(
+        tags::SOFTWARE_VERSIONS,
+        VR::LO,
+        env!("CARGO_PKG_VERSION").into(),
+    );
+    put(
+        tags::SERIES_DESCRIPTION,
+        VR::LO,
+        "uptake suspicious findings".into(),
+    );
+    let ps = &source.patient_study;
+    for (tag, vr, value) in [
+        (tags::PATIENT_NAME, VR::PN, &ps.patient_name),
+        (tags::PATIENT_ID, VR::LO, &ps.patient_id),
+        (tags::PATIENT_BIRTH_DATE, VR::DA, &ps.patient_birth_date),
+        (tags::PATIENT_SEX, VR::CS, &ps.patient_sex),
+        (tags::STUDY_DATE, VR::DA, &ps.study_date),
+        (tags::STUDY_TIME, VR::TM, &ps.study_time),
+        (tags::STUDY_ID, VR::SH, &ps.study_id),
+        (tags::ACCESSION_NUMBER, VR::SH, &ps.accession_number),
+        (
+            tags::REFERRING_PHYSICIAN_NAME,
+            VR::PN,
+            &ps.referring_physician_name,
+        ),
+    ] {
+        put(tag, vr, optional(value));
+    }
+    if let Some(d) = &ps.study_description {
+        put(tags::STUDY_DESCRIPTION, VR::LO, d.as_str().into());
+    }
+    put(tags::STUDY_INSTANCE_UID, VR::UI, study_uid.into());
+    put(
+        tags::SERIES_INSTANCE_UID,
+        VR::UI,
+        series_uid.as_str().into(),
+    );
+    put(
+        tags::SERIES_NUMBER,
+        VR::IS,
+        SERIES_NUMBER.to_string().into(),
+    );
+    put(tags::INSTANCE_NUMBER, VR::IS, "1".into());
+    put(tags::FRAME_OF_REFERENCE_UID, VR::UI, frame_uid.into());
+    put(
+        tags::POSITION_REFERENCE_INDICATOR,
+        VR::LO,
+        PrimitiveValue::Empty.into(),
+    );
+    put(
+        tags::REFERENCED_SERIES_SEQUENCE,
+        VR::SQ,
+        sequence([item([
+            (
+                tags::SERIES_INSTANCE_UID,
+                VR::UI,
+                source.series_instance_uid.as_str().into(),
+            ),
+            (
+                tags::REFERENCED_INSTANCE_SEQUENCE,
+                VR::SQ,
+                sequence(references.iter().map(|(class, uid)| {
+                    item([
+                        (tags::REFERENCED_SOP_CLASS_UID, VR::UI, (*class).into()),
+                        (tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, (*uid).into()),
+                    ])
+                })),
+            ),
+        ])]),
+    );
+    put(
+        tags::DIMENSION_ORGANIZATION_SEQUENCE,
+        VR::SQ,
+        sequence([item([(
+            tags::DIMENSION_ORGANIZATION_UID,
+            VR::UI,
+            dimension_uid.as_str().into(),
+        )])]),
+    );
+    let dimension = |pointer: Tag, group: Tag, label: &str| {
+        item([
+            (
+                tags::DIMENSION_ORGANIZATION_UID,
+                VR::UI,
+                dimension_uid.as_str().into(),
+            ),
+            (
+                tags::DIMENSION_INDEX_POINTER,
+                VR::AT,
+                PrimitiveValue::from(pointer).into(),
+            ),
+            (
+                tags::FUNCTIONAL_GROUP_POINTER,
+                VR::AT,
+                PrimitiveValue::from(group).into(),
+            ),
+            (tags::DIMENSION_DESCRIPTION_LABEL, VR::LO, label.into()),
+        ])
+    };
+    put(
+        tags::DIMENSION_INDEX_SEQUENCE,
+        VR::SQ,
+        sequence([
+            dimension(
+                tags::REFERENCED_SEGMENT_NUMBER,
+                tags::SEGMENT_IDENTIFICATION_SEQUENCE,
+                "Referenced Segment Number",
+            ),
+            dimension(
+                tags::IMAGE_POSITION_PATIENT,
+                tags::PLANE_POSITION_SEQUENCE,
+                "Image Position Patient",
+            ),
+        ]),
+    );
+    put(
+        tags::SAMPLES_PER_PIXEL,
+        VR::US,
+        PrimitiveValue::from(1u16).into(),
+    );
+    put(
+        tags::PHOTOMETRIC_INTERPRETATION,
+        VR::CS,
+        "MONOCHROME2".into(),
+    );
+    put(
+        tags::NUMBER_OF_FRAMES,
+        VR::IS,
+        frames.len().to_string().into(),
+    );
+    put(tags::ROWS, VR::US, PrimitiveValue::from(rows as u16).into());
+    put(
+        tags::COLUMNS,
+        VR::US,
+        PrimitiveValue::from(columns as u16).into(),
+    );
+    for tag in [tags::BITS_ALLOCATED, tags::BITS_STORED] {
+        put(tag, VR::US, PrimitiveValue::from(1u16).into());
+    }
+    for tag in [tags::HIGH_BIT, tags::PIXEL_REPRESENTATION] {
+        put(tag, VR::US, PrimitiveValue::from(0u16).into());
+    }
+    put(tags::LOSSY_IMAGE_COMPRESSION, VR::CS, "00".into());
+    put(tags::SEGMENTATION_TYPE, VR::CS, "BINARY".into());
+    put(
+        tags::SEGMENTS_OVERLAP,
+        VR::CS,
+        if overlap { "YES" } else { "NO" }.into(),
+    );
+    put(tags::CONTENT_LABEL, VR::CS, "UPTAKE".into());
+    put(
+        tags::CONTENT_DESCRIPTION,
+        VR::LO,
+        "Suspicious uptake findings".into(),
+    );
+    put(
+        tags::CONTENT_CREATOR_NAME,
+        VR::PN,
+        PrimitiveValue::Empty.into(),
+    );
+    put(
+        tags::SEGMENT_SEQUENCE,
+        VR::SQ,
+        sequence(segments.iter().map(|s| segment_item(s, algorithm_version))),
+    );
+    let g = &source.geometry;
+    let [sx, sy, sz] = g.spacing_mm();
+    let d = g.direction();
+    let orientation = [d[0][0], d[1][0], d[2][0], d[0][1], d[1][1], d[2][1]];
+    let thickness = source.instances[0].slice_thickness_mm.unwrap_or(sz);
+    put(
+        tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE,
+        VR::SQ,
+        sequence([item([
+            (
+                tags::PLANE_ORIENTATION_SEQUENCE,
+                VR::SQ,
+                sequence([item([(
+                    tags::IMAGE_ORIENTATION_PATIENT,
+                    VR::DS,
+                    decimals(&orientation),
+                )])]),
+            ),
+            (
+                tags::PIXEL_MEASURES_SEQUENCE,
+                VR::SQ,
+                sequence([item([
+                    (tags::SLICE_THICKNESS, VR::DS, decimals(&[thickness])),
+                    (tags::SPACING_BETWEEN_SLICES, VR::DS, decimals(&[sz])),
+                    // Row spacing (along y, the column direction) first.
+                    (tags::PIXEL_SPACING, VR::DS, decimals(&[sy, sx])),
+                ])]),
+            ),
+        ])]),
+    );
+    put(
+        tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE,
+        VR::SQ,
+        sequence(frames.iter().map(|&(k, z)| {
+            let (class, uid) = references[z];
+            item([
+                (
+                    tags::DERIVATION_IMAGE_SEQUENCE,
+                    VR::SQ,
+                    sequence([item([
+                        (
+                            tags::SOURCE_IMAGE_SEQUENCE,
+                            VR::SQ,
+                            sequence([item([
+                                (tags::REFERENCED_SOP_CLASS_UID, VR::UI, class.into()),
+                                (tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, uid.into()),
+                                (tags::SPATIAL_LOCATIONS_PRESERVED, VR::CS, "YES".into()),
+                                (
+                                    tags::PURPOSE_OF_REFERENCE_CODE_SEQUENCE,
+                                    VR::SQ,
+                                    code(SOURCE_IMAGE_FOR_PROCESSING),
+                                ),
+                            ])]),
+                        ),
+                        (
+                            tags::DERIVATION_CODE_SEQUENCE,
+                            VR::SQ,
+                            code(SEGMENTATION_DERIVATION),
+                        ),
+                    ])]),
+                ),
+                (
+                    tags::FRAME_CONTENT_SEQUENCE,
+                    VR::SQ,
+                    sequence([item([(
+                        tags::DIMENSION_INDEX_VALUES,
+                        VR::UL,
+                        PrimitiveValue::U32(
+                            [u32::from(segments[k].number), position_index(z)]
+                                .into_iter()
+                                .collect(),
+                        )
+                        .into(),
+                    )])]),
+                ),
+                (
+                    tags::PLANE_POSITION_SEQUENCE,
+                    VR::SQ,
+                    sequence([item([(
+                        tags::IMAGE_POSITION_PATIENT,
+                        VR::DS,
+                        decimals(&source.instances[z].image_position_patient),
+                    )])]),
+                ),
+                (
+                    tags::SEGMENT_IDENTIFICATION_SEQUENCE,
+                    VR::SQ,
+                    sequence([item([(
+                        tags::REFERENCED_SEGMENT_NUMBER,
+                        VR::US,
+                        PrimitiveValue::from(segments[k].number).into(),
+                    )])]),
+                ),
+            ])
+        })),
+    );
+    let pixels = pack_frames(&frames, slice_len, |k, z| {
+        let id = segments[k].finding.region.id;
+        let plane = &masks[k].data()[z * slice_len..(z + 1) * slice_len];
+        plane.iter().map(move |&l| l == id)
+    });
+    put(
+        tags::PIXEL_DATA,
+        VR::OB,
+        PrimitiveValue::from(pixels).into(),
+    );
+    let written = WrittenSeg {
+        series_instance_uid: series_uid,
+        sop_instance_uid: sop_uid,
+        segments: segments.len(),
+        frames: frames.len(),
+    };
+    Ok((obj, written))
+}
+
+/// The bits of `frames` (segment, slice), each `slice_len` pixels in row-major order, packed
+/// 1 bit per pixel, least significant bit first, with no padding between frames; the result
+/// padded with zero bytes to an even length.
+fn pack_frames<I: Iterator<Item = bool>>(
+    frames: &[(usize, usize)],
+    slice_len: usize,
+    pixels: impl Fn(usize, usize) -> I,
+) -> Vec<u8> {
+    let bits = frames.len() * slice_len;
+    let mut out = vec![0u8; bits.div_ceil(8).next_multiple_of(2)];
+    let mut i = 0usize;
+    for &(k, z) in frames {
+        for on in pixels(k, z) {
+            if on {
+                out[i / 8] |= 1 << (i % 8);
+            }
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A coded concept: value, scheme, meaning.
+type Code = (&'static str, &'static str, &'static str);
+
+const SOURCE_IMAGE_FOR_PROCESSING: Code = (
+    "121322",
+    "DCM",
+    "Source image for image processing operation",
+);
+const SEGMENTATION_DERIVATION: Code = ("113076", "DCM", "Segmentation");
+const MORPHOLOGICALLY_ABNORMAL_STRUCTURE: Code =
+    ("49755003", "SCT", "Morphologically abnormal structure");
+const LESION: Code = ("52988006", "SCT", "Lesion");
+const ARTIFICIAL_INTELLIGENCE: Code = ("123110", "DCM", "Artificial Intelligence");
+
+/// The SNOMED CT body structure of a model v1 location class (`classes::v1_classes`), where
+/// the class is one structure with a code in DICOM PS3.16 (CID 4 "Anatomic Region" and the
+/// lymph node CID 7600). `None` for the classes that gather several structures or whose
+/// structure has no such code: ganglion, ln_common_iliac, ln_supradiaphragmatic,
+/// adrenal_other_organ, bowel (small and large intestine).
+pub fn anatomic_region(location: &str) -> Option<(&'static str, &'static str)> {
+    Some(match location {
+        "soft_tissue" => ("87784001", "Soft tissue"),
+        "brain" => ("12738006", "Brain"),
+        "lacrimal_gland" => ("13561001", "Lacrimal gland"),
+        "salivary_gland" => ("385294005", "Salivary gland"),
+        "pharynx" => ("54066008", "Pharynx"),
+        "thyroid" => ("69748006", "Thyroid"),
+        "heart" => ("80891009", "Heart"),
+        "lung" => ("39607008", "Lung"),
+        "liver" => ("10200004", "Liver"),
+        "spleen" => ("78961009", "Spleen"),
+        "kidney" => ("64033007", "Kidney"),
+        "ureter" => ("87953007", "Ureter"),
+        "bladder" => ("89837001", "Bladder"),
+        "prostate" => ("41216001", "Prostate"),
+        "ln_pelvic" => ("54268001", "Pelvic lymph node"),
+        "ln_retroperitoneal" => ("91394001", "Retroperitoneal lymph node"),
+        "ln_inguinal" => ("8928004", "Inguinal lymph node"),
+        "bone" => ("272673000", "Bone"),
+        _ => return None,
+    })
+}
+
+/// The Segment Sequence item of one segment.
+fn segment_item(segment: &Segment, algorithm_version: &str) -> InMemDicomObject {
+    let f = segment.finding;
+    let mut elements: Vec<(Tag, VR, Value<InMemDicomObject>)> = vec![
+        (
+            tags::SEGMENT_NUMBER,
+            VR::US,
+            PrimitiveValue::from(segment.number).into(),
+        ),
+        (
+            tags::SEGMENT_LABEL,
+            VR::LO,
+            limit(&format!("{} (region {})", f.location.name, f.region.id), 64).into(),
+        ),
+        (
+            tags::SEGMENT_DESCRIPTION,
+            VR::ST,
+            format!(
+                "p_suspicious {:.3}, SUVmax {:.2}, SUVpeak {:.2}, SUVmean {:.2}, volume {:.2} mL",
+                f.p_suspicious,
+                f.region.suv_max,
+                f.region.suv_peak,
+                f.region.suv_mean,
+                f.region.volume_ml
+            )
+            .into(),
+        ),
+        (
+            tags::SEGMENTED_PROPERTY_CATEGORY_CODE_SEQUENCE,
+            VR::SQ,
+            code(MORPHOLOGICALLY_ABNORMAL_STRUCTURE),
+        ),
+        (
+            tags::SEGMENTED_PROPERTY_TYPE_CODE_SEQUENCE,
+            VR::SQ,
+            code(LESION),
+        ),
+        (tags::SEGMENT_ALGORITHM_TYPE, VR::CS, "AUTOMATIC".into()),
+        (tags::SEGMENT_ALGORITHM_NAME, VR::LO, "uptake".into()),
+        (
+            tags::SEGMENTATION_ALGORITHM_IDENTIFICATION_SEQUENCE,
+            VR::SQ,
+            sequence([item([
+                (
+                    tags::ALGORITHM_FAMILY_CODE_SEQUENCE,
+                    VR::SQ,
+                    code(ARTIFICIAL_INTELLIGENCE),
+                ),
+                (tags::ALGORITHM_NAME, VR::LO, "uptake".into()),
+                (
+                    tags::ALGORITHM_VERSION,
+                    VR::LO,
+                    limit(algorithm_version, 64).into(),
+                ),
+            ])]),
+        ),
+        (
+            tags::TRACKING_ID,
+            VR::UT,
+            format!("uptake region {}", f.region.id).into(),
+        ),
+        (tags::TRACKING_UID, VR::UI, random_uid().into()),
+    ];
+    if let Some((value, meaning)) = anatomic_region(&f.location.name) {
+        elements.push((
+            tags::ANATOMIC_REGION_SEQUENCE,
+            VR::SQ,
+            code((value, "SCT", meaning)),
+        ));
+    }
+    item(elements)
+}
+
+fn item(
+    elements: impl IntoIterator<Item = (Tag, VR, Value<InMemDicomObject>)>,
+) -> InMemDicomObject {
+    InMemDicomObject::from_element_iter(
+        elements
+            .into_iter()
+            .map(|(tag, vr, value)| DataElement::new(tag, vr, value)),
+    )
+}
+
+fn sequence(items: impl IntoIterator<Item = InMemDicomObject>) -> Value<InMemDicomObject> {
+    DataSetSequence::from(items.into_iter().collect::<Vec<_>>()).into()
+}
+
+/// A code sequence of one item.
+fn code((value, scheme, meaning): Code) -> Value<InMemDicomObject> {
+    sequence([item([
+        (tags::CODE_VALUE, VR::SH, value.into()),
+        (tags::CODING_SCHEME_DESIGNATOR, VR::SH, scheme.into()),
+        (tags::CODE_MEANING, VR::LO, meaning.into()),
+    ])])
+}
+
+fn strs<const N: usize>(values: [&str; N]) -> Value<InMemDicomObject> {
+    PrimitiveValue::Strs(values.iter().map(|s| s.to_string()).collect()).into()
+}
+
+/// A type 2 attribute: its value, or empty.
+fn optional(value: &Option<String>) -> Value<InMemDicomObject> {
+    match value {
+        Some(v) => v.as_str().into(),
+        None => PrimitiveValue::Empty.into(),
+    }
+}
+
+/// DS values, each at most 16 characters (PS3.5 6.2).
+fn decimals(values: &[f64]) -> Value<InMemDicomObject> {
+    PrimitiveValue::Strs(values.iter().map(|&v| decimal_string(v)).collect()).into()
+}
+
+/// The shortest text that reads back as `v` when it fits 16 characters (a DS holds at most
+/// 16); otherwise the closer to `v` of the longest fixed and the longest exponential forms that
+/// fit.
+fn decimal_string(v: f64) -> String {
+    let v = if v == 0.0 { 0.0 } else { v }; // no "-0"
+    let shortest = v.to_string();
+    if shortest.len() <= 16 {
+        return shortest;
+    }
+    let fits = |s: &String| s.len() <= 16;
+    let fixed = (0..=15)
+        .rev()
+        .map(|p| {
+            let s = format!("{v:.p$}");
+            if s.contains('.') {
+                s.trim_end_matches('0').trim_end_matches('.').to_string()
+            } else {
+                s
+            }
+        })
+        .find(fits);
+    let exponential = (0..=15).rev().map(|p| format!("{v:.p$e}")).find(fits);
+    let error = |s: &Option<String>| {
+        s.as_deref()
+            .and_then(|s| s.parse::<f64>().ok())
+            .map_or(f64::INFINITY, |b| (b - v).abs())
+    };
+    let best = if error(&fixed) <= error(&exponential) {
+        fixed
+    } else {
+        exponential
+    };
+    best.unwrap_or_else(|| "0".to_string())
+}
+
+/// `text` cut to at most `max` bytes at a character boundary (the length limit of LO).
+fn limit(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+/// A UID of the form `2.25.<integer>` from a random version 4 UUID (PS3.5 B.2).
+pub fn random_uid() -> String {
+    let mut bits: u128 = rand::random();
+    // Version 4 in bits 76–79, variant 0b10 in bits 62–63 (RFC 9562 §5.4).
+    bits = (bits & !(0xF << 76)) | (0x4 << 76);
+    bits = (bits & !(0x3 << 62)) | (0x2 << 62);
+    format!("2.25.{bits}")
+}
+
+/// The current UTC date (YYYYMMDD) and time (HHMMSS) as DICOM DA and TM.
+struct Timestamp {
+    date: String,
+    time: String,
+}
+
+impl Timestamp {
+    fn now() -> Self {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+        let s = secs % 86_400;
+        Self {
+            date: format!("{y:04}{m:02}{d:02}"),
+            time: format!("{:02}{:02}{:02}", s / 3600, s / 60 % 60, s % 60),
+        }
+    }
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uids_are_2_25_uuids_within_64_characters() {
+        for _ in 0..100 {
+            let uid = random_uid();
+            assert!(uid.len() <= 64, "{uid}");
+            let n: u128 = uid.strip_prefix("2.25.").unwrap().parse().unwrap();
+            assert_eq!((n >> 76) & 0xF, 4, "{uid}");
+            assert_eq!((n >> 62) & 0x3, 2, "{uid}");
+        }
+    }
+
+    #[test]
+    fn bits_pack_across_frames_without_padding() {
+        // Two frames of 5 pixels: 10 bits, 2 bytes (already even).
+        let frames = [(0, 0), (0, 1)];
+        let on = [
+            [true, false, false, false, true],
+            [false, true, true, false, false],
+        ];
+        let packed = pack_frames(&frames, 5, |_, z| on[z].iter().copied());
+        // Bits 0, 4 | 6, 7 → 0b1101_0001, then nothing in the second byte.
+        assert_eq!(packed, vec![0b1101_0001, 0]);
+        // Three frames of 3 pixels: 9 bits → 2 bytes.
+        let frames = [(0, 0), (0, 1), (0, 2)];
+        let packed = pack_frames(&frames, 3, |_, z| [z == 2, false, z == 2].into_iter());
+        assert_eq!(packed, vec![0b0100_0000, 0b1]);
+    }
+
+    #[test]
+    fn decimal_strings_fit_16_characters() {
+        for v in [
+            0.0,
+            -0.0,
+            1.0,
+            -100.0,
+            3.27,
+            0.1 + 0.2,
+            -123.456_789_012_345,
+            1e-20,
+            2.5e300,
+        ] {
+            let s = decimal_string(v);
+            assert!(s.len() <= 16, "{v}: {s}");
+            let back: f64 = s.parse().unwrap();
+            assert!((back - v).abs() <= 1e-12 * v.abs(), "{v}: {s}");
+        }
+        assert_eq!(decimal_string(-0.0), "0");
+        assert_eq!(decimal_string(3.27), "3.27");
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(20_454), (2026, 1, 1));
+    }
+}
