@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use uptake::Tracer;
 use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig, Device};
-use uptake_phantom::{self as phantom, PhantomSpec, Preset};
+use uptake_phantom::{self as phantom, Coverage, PhantomSpec, Preset};
 
 fn status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -36,6 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tracer: Tracer::Psma,
         seed: 208,
         preset: Preset::Clinical,
+        coverage: Coverage::WholeBody,
     })?;
     let analyzer = Analyzer::new(AnalyzerConfig {
         device: Device::Cpu,

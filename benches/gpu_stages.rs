@@ -19,7 +19,7 @@ use uptake::gpu::{CudaBackend, DeviceInfo, GpuError};
 use uptake::mpr::MprSpec;
 use uptake::report::Report;
 use uptake::{Geometry, Tracer, Volume};
-use uptake_phantom::{self as phantom, PhantomSpec, Preset};
+use uptake_phantom::{self as phantom, Coverage, PhantomSpec, Preset};
 
 const RUNS: usize = 5;
 const REGIONS: usize = 2000;
@@ -287,6 +287,7 @@ fn whole_analysis(info: &DeviceInfo) -> Result<(), Box<dyn std::error::Error>> {
         tracer: Tracer::Psma,
         seed: 208,
         preset: Preset::Clinical,
+        coverage: Coverage::WholeBody,
     })?;
     let make = |device| {
         Analyzer::new(AnalyzerConfig {

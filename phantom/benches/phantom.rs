@@ -5,7 +5,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use uptake::tracer::Tracer;
-use uptake_phantom::{self as phantom, PhantomSpec, Preset};
+use uptake_phantom::{self as phantom, Coverage, PhantomSpec, Preset};
 
 fn generate(c: &mut Criterion) {
     let mut group = c.benchmark_group("phantom");
@@ -16,6 +16,7 @@ fn generate(c: &mut Criterion) {
                 tracer,
                 seed: 7,
                 preset,
+                coverage: Coverage::WholeBody,
             };
             group.bench_function(format!("{name}_{}", tracer.name()), |b| {
                 b.iter(|| phantom::generate(&spec).expect("generate"))

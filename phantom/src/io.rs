@@ -46,6 +46,9 @@ pub struct Manifest {
     /// The scanners the study was imaged with (`scanner`).
     pub pet_protocol: super::scanner::PetProtocol,
     pub ct_protocol: super::scanner::CtProtocol,
+    /// Manifests written before the field-of-view draw covered vertex to mid-thigh.
+    #[serde(default)]
+    pub field_of_view: super::scanner::FieldOfView,
     pub scenario: String,
     pub truth: TrueStage,
     pub diffuse_marrow: bool,
@@ -105,6 +108,7 @@ impl Study {
             psf_fwhm_mm: self.pet_protocol.psf_fwhm_mm,
             pet_protocol: self.pet_protocol,
             ct_protocol: self.ct_protocol,
+            field_of_view: self.field_of_view,
             scenario: self.scenario.clone(),
             truth: self.truth.clone(),
             diffuse_marrow: self.diffuse_marrow,

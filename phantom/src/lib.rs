@@ -29,7 +29,7 @@ use body::Body;
 use disease::{Avidity, DiseasePlan};
 use physiology::Target;
 use render::{Scene, Select, Stream, Window, rng};
-use scanner::{CtProtocol, PetProtocol};
+use scanner::{AxialCoverage, CtProtocol, FieldOfView, PetProtocol};
 use uptake::classes::{Role, v1_classes};
 use uptake::tracer::Tracer;
 use uptake::volume::{Geometry, Volume, VolumeError};
@@ -52,6 +52,8 @@ pub enum PhantomError {
     TooManyLabels(usize),
     #[error("unknown preset {0:?}: expected small or clinical")]
     UnknownPreset(String),
+    #[error("the anatomy has no {0:?}, a landmark of the field of view")]
+    MissingLandmark(String),
 }
 
 /// Grid sizes.
@@ -125,6 +127,34 @@ pub struct PhantomSpec {
     pub tracer: Tracer,
     pub seed: u64,
     pub preset: Preset,
+    /// The axial range and CT diameter (specs written before the choice were whole-body).
+    #[serde(default)]
+    pub coverage: Coverage,
+}
+
+/// Which field of view a study is imaged over.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Coverage {
+    /// Skull vertex to mid-thigh on a 500 mm CT: every organ in view (demo, tests).
+    #[default]
+    WholeBody,
+    /// Drawn by seed with the scanner (`scanner::FieldOfView`): truncated axial ranges and
+    /// smaller CT diameters, as clinical studies come.
+    Drawn,
+}
+
+impl std::str::FromStr for Coverage {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "whole-body" => Ok(Coverage::WholeBody),
+            "drawn" => Ok(Coverage::Drawn),
+            other => Err(format!(
+                "unknown coverage {other:?}: expected whole-body or drawn"
+            )),
+        }
+    }
 }
 
 /// One label value of the structure maps.
@@ -219,6 +249,7 @@ pub struct Study {
     pub diffuse_marrow: bool,
     pub pet_protocol: PetProtocol,
     pub ct_protocol: CtProtocol,
+    pub field_of_view: FieldOfView,
 }
 
 /// The anatomy and the disease plan of a spec, without rendering (fast: what a cohort's
@@ -237,12 +268,35 @@ pub fn plan_truth(disease: &DiseasePlan) -> TrueStage {
     stage(&roles, disease.diffuse_marrow)
 }
 
-/// PET and CT grids of a patient: skull vertex (plus margin) to mid-thigh, centred in x and y.
-pub fn geometries(preset: Preset, body: &Body) -> Result<(Geometry, Geometry), PhantomError> {
+/// PET and CT grids of a patient over a field of view, centred in x and y. The whole-body
+/// range runs from the skull vertex (plus margin) to mid-thigh; the others from the landmarks
+/// `AxialCoverage` names, each end shifted as drawn and kept inside the whole-body range.
+pub fn geometries(
+    preset: Preset,
+    body: &Body,
+    fov: &FieldOfView,
+) -> Result<(Geometry, Geometry), PhantomError> {
     let g = preset.grids();
     let h = body.habitus.height_mm / 1750.0;
-    let top = 15.0 * h;
-    let bottom = (640.0 - 1750.0) * h;
+    let (vertex, thigh) = (15.0 * h, (640.0 - 1750.0) * h);
+    let z = |name: &str| {
+        let s = body.structure_id(name);
+        let mut b = body.primitives.iter().filter(|p| Some(p.structure) == s);
+        b.next()
+            .map(|p| b.fold(p.bounds, |a, p| a.union(p.bounds)))
+            .map(|b| (b.lo[2], b.hi[2]))
+            .ok_or_else(|| PhantomError::MissingLandmark(name.to_string()))
+    };
+    let (landmark_top, landmark_bottom) = match fov.axial {
+        AxialCoverage::VertexToThigh => (vertex, thigh),
+        AxialCoverage::SkullBaseToThigh => (z("skull")?.0, thigh),
+        // The bladder rests on the pubic symphysis; the common iliac nodes lie at the crests.
+        AxialCoverage::ChestAbdomenPelvis => (z("lung_left")?.1, z("bladder")?.0),
+        AxialCoverage::AbdomenPelvis => (z("liver")?.1, z("bladder")?.0 - 40.0),
+        AxialCoverage::Pelvis => (z("ln_common_iliac")?.1, z("bladder")?.0 - 60.0),
+    };
+    let top = (landmark_top + fov.top_shift_mm).min(vertex + FieldOfView::SHIFT_MM);
+    let bottom = (landmark_bottom + fov.bottom_shift_mm).max(thigh);
     // NIfTI stores spacing and origin as f32: grids use f32-exact values so that a study
     // read back from its files has exactly the geometry it was generated on.
     let f32_exact = |v: f64| v as f32 as f64;
@@ -260,9 +314,10 @@ pub fn geometries(preset: Preset, body: &Body) -> Result<(Geometry, Geometry), P
             ],
         )
     };
+    let ct_pixel = fov.ct_diameter_mm / g.ct_matrix as f64;
     Ok((
         make(g.pet_spacing_mm, g.pet_matrix)?,
-        make(g.ct_spacing_mm, g.ct_matrix)?,
+        make([ct_pixel, ct_pixel, g.ct_spacing_mm[2]], g.ct_matrix)?,
     ))
 }
 
@@ -295,12 +350,16 @@ pub fn generate(spec: &PhantomSpec) -> Result<Study, PhantomError> {
             n_labels.max(disease.lesions.len()),
         ));
     }
-    let (pet_g, ct_g) = geometries(spec.preset, &body)?;
     let grids = spec.preset.grids();
-    // The scanners, from a stream of their own: PET first, then CT.
+    // The scanners, from a stream of their own: PET, CT, then the field of view.
     let mut scanner_rng = rng(spec.seed, Stream::SCANNER);
     let pet_protocol = PetProtocol::draw(spec.tracer, &mut scanner_rng);
     let ct_protocol = CtProtocol::draw(&mut scanner_rng);
+    let field_of_view = match spec.coverage {
+        Coverage::WholeBody => FieldOfView::default(),
+        Coverage::Drawn => FieldOfView::draw(&mut scanner_rng),
+    };
+    let (pet_g, ct_g) = geometries(spec.preset, &body, &field_of_view)?;
     let fwhm = pet_protocol.psf_fwhm_mm;
     let margin = margin_vox(&pet_g, fwhm);
 
@@ -485,6 +544,7 @@ pub fn generate(spec: &PhantomSpec) -> Result<Study, PhantomError> {
         diffuse_marrow: disease.diffuse_marrow,
         pet_protocol,
         ct_protocol,
+        field_of_view,
     })
 }
 

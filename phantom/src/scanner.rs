@@ -3,7 +3,10 @@
 //! resolution, noise or calibration. PET: PSF 4–8 mm FWHM (digital to older analogue systems,
 //! with and without resolution modelling), noise from long to short acquisitions, and the
 //! ±10 % SUV calibration error that cross-calibration audits allow. CT: diagnostic to low-dose
-//! noise and a few per cent of HU calibration drift.
+//! noise and a few per cent of HU calibration drift. Field of view: the axial range clinics
+//! scan (vertex or skull base to mid-thigh, chest to pelvis, abdomen and pelvis, pelvis only,
+//! each end drawn about its landmark) and the CT's reconstruction diameter, which can cut off
+//! the arms and flanks, so that a network does not rely on context a real study may lack.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -75,6 +78,82 @@ impl CtProtocol {
     }
 }
 
+/// The axial range a study covers, from its top landmark to its bottom one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AxialCoverage {
+    /// Skull vertex to mid-thigh (a whole-body PSMA or FDG study).
+    VertexToThigh,
+    /// Skull base to mid-thigh (the most common FDG and PSMA range).
+    SkullBaseToThigh,
+    /// Lung apices to the pubis.
+    ChestAbdomenPelvis,
+    /// Liver dome to the femoral heads, the dome itself sometimes cut (a diagnostic
+    /// abdominal CT, like the real test CT).
+    AbdomenPelvis,
+    /// Iliac crests to below the pubis.
+    Pelvis,
+}
+
+/// Where a study's images end.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FieldOfView {
+    pub axial: AxialCoverage,
+    /// Shifts of the top and bottom ends from their landmarks (mm, + is cranial).
+    pub top_shift_mm: f64,
+    pub bottom_shift_mm: f64,
+    /// CT reconstruction diameter: the CT's in-plane spacing is this over its matrix.
+    pub ct_diameter_mm: f64,
+}
+
+impl Default for FieldOfView {
+    /// The generator's range before the draw: vertex to mid-thigh, a 500 mm CT.
+    fn default() -> Self {
+        Self {
+            axial: AxialCoverage::VertexToThigh,
+            top_shift_mm: 0.0,
+            bottom_shift_mm: 0.0,
+            ct_diameter_mm: 500.0,
+        }
+    }
+}
+
+impl FieldOfView {
+    /// Share of each axial coverage, most studies still whole-body.
+    pub const AXIAL_SHARES: [(AxialCoverage, f64); 5] = [
+        (AxialCoverage::VertexToThigh, 0.35),
+        (AxialCoverage::SkullBaseToThigh, 0.30),
+        (AxialCoverage::ChestAbdomenPelvis, 0.12),
+        (AxialCoverage::AbdomenPelvis, 0.15),
+        (AxialCoverage::Pelvis, 0.08),
+    ];
+    /// Spread of each end about its landmark (mm).
+    pub const SHIFT_MM: f64 = 30.0;
+    /// PET/CT and diagnostic CTs reconstruct 350–500 mm (0.68–0.98 mm pixels at 512²).
+    pub const CT_DIAMETER_MM: (f64, f64) = (350.0, 500.0);
+
+    /// A field of view drawn from the shares and ranges above.
+    pub fn draw(rng: &mut ChaCha8Rng) -> Self {
+        let u: f64 = rng.random();
+        let mut acc = 0.0;
+        let mut axial = AxialCoverage::VertexToThigh;
+        for (coverage, share) in Self::AXIAL_SHARES {
+            acc += share;
+            if u < acc {
+                axial = coverage;
+                break;
+            }
+        }
+        let shift = Self::SHIFT_MM;
+        Self {
+            axial,
+            top_shift_mm: rng.random_range(-shift..shift),
+            bottom_shift_mm: rng.random_range(-shift..shift),
+            ct_diameter_mm: rng.random_range(Self::CT_DIAMETER_MM.0..Self::CT_DIAMETER_MM.1),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +194,27 @@ mod tests {
             assert!((0.8..2.0).contains(&p.noise_factor), "{p:?}");
             assert!((0.97..1.03).contains(&p.hu_scale), "{p:?}");
             assert!((-8.0..8.0).contains(&p.hu_offset), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn fields_of_view_follow_their_shares() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let n = 4000;
+        let draws: Vec<FieldOfView> = (0..n).map(|_| FieldOfView::draw(&mut rng)).collect();
+        for (coverage, share) in FieldOfView::AXIAL_SHARES {
+            let seen = draws.iter().filter(|f| f.axial == coverage).count() as f64 / n as f64;
+            assert!(
+                (seen - share).abs() < 0.03,
+                "{coverage:?}: {seen} vs {share}"
+            );
+        }
+        for f in &draws {
+            assert!(
+                f.top_shift_mm.abs() < 30.0 && f.bottom_shift_mm.abs() < 30.0,
+                "{f:?}"
+            );
+            assert!((350.0..500.0).contains(&f.ct_diameter_mm), "{f:?}");
         }
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use uptake::classes::{V1_CLASS_COUNT, v1_classes};
 use uptake::tracer::Tracer;
-use uptake_phantom::{self as phantom, PhantomSpec, Preset, disease::Avidity};
+use uptake_phantom::{self as phantom, Coverage, PhantomSpec, Preset, disease::Avidity};
 
 const COHORT: u64 = 200;
 
@@ -16,6 +16,7 @@ fn spec(tracer: Tracer, seed: u64) -> PhantomSpec {
         tracer,
         seed,
         preset: Preset::Small,
+        coverage: Coverage::WholeBody,
     }
 }
 

@@ -2,13 +2,14 @@
 
 use uptake::tracer::Tracer;
 use uptake::volume::nifti;
-use uptake_phantom::{self as phantom, Manifest, PhantomSpec, Preset};
+use uptake_phantom::{self as phantom, Coverage, Manifest, PhantomSpec, Preset};
 
 fn spec(tracer: Tracer, seed: u64) -> PhantomSpec {
     PhantomSpec {
         tracer,
         seed,
         preset: Preset::Small,
+        coverage: Coverage::WholeBody,
     }
 }
 

@@ -3,13 +3,14 @@
 
 use uptake::tracer::Tracer;
 use uptake::volume::Geometry;
-use uptake_phantom::{self as phantom, PhantomSpec, Preset, Study};
+use uptake_phantom::{self as phantom, Coverage, PhantomSpec, Preset, Study};
 
 fn small(tracer: Tracer, seed: u64) -> PhantomSpec {
     PhantomSpec {
         tracer,
         seed,
         preset: Preset::Small,
+        coverage: Coverage::WholeBody,
     }
 }
 
@@ -308,4 +309,61 @@ fn lesions_beyond_the_field_of_view_do_not_stage() {
         .collect();
     assert!(!roles.is_empty());
     assert_eq!(study.truth, phantom::truth::stage(&roles, false));
+}
+
+/// A drawn field of view images part of the body: lesions beyond it have no voxels, the
+/// truth stages only those in view, and the CT grid follows the drawn diameter.
+#[test]
+fn drawn_fields_of_view_stage_what_they_image() {
+    let mut truncated = 0;
+    for seed in 20..32 {
+        let spec = PhantomSpec {
+            coverage: Coverage::Drawn,
+            ..small(Tracer::Psma, seed)
+        };
+        let study = phantom::generate(&spec).unwrap();
+        let whole = phantom::generate(&small(Tracer::Psma, seed)).unwrap();
+        let fov = study.field_of_view;
+        let ct_pixel = fov.ct_diameter_mm / 128.0;
+        assert!((study.ct.geometry().spacing_mm()[0] - ct_pixel).abs() < 1e-4);
+        let g = study.pet.geometry();
+        let (bottom, top) = (
+            g.origin_mm()[2],
+            g.voxel_to_patient([0.0, 0.0, (g.dims()[2] - 1) as f64])[2],
+        );
+        // The same patient and disease: only the images differ.
+        assert_eq!(study.lesions.len(), whole.lesions.len());
+        for l in &study.lesions {
+            let z = l.centre_lps[2];
+            let margin = 2.0 * l.radii_mm.iter().cloned().fold(0.0, f64::max) + 6.0;
+            if z > top + margin || z < bottom - margin {
+                assert_eq!(
+                    l.pet_voxels, 0,
+                    "lesion {} at z {z} outside {bottom}..{top}",
+                    l.id
+                );
+            }
+            if z < top - margin && z > bottom + margin {
+                assert!(
+                    l.pet_voxels > 0,
+                    "lesion {} at z {z} inside {bottom}..{top}",
+                    l.id
+                );
+            }
+        }
+        let roles: Vec<_> = study
+            .lesions
+            .iter()
+            .filter(|l| l.pet_voxels > 0)
+            .map(|l| l.role)
+            .collect();
+        assert_eq!(
+            study.truth,
+            phantom::truth::stage(&roles, study.diffuse_marrow)
+        );
+        if g.dims()[2] < whole.pet.geometry().dims()[2] {
+            truncated += 1;
+        }
+    }
+    assert!(truncated >= 4, "{truncated} of 12 drawn studies truncated");
 }

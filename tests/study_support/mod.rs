@@ -3,7 +3,7 @@
 use std::sync::OnceLock;
 
 use uptake::Tracer;
-use uptake_phantom::{self as phantom, PhantomSpec, Preset, Study};
+use uptake_phantom::{self as phantom, Coverage, PhantomSpec, Preset, Study};
 
 /// A small PSMA phantom (seed 208): uptake regions in several locations, quick to analyse.
 pub fn study() -> &'static Study {
@@ -13,6 +13,7 @@ pub fn study() -> &'static Study {
             tracer: Tracer::Psma,
             seed: 208,
             preset: Preset::Small,
+            coverage: Coverage::WholeBody,
         })
         .unwrap()
     })

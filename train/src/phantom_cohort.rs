@@ -2,22 +2,29 @@
 
 use uptake::Tracer;
 use uptake::volume::Volume;
-use uptake_phantom::{PhantomSpec, Preset, Study, generate};
+use uptake_phantom::{Coverage, PhantomSpec, Preset, Study, generate};
 
 use crate::studies::{AnnotatedStudy, Stage, StudyError, StudyInfo};
 
-/// The phantom study of `tracer` and `seed`, converted to the tool's ground-truth layout.
+/// The whole-body phantom study of `tracer` and `seed`, converted to the tool's ground-truth
+/// layout.
 pub fn phantom_study(
     tracer: Tracer,
     seed: u64,
     preset: Preset,
 ) -> Result<AnnotatedStudy, StudyError> {
-    let study = generate(&PhantomSpec {
+    phantom_study_over(PhantomSpec {
         tracer,
         seed,
         preset,
+        coverage: Coverage::WholeBody,
     })
-    .map_err(|e| StudyError::Study {
+}
+
+/// The phantom study of `spec`, converted to the tool's ground-truth layout.
+pub fn phantom_study_over(spec: PhantomSpec) -> Result<AnnotatedStudy, StudyError> {
+    let (tracer, seed) = (spec.tracer, spec.seed);
+    let study = generate(&spec).map_err(|e| StudyError::Study {
         path: format!("phantom {} seed {seed}", tracer.name()).into(),
         message: e.to_string(),
     })?;

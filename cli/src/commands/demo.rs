@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use uptake::{MStage, Tracer};
-use uptake_phantom::{self as phantom, PhantomSpec, Preset};
+use uptake_phantom::{self as phantom, Coverage, PhantomSpec, Preset};
 
 use super::CliResult;
 use super::analyze::{AnalyzerArgs, analyze, make_analyzer, parse_tracer, write_outputs};
@@ -38,6 +38,7 @@ pub fn run(args: Args) -> CliResult {
         tracer: args.tracer,
         seed: args.seed,
         preset,
+        coverage: Coverage::WholeBody,
     };
     args.analyzer.options(None)?;
     super::prepare_output_folder(&args.out)?;

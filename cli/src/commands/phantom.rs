@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use uptake::tracer::Tracer;
-use uptake_phantom::{self as phantom, PhantomSpec, Preset, Study};
+use uptake_phantom::{self as phantom, Coverage, PhantomSpec, Preset, Study};
 
 use super::CliResult;
 
@@ -19,6 +19,10 @@ pub struct Args {
     /// Grids: small (tests, training) or clinical (PET 4.07 × 4.07 × 3 mm, CT 0.98 × 0.98 × 3 mm).
     #[arg(long, default_value = "small")]
     preset: Preset,
+    /// Field of view: whole-body (vertex to mid-thigh, 500 mm CT) or drawn by seed (truncated
+    /// axial ranges and CT diameters 350–500 mm, as clinical studies come).
+    #[arg(long, default_value = "whole-body")]
+    coverage: Coverage,
     /// Output folder. With --count > 1 each study goes to DIR/study_NNNN.
     #[arg(long)]
     out: PathBuf,
@@ -43,6 +47,7 @@ pub fn run(args: Args) -> CliResult {
             tracer: args.tracer,
             seed,
             preset: args.preset,
+            coverage: args.coverage,
         };
         let dir = if args.count == 1 {
             args.out.clone()

@@ -6,9 +6,9 @@ use burn::prelude::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 use uptake::Tracer;
 use uptake::regions::RegionParams;
-use uptake_phantom::Preset;
+use uptake_phantom::{Coverage, PhantomSpec, Preset};
 use uptake_train::data::StudyCache;
-use uptake_train::phantom_cohort::phantom_study;
+use uptake_train::phantom_cohort::phantom_study_over;
 use uptake_train::studies::{AnnotatedStudy, cache_study, load_study, study_dirs};
 use uptake_train::train::{RunDir, Strategy, TrainConfig, check_run, split_validation, train};
 
@@ -123,6 +123,10 @@ pub struct Cohort {
     /// uses preset k mod their number.
     #[arg(long, default_value = "small", value_delimiter = ',')]
     phantom_preset: Vec<Preset>,
+    /// Phantom field of view: whole-body (vertex to mid-thigh) or drawn by seed (truncated
+    /// axial ranges and smaller CT diameters, as clinical studies come; docs/phantom.md).
+    #[arg(long, default_value = "whole-body")]
+    phantom_coverage: Coverage,
     /// S4's threshold fraction f for the studies' regions: a region holds the connected voxels
     /// ≥ f × its SUVmax.
     #[arg(long, default_value_t = RegionParams::default().fraction)]
@@ -163,11 +167,16 @@ impl Cohort {
                 preset(k),
             )
         });
-        sources.extend(
-            psma.chain(fdg)
-                .filter(|(t, _, _)| tracers.contains(t))
-                .map(|(tracer, seed, preset)| Source::Phantom(tracer, seed, preset)),
-        );
+        sources.extend(psma.chain(fdg).filter(|(t, _, _)| tracers.contains(t)).map(
+            |(tracer, seed, preset)| {
+                Source::Phantom(PhantomSpec {
+                    tracer,
+                    seed,
+                    preset,
+                    coverage: self.phantom_coverage,
+                })
+            },
+        ));
         if sources.is_empty() {
             return Err("no studies: give --data folders or --phantom-psma / --phantom-fdg".into());
         }
@@ -196,9 +205,10 @@ impl Cohort {
                     bar.set_message(dir.display().to_string());
                     load_study(dir).map_err(|e| e.to_string())?
                 }
-                Source::Phantom(tracer, seed, preset) => {
+                Source::Phantom(spec) => {
+                    let (tracer, seed) = (spec.tracer, spec.seed);
                     bar.set_message(format!("phantom {} seed {seed}", tracer.name()));
-                    phantom_study(*tracer, *seed, *preset).map_err(|e| e.to_string())?
+                    phantom_study_over(*spec).map_err(|e| e.to_string())?
                 }
             };
             if tracers.contains(&study.info.tracer) {
@@ -214,7 +224,7 @@ impl Cohort {
 /// Where one study comes from.
 enum Source {
     Folder(PathBuf),
-    Phantom(Tracer, u64, Preset),
+    Phantom(PhantomSpec),
 }
 
 /// Loads (or generates) and caches every study of `cohort` whose tracer is in `tracers`.

@@ -3,7 +3,7 @@
 use uptake::AnalyzeOptions;
 use uptake::Tracer;
 use uptake::regions::{RegionParams, Segmentation, segment, subregions};
-use uptake_phantom::{PhantomSpec, Preset, Study, generate};
+use uptake_phantom::{Coverage, PhantomSpec, Preset, Study, generate};
 use uptake_train::data::StudyCache;
 use uptake_train::phantom_cohort::phantom_study;
 use uptake_train::studies::cache_study;
@@ -16,6 +16,7 @@ fn phantom_regions_are_labelled_by_lesion_overlap() {
         tracer: Tracer::Psma,
         seed,
         preset: Preset::Small,
+        coverage: Coverage::WholeBody,
     })
     .unwrap();
     // S4's default fraction and a higher one, which leaves more, smaller regions.
