@@ -1,5 +1,6 @@
 //! Reading DICOM image series: PET to Bq/mL with its SUV attributes (DESIGN S2), CT to HU;
-//! writing the suspicious findings as a DICOM SEG on the PET's grid (module [`seg`]).
+//! writing the suspicious findings as a DICOM SEG on the PET's grid (module [`seg`]) and the
+//! report as a DICOM SR measuring its segments (module [`sr`]).
 //!
 //! One mechanism reads both: the files of a folder are scanned (headers only), one series is
 //! chosen by Modality (PT, CT) and SeriesInstanceUID, and its slices are decoded and stacked.
@@ -38,6 +39,7 @@ mod part10;
 mod pet;
 mod pixels;
 pub mod seg;
+pub mod sr;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -41,7 +41,7 @@ use crate::volume::{Geometry, Volume};
 
 /// Segmentation Storage.
 pub const SEGMENTATION_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.66.4";
-const EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1";
+pub(super) const EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1";
 /// SeriesNumber (type 1 in the Segmentation Series module) of every SEG written here.
 pub const SERIES_NUMBER: u32 = 1000;
 
@@ -104,14 +104,27 @@ impl From<PetSeries> for SourceSeries {
 pub struct WrittenSeg {
     pub series_instance_uid: String,
     pub sop_instance_uid: String,
-    pub segments: usize,
+    /// In segment number order.
+    pub segments: Vec<WrittenSegment>,
     pub frames: usize,
 }
 
-/// One segment: its number and the suspicious finding it shows.
+/// One written segment, for documents that refer to it (the SR's measurement groups).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenSegment {
+    pub number: u16,
+    /// Index of its finding in the report's `findings`.
+    pub finding: usize,
+    pub tracking_id: String,
+    pub tracking_uid: String,
+}
+
+/// One segment: its number, the suspicious finding it shows and its tracking identity.
 struct Segment<'a> {
     number: u16,
+    index: usize,
     finding: &'a Finding,
+    tracking_uid: String,
 }
 
 /// Writes the suspicious findings of `report` as a DICOM SEG on the grid of `source` to `path`.
@@ -177,7 +190,12 @@ fn build(
             .ok_or(SegError::MissingAttribute("SOPInstanceUID (0008,0018)"))?;
         references.push((class, uid));
     }
-    let suspicious: Vec<&Finding> = report.findings.iter().filter(|f| f.suspicious).collect();
+    let suspicious: Vec<(usize, &Finding)> = report
+        .findings
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.suspicious)
+        .collect();
     if suspicious.is_empty() {
         return Err(SegError::NoSuspiciousFindings);
     }
@@ -187,9 +205,11 @@ fn build(
     let segments: Vec<Segment> = suspicious
         .iter()
         .enumerate()
-        .map(|(i, f)| Segment {
+        .map(|(i, &(index, finding))| Segment {
             number: i as u16 + 1,
-            finding: f,
+            index,
+            finding,
+            tracking_uid: random_uid(),
         })
         .collect();
     let masks: Vec<&Volume<u32>> = segments
@@ -277,28 +297,9 @@ fn build(
         VR::LO,
         "uptake suspicious findings".into(),
     );
-    let ps = &source.patient_study;
-    for (tag, vr, value) in [
-        (tags::PATIENT_NAME, VR::PN, &ps.patient_name),
-        (tags::PATIENT_ID, VR::LO, &ps.patient_id),
-        (tags::PATIENT_BIRTH_DATE, VR::DA, &ps.patient_birth_date),
-        (tags::PATIENT_SEX, VR::CS, &ps.patient_sex),
-        (tags::STUDY_DATE, VR::DA, &ps.study_date),
-        (tags::STUDY_TIME, VR::TM, &ps.study_time),
-        (tags::STUDY_ID, VR::SH, &ps.study_id),
-        (tags::ACCESSION_NUMBER, VR::SH, &ps.accession_number),
-        (
-            tags::REFERRING_PHYSICIAN_NAME,
-            VR::PN,
-            &ps.referring_physician_name,
-        ),
-    ] {
-        put(tag, vr, optional(value));
+    for (tag, vr, value) in patient_study(&source.patient_study, study_uid) {
+        put(tag, vr, value);
     }
-    if let Some(d) = &ps.study_description {
-        put(tags::STUDY_DESCRIPTION, VR::LO, d.as_str().into());
-    }
-    put(tags::STUDY_INSTANCE_UID, VR::UI, study_uid.into());
     put(
         tags::SERIES_INSTANCE_UID,
         VR::UI,
@@ -541,7 +542,15 @@ fn build(
     let written = WrittenSeg {
         series_instance_uid: series_uid,
         sop_instance_uid: sop_uid,
-        segments: segments.len(),
+        segments: segments
+            .iter()
+            .map(|s| WrittenSegment {
+                number: s.number,
+                finding: s.index,
+                tracking_id: tracking_id(s.finding),
+                tracking_uid: s.tracking_uid.clone(),
+            })
+            .collect(),
         frames: frames.len(),
     };
     Ok((obj, written))
@@ -570,7 +579,7 @@ fn pack_frames<I: Iterator<Item = bool>>(
 }
 
 /// A coded concept: value, scheme, meaning.
-type Code = (&'static str, &'static str, &'static str);
+pub(super) type Code = (&'static str, &'static str, &'static str);
 
 const SOURCE_IMAGE_FOR_PROCESSING: Code = (
     "121322",
@@ -610,6 +619,41 @@ pub fn anatomic_region(location: &str) -> Option<(&'static str, &'static str)> {
         "bone" => ("272673000", "Bone"),
         _ => return None,
     })
+}
+
+/// The Patient and General Study attributes copied from the PET, StudyInstanceUID included.
+pub(super) fn patient_study(
+    ps: &PatientStudy,
+    study_uid: &str,
+) -> Vec<(Tag, VR, Value<InMemDicomObject>)> {
+    let mut elements: Vec<(Tag, VR, Value<InMemDicomObject>)> = [
+        (tags::PATIENT_NAME, VR::PN, &ps.patient_name),
+        (tags::PATIENT_ID, VR::LO, &ps.patient_id),
+        (tags::PATIENT_BIRTH_DATE, VR::DA, &ps.patient_birth_date),
+        (tags::PATIENT_SEX, VR::CS, &ps.patient_sex),
+        (tags::STUDY_DATE, VR::DA, &ps.study_date),
+        (tags::STUDY_TIME, VR::TM, &ps.study_time),
+        (tags::STUDY_ID, VR::SH, &ps.study_id),
+        (tags::ACCESSION_NUMBER, VR::SH, &ps.accession_number),
+        (
+            tags::REFERRING_PHYSICIAN_NAME,
+            VR::PN,
+            &ps.referring_physician_name,
+        ),
+    ]
+    .into_iter()
+    .map(|(tag, vr, value)| (tag, vr, optional(value)))
+    .collect();
+    if let Some(d) = &ps.study_description {
+        elements.push((tags::STUDY_DESCRIPTION, VR::LO, d.as_str().into()));
+    }
+    elements.push((tags::STUDY_INSTANCE_UID, VR::UI, study_uid.into()));
+    elements
+}
+
+/// The TrackingID of a finding's segment and SR measurement group.
+fn tracking_id(finding: &Finding) -> String {
+    format!("uptake region {}", finding.region.id)
 }
 
 /// The Segment Sequence item of one segment.
@@ -668,12 +712,12 @@ fn segment_item(segment: &Segment, algorithm_version: &str) -> InMemDicomObject 
                 ),
             ])]),
         ),
+        (tags::TRACKING_ID, VR::UT, tracking_id(f).into()),
         (
-            tags::TRACKING_ID,
-            VR::UT,
-            format!("uptake region {}", f.region.id).into(),
+            tags::TRACKING_UID,
+            VR::UI,
+            segment.tracking_uid.as_str().into(),
         ),
-        (tags::TRACKING_UID, VR::UI, random_uid().into()),
     ];
     if let Some((value, meaning)) = anatomic_region(&f.location.name) {
         elements.push((
@@ -685,7 +729,7 @@ fn segment_item(segment: &Segment, algorithm_version: &str) -> InMemDicomObject 
     item(elements)
 }
 
-fn item(
+pub(super) fn item(
     elements: impl IntoIterator<Item = (Tag, VR, Value<InMemDicomObject>)>,
 ) -> InMemDicomObject {
     InMemDicomObject::from_element_iter(
@@ -695,12 +739,14 @@ fn item(
     )
 }
 
-fn sequence(items: impl IntoIterator<Item = InMemDicomObject>) -> Value<InMemDicomObject> {
+pub(super) fn sequence(
+    items: impl IntoIterator<Item = InMemDicomObject>,
+) -> Value<InMemDicomObject> {
     DataSetSequence::from(items.into_iter().collect::<Vec<_>>()).into()
 }
 
 /// A code sequence of one item.
-fn code((value, scheme, meaning): Code) -> Value<InMemDicomObject> {
+pub(super) fn code((value, scheme, meaning): Code) -> Value<InMemDicomObject> {
     sequence([item([
         (tags::CODE_VALUE, VR::SH, value.into()),
         (tags::CODING_SCHEME_DESIGNATOR, VR::SH, scheme.into()),
@@ -713,7 +759,7 @@ fn strs<const N: usize>(values: [&str; N]) -> Value<InMemDicomObject> {
 }
 
 /// A type 2 attribute: its value, or empty.
-fn optional(value: &Option<String>) -> Value<InMemDicomObject> {
+pub(super) fn optional(value: &Option<String>) -> Value<InMemDicomObject> {
     match value {
         Some(v) => v.as_str().into(),
         None => PrimitiveValue::Empty.into(),
@@ -721,14 +767,14 @@ fn optional(value: &Option<String>) -> Value<InMemDicomObject> {
 }
 
 /// DS values, each at most 16 characters (PS3.5 6.2).
-fn decimals(values: &[f64]) -> Value<InMemDicomObject> {
+pub(super) fn decimals(values: &[f64]) -> Value<InMemDicomObject> {
     PrimitiveValue::Strs(values.iter().map(|&v| decimal_string(v)).collect()).into()
 }
 
 /// The shortest text that reads back as `v` when it fits 16 characters (a DS holds at most
 /// 16); otherwise the closer to `v` of the longest fixed and the longest exponential forms that
 /// fit.
-fn decimal_string(v: f64) -> String {
+pub(super) fn decimal_string(v: f64) -> String {
     let v = if v == 0.0 { 0.0 } else { v }; // no "-0"
     let shortest = v.to_string();
     if shortest.len() <= 16 {
@@ -761,7 +807,7 @@ fn decimal_string(v: f64) -> String {
 }
 
 /// `text` cut to at most `max` bytes at a character boundary (the length limit of LO).
-fn limit(text: &str, max: usize) -> String {
+pub(super) fn limit(text: &str, max: usize) -> String {
     let mut end = text.len().min(max);
     while !text.is_char_boundary(end) {
         end -= 1;
@@ -779,13 +825,13 @@ pub fn random_uid() -> String {
 }
 
 /// The current UTC date (YYYYMMDD) and time (HHMMSS) as DICOM DA and TM.
-struct Timestamp {
-    date: String,
-    time: String,
+pub(super) struct Timestamp {
+    pub(super) date: String,
+    pub(super) time: String,
 }
 
 impl Timestamp {
-    fn now() -> Self {
+    pub(super) fn now() -> Self {
         let secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());

@@ -106,7 +106,8 @@ pub struct Args {
     #[arg(long)]
     out: PathBuf,
     /// Also write the suspicious findings as a DICOM SEG (seg.dcm) into this folder, on the
-    /// grid of the PET series and referencing its instances (needs a DICOM --pet folder).
+    /// grid of the PET series and referencing its instances, and the report as a DICOM SR
+    /// measuring its segments (sr.dcm) beside it (needs a DICOM --pet folder).
     #[arg(long, value_name = "DIR")]
     dicom_out: Option<PathBuf>,
     /// List every region in the table, not only the suspicious findings.
@@ -145,7 +146,7 @@ pub fn run(args: Args) -> CliResult {
     let report = analyze(&analyzer, &pet, &ct, args.tracer, &args.analyzer)?;
     write_outputs(&args.out, &pet, &report)?;
     if let (Some(dir), Some(source)) = (&args.dicom_out, &pet_source) {
-        write_dicom_seg(dir, source, &report)?;
+        write_dicom(dir, source, &report)?;
     }
     out!("{}", report.summary_table(args.all))?;
     outln!("outputs in {}", args.out.display())?;
@@ -159,35 +160,44 @@ type Read = (Volume<f32>, Option<String>);
 /// it, what a SEG needs of the series.
 type ReadPet = (Volume<f32>, Option<String>, Option<SourceSeries>);
 
-/// seg.dcm in `dir`: the suspicious findings as a DICOM SEG; a report without suspicious
-/// findings writes none (a SEG needs a segment), with a note on stderr.
-fn write_dicom_seg(
+/// seg.dcm in `dir`: the suspicious findings as a DICOM SEG, and sr.dcm: the report as a DICOM
+/// SR measuring the SEG's segments; a report without suspicious findings writes neither (a SEG
+/// needs a segment, and the SR refers to the SEG), with a note on stderr.
+fn write_dicom(
     dir: &Path,
     source: &SourceSeries,
     report: &Report,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let path = dir.join("seg.dcm");
     let version = format!("{} model {}", env!("CARGO_PKG_VERSION"), report.model.id);
-    match uptake::dicom::seg::write_seg(&path, source, report, &version) {
-        Ok(seg) => {
-            eprintln!(
-                "DICOM SEG {}: {} segments, {} frames (series {})",
-                path.display(),
-                seg.segments,
-                seg.frames,
-                seg.series_instance_uid
-            );
-            Ok(())
-        }
+    let seg = match uptake::dicom::seg::write_seg(&path, source, report, &version) {
+        Ok(seg) => seg,
         Err(SegError::NoSuspiciousFindings) => {
             eprintln!(
-                "no suspicious finding: no DICOM SEG written to {}",
+                "no suspicious finding: no DICOM SEG written to {}, nor the SR that refers to it",
                 dir.display()
             );
-            Ok(())
+            return Ok(());
         }
-        Err(e) => Err(format!("--dicom-out: {e}").into()),
-    }
+        Err(e) => return Err(format!("--dicom-out: {e}").into()),
+    };
+    eprintln!(
+        "DICOM SEG {}: {} segments, {} frames (series {})",
+        path.display(),
+        seg.segments.len(),
+        seg.frames,
+        seg.series_instance_uid
+    );
+    let path = dir.join("sr.dcm");
+    let sr = uptake::dicom::sr::write_sr(&path, source, report, &seg, &version)
+        .map_err(|e| format!("--dicom-out: {e}"))?;
+    eprintln!(
+        "DICOM SR {}: {} measurement groups (series {})",
+        path.display(),
+        sr.measurement_groups,
+        sr.series_instance_uid
+    );
+    Ok(())
 }
 
 fn read_pet(args: &Args) -> Result<ReadPet, Box<dyn std::error::Error>> {
