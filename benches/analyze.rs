@@ -4,7 +4,9 @@
 //! `cargo bench --bench analyze` (UPTAKE_BENCH_RUNS runs, default 5; RAYON_NUM_THREADS or the
 //! analyzer's thread count set the cores). Peak memory is the rise of the resident set's
 //! high-water mark (VmHWM, reset through /proc/self/clear_refs) over the resident set with the
-//! inputs loaded, on the first call, so it counts everything the analysis allocates.
+//! inputs loaded, on the first call, so it counts everything the analysis allocates. Each run
+//! also analyses the study with S4's regions only (`subregions: None`, the paper's candidates),
+//! so the cost of the sub-regions is printed as a ratio of medians taken side by side.
 
 use std::time::Instant;
 
@@ -45,6 +47,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
     let input_bytes = (study.pet.data().len() + study.ct.data().len()) * 4;
     let options = AnalyzeOptions::default();
+    let paper = AnalyzeOptions {
+        subregions: None,
+        ..AnalyzeOptions::default()
+    };
 
     let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let before = status_kib("VmRSS").unwrap_or(0);
@@ -52,6 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let peak = status_kib("VmHWM").unwrap_or(0).saturating_sub(before) * 1024;
 
     let mut totals = Vec::new();
+    let mut paper_totals = Vec::new();
     let mut stages: Vec<(String, Vec<f64>)> = first
         .timings
         .iter()
@@ -65,8 +72,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for (slot, t) in stages.iter_mut().zip(&r.timings) {
             slot.1.push(t.ms);
         }
+        let start = Instant::now();
+        analyzer.analyze(&study.pet, &study.ct, Tracer::Psma, &paper)?;
+        paper_totals.push(start.elapsed().as_secs_f64() * 1e3);
     }
     let total = median(totals);
+    let paper_total = median(paper_totals);
     println!(
         "clinical PSMA phantom: PET {:?}, CT {:?}, {} regions, {} engine threads",
         study.pet.dims(),
@@ -79,6 +90,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("  {stage:<10} {m:8.1} ms  {:5.1} %", 100.0 * m / total);
     }
     println!("  {:<10} {total:8.1} ms (median of {runs})", "total");
+    println!(
+        "  S4 regions only (--paper-regions): {paper_total:.1} ms; the sub-regions cost {:+.1} % \
+         ({:.3}× the paper's analysis)",
+        100.0 * (total / paper_total - 1.0),
+        total / paper_total
+    );
     println!(
         "peak memory beyond the inputs: {:.0} MiB = {:.2} × the input volumes ({:.0} MiB){}",
         peak as f64 / 1048576.0,
