@@ -301,12 +301,7 @@ fn lesions_beyond_the_field_of_view_do_not_stage() {
     assert_eq!(study.truth.mi_m.code(), "M0");
     assert_eq!(study.truth.bone_pattern, None);
     // Lesions in view stage as before.
-    let roles: Vec<_> = study
-        .lesions
-        .iter()
-        .filter(|l| l.pet_voxels > 0)
-        .map(|l| l.role)
-        .collect();
+    let roles = roles_in_view(&study);
     assert!(!roles.is_empty());
     assert_eq!(study.truth, phantom::truth::stage(&roles, false));
 }
@@ -351,12 +346,7 @@ fn drawn_fields_of_view_stage_what_they_image() {
                 );
             }
         }
-        let roles: Vec<_> = study
-            .lesions
-            .iter()
-            .filter(|l| l.pet_voxels > 0)
-            .map(|l| l.role)
-            .collect();
+        let roles = roles_in_view(&study);
         assert_eq!(
             study.truth,
             phantom::truth::stage(&roles, study.diffuse_marrow)
@@ -366,4 +356,14 @@ fn drawn_fields_of_view_stage_what_they_image() {
         }
     }
     assert!(truncated >= 4, "{truncated} of 12 drawn studies truncated");
+}
+
+/// The staging roles of the lesions the PET images.
+fn roles_in_view(study: &Study) -> Vec<uptake::Role> {
+    study
+        .lesions
+        .iter()
+        .filter(|l| l.pet_voxels > 0)
+        .map(|l| l.role)
+        .collect()
 }
