@@ -35,6 +35,7 @@
 //! an error naming the syntax: explicit VR big endian, JPEG (baseline, extended, lossless),
 //! JPEG-LS, JPEG 2000, HTJ2K and JPEG XL; decompress those first (`gdcmconv --raw`).
 
+mod instance;
 mod part10;
 mod pet;
 mod pixels;

@@ -15,10 +15,8 @@
 //! Pixels are packed 1 bit each, the first pixel in the least significant bit, frames
 //! concatenated without padding (PS3.5 8.1.1), the whole padded to an even length.
 //!
-//! Patient and study attributes are copied from the PET's first slice; series and instance
-//! are new, with UIDs of the form `2.25.<decimal value of a random version 4 UUID>`
-//! (PS3.5 B.2), written with SpecificCharacterSet ISO_IR 192 (UTF-8, which is what the reader
-//! decoded the PET's text to), explicit VR little endian.
+//! Patient, study, series and instance attributes as for every object written here (module
+//! `instance`).
 //!
 //! Codes: every segment is SCT 49755003 "Morphologically abnormal structure" / SCT 52988006
 //! "Lesion" (a finding the model calls suspicious is not known to be a neoplasm); the anatomic
@@ -27,13 +25,16 @@
 
 use std::path::Path;
 
-use dicom_core::value::{DataSetSequence, PrimitiveValue, Value};
-use dicom_core::{DataElement, Tag, VR};
+use dicom_core::value::{PrimitiveValue, Value};
+use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
-use dicom_object::meta::FileMetaTableBuilder;
 use thiserror::Error;
 
+use super::instance::{
+    Code, Kind, NewInstance, WriteError, code, decimals, item, limit, random_uid, sequence,
+    source_references, strs,
+};
 use super::{PatientStudy, PetInstance, PetSeries};
 use crate::findings::{Finding, Source};
 use crate::report::Report;
@@ -41,7 +42,6 @@ use crate::volume::{Geometry, Volume};
 
 /// Segmentation Storage.
 pub const SEGMENTATION_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.66.4";
-pub(super) const EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1";
 /// SeriesNumber (type 1 in the Segmentation Series module) of every SEG written here.
 pub const SERIES_NUMBER: u32 = 1000;
 
@@ -67,13 +67,8 @@ pub enum SegError {
     TooManySegments(usize),
     #[error("the PET slice is {0} pixels, beyond what a DICOM SEG can hold")]
     TooLarge(usize),
-    #[error("cannot build the file meta group: {0}")]
-    Meta(String),
-    #[error("cannot write {path}: {message}")]
-    Write {
-        path: std::path::PathBuf,
-        message: String,
-    },
+    #[error(transparent)]
+    Write(#[from] WriteError),
 }
 
 /// What a SEG needs of the PET series it was derived from; the series without its voxels.
@@ -136,13 +131,7 @@ pub fn write_seg(
     algorithm_version: &str,
 ) -> Result<WrittenSeg, SegError> {
     let (obj, written) = build(source, report, algorithm_version)?;
-    let file = obj
-        .with_meta(FileMetaTableBuilder::new().transfer_syntax(EXPLICIT_VR_LITTLE_ENDIAN))
-        .map_err(|e| SegError::Meta(e.to_string()))?;
-    file.write_to_file(path).map_err(|e| SegError::Write {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    obj.write(path)?;
     Ok(written)
 }
 
@@ -151,7 +140,7 @@ fn build(
     source: &SourceSeries,
     report: &Report,
     algorithm_version: &str,
-) -> Result<(InMemDicomObject, WrittenSeg), SegError> {
+) -> Result<(NewInstance, WrittenSeg), SegError> {
     let labels = report
         .label_map
         .as_ref()
@@ -178,18 +167,7 @@ fn build(
         .ok_or(SegError::MissingAttribute(
             "FrameOfReferenceUID (0020,0052)",
         ))?;
-    let mut references = Vec::with_capacity(slices);
-    for instance in &source.instances {
-        let class = instance
-            .sop_class_uid
-            .as_deref()
-            .ok_or(SegError::MissingAttribute("SOPClassUID (0008,0016)"))?;
-        let uid = instance
-            .sop_instance_uid
-            .as_deref()
-            .ok_or(SegError::MissingAttribute("SOPInstanceUID (0008,0018)"))?;
-        references.push((class, uid));
-    }
+    let references = source_references(source).map_err(SegError::MissingAttribute)?;
     let suspicious: Vec<(usize, &Finding)> = report
         .findings
         .iter()
@@ -256,61 +234,19 @@ fn build(
     used.dedup();
     let position_index = |z: usize| used.binary_search(&z).map_or(0, |i| i as u32 + 1);
 
-    let now = Timestamp::now();
-    let series_uid = random_uid();
-    let sop_uid = random_uid();
     let dimension_uid = random_uid();
-    let mut obj = InMemDicomObject::new_empty();
-    let mut put = |tag: Tag, vr: VR, value: Value<InMemDicomObject>| {
-        obj.put(DataElement::new(tag, vr, value));
-    };
-    put(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192".into());
+    let mut obj = NewInstance::new(
+        &Kind {
+            sop_class_uid: SEGMENTATION_STORAGE,
+            modality: "SEG",
+            series_number: SERIES_NUMBER,
+            series_description: "uptake suspicious findings",
+        },
+        &source.patient_study,
+        study_uid,
+    );
+    let mut put = |tag: Tag, vr: VR, value: Value<InMemDicomObject>| obj.put(tag, vr, value);
     put(tags::IMAGE_TYPE, VR::CS, strs(["DERIVED", "PRIMARY"]));
-    put(
-        tags::INSTANCE_CREATION_DATE,
-        VR::DA,
-        now.date.as_str().into(),
-    );
-    put(
-        tags::INSTANCE_CREATION_TIME,
-        VR::TM,
-        now.time.as_str().into(),
-    );
-    put(tags::SOP_CLASS_UID, VR::UI, SEGMENTATION_STORAGE.into());
-    put(tags::SOP_INSTANCE_UID, VR::UI, sop_uid.as_str().into());
-    put(tags::SERIES_DATE, VR::DA, now.date.as_str().into());
-    put(tags::SERIES_TIME, VR::TM, now.time.as_str().into());
-    put(tags::CONTENT_DATE, VR::DA, now.date.as_str().into());
-    put(tags::CONTENT_TIME, VR::TM, now.time.as_str().into());
-    put(tags::TIMEZONE_OFFSET_FROM_UTC, VR::SH, "+0000".into());
-    put(tags::MODALITY, VR::CS, "SEG".into());
-    put(tags::MANUFACTURER, VR::LO, "uptake".into());
-    put(tags::MANUFACTURER_MODEL_NAME, VR::LO, "uptake".into());
-    put(tags::DEVICE_SERIAL_NUMBER, VR::LO, "1".into());
-    put(
-        tags::SOFTWARE_VERSIONS,
-        VR::LO,
-        env!("CARGO_PKG_VERSION").into(),
-    );
-    put(
-        tags::SERIES_DESCRIPTION,
-        VR::LO,
-        "uptake suspicious findings".into(),
-    );
-    for (tag, vr, value) in patient_study(&source.patient_study, study_uid) {
-        put(tag, vr, value);
-    }
-    put(
-        tags::SERIES_INSTANCE_UID,
-        VR::UI,
-        series_uid.as_str().into(),
-    );
-    put(
-        tags::SERIES_NUMBER,
-        VR::IS,
-        SERIES_NUMBER.to_string().into(),
-    );
-    put(tags::INSTANCE_NUMBER, VR::IS, "1".into());
     put(tags::FRAME_OF_REFERENCE_UID, VR::UI, frame_uid.into());
     put(
         tags::POSITION_REFERENCE_INDICATOR,
@@ -540,8 +476,8 @@ fn build(
         PrimitiveValue::from(pixels).into(),
     );
     let written = WrittenSeg {
-        series_instance_uid: series_uid,
-        sop_instance_uid: sop_uid,
+        series_instance_uid: obj.series_instance_uid.clone(),
+        sop_instance_uid: obj.sop_instance_uid.clone(),
         segments: segments
             .iter()
             .map(|s| WrittenSegment {
@@ -577,9 +513,6 @@ fn pack_frames<I: Iterator<Item = bool>>(
     }
     out
 }
-
-/// A coded concept: value, scheme, meaning.
-pub(super) type Code = (&'static str, &'static str, &'static str);
 
 const SOURCE_IMAGE_FOR_PROCESSING: Code = (
     "121322",
@@ -619,36 +552,6 @@ pub fn anatomic_region(location: &str) -> Option<(&'static str, &'static str)> {
         "bone" => ("272673000", "Bone"),
         _ => return None,
     })
-}
-
-/// The Patient and General Study attributes copied from the PET, StudyInstanceUID included.
-pub(super) fn patient_study(
-    ps: &PatientStudy,
-    study_uid: &str,
-) -> Vec<(Tag, VR, Value<InMemDicomObject>)> {
-    let mut elements: Vec<(Tag, VR, Value<InMemDicomObject>)> = [
-        (tags::PATIENT_NAME, VR::PN, &ps.patient_name),
-        (tags::PATIENT_ID, VR::LO, &ps.patient_id),
-        (tags::PATIENT_BIRTH_DATE, VR::DA, &ps.patient_birth_date),
-        (tags::PATIENT_SEX, VR::CS, &ps.patient_sex),
-        (tags::STUDY_DATE, VR::DA, &ps.study_date),
-        (tags::STUDY_TIME, VR::TM, &ps.study_time),
-        (tags::STUDY_ID, VR::SH, &ps.study_id),
-        (tags::ACCESSION_NUMBER, VR::SH, &ps.accession_number),
-        (
-            tags::REFERRING_PHYSICIAN_NAME,
-            VR::PN,
-            &ps.referring_physician_name,
-        ),
-    ]
-    .into_iter()
-    .map(|(tag, vr, value)| (tag, vr, optional(value)))
-    .collect();
-    if let Some(d) = &ps.study_description {
-        elements.push((tags::STUDY_DESCRIPTION, VR::LO, d.as_str().into()));
-    }
-    elements.push((tags::STUDY_INSTANCE_UID, VR::UI, study_uid.into()));
-    elements
 }
 
 /// The TrackingID of a finding's segment and SR measurement group.
@@ -729,149 +632,9 @@ fn segment_item(segment: &Segment, algorithm_version: &str) -> InMemDicomObject 
     item(elements)
 }
 
-pub(super) fn item(
-    elements: impl IntoIterator<Item = (Tag, VR, Value<InMemDicomObject>)>,
-) -> InMemDicomObject {
-    InMemDicomObject::from_element_iter(
-        elements
-            .into_iter()
-            .map(|(tag, vr, value)| DataElement::new(tag, vr, value)),
-    )
-}
-
-pub(super) fn sequence(
-    items: impl IntoIterator<Item = InMemDicomObject>,
-) -> Value<InMemDicomObject> {
-    DataSetSequence::from(items.into_iter().collect::<Vec<_>>()).into()
-}
-
-/// A code sequence of one item.
-pub(super) fn code((value, scheme, meaning): Code) -> Value<InMemDicomObject> {
-    sequence([item([
-        (tags::CODE_VALUE, VR::SH, value.into()),
-        (tags::CODING_SCHEME_DESIGNATOR, VR::SH, scheme.into()),
-        (tags::CODE_MEANING, VR::LO, meaning.into()),
-    ])])
-}
-
-fn strs<const N: usize>(values: [&str; N]) -> Value<InMemDicomObject> {
-    PrimitiveValue::Strs(values.iter().map(|s| s.to_string()).collect()).into()
-}
-
-/// A type 2 attribute: its value, or empty.
-pub(super) fn optional(value: &Option<String>) -> Value<InMemDicomObject> {
-    match value {
-        Some(v) => v.as_str().into(),
-        None => PrimitiveValue::Empty.into(),
-    }
-}
-
-/// DS values, each at most 16 characters (PS3.5 6.2).
-pub(super) fn decimals(values: &[f64]) -> Value<InMemDicomObject> {
-    PrimitiveValue::Strs(values.iter().map(|&v| decimal_string(v)).collect()).into()
-}
-
-/// The shortest text that reads back as `v` when it fits 16 characters (a DS holds at most
-/// 16); otherwise the closer to `v` of the longest fixed and the longest exponential forms that
-/// fit.
-pub(super) fn decimal_string(v: f64) -> String {
-    let v = if v == 0.0 { 0.0 } else { v }; // no "-0"
-    let shortest = v.to_string();
-    if shortest.len() <= 16 {
-        return shortest;
-    }
-    let fits = |s: &String| s.len() <= 16;
-    let fixed = (0..=15)
-        .rev()
-        .map(|p| {
-            let s = format!("{v:.p$}");
-            if s.contains('.') {
-                s.trim_end_matches('0').trim_end_matches('.').to_string()
-            } else {
-                s
-            }
-        })
-        .find(fits);
-    let exponential = (0..=15).rev().map(|p| format!("{v:.p$e}")).find(fits);
-    let error = |s: &Option<String>| {
-        s.as_deref()
-            .and_then(|s| s.parse::<f64>().ok())
-            .map_or(f64::INFINITY, |b| (b - v).abs())
-    };
-    let best = if error(&fixed) <= error(&exponential) {
-        fixed
-    } else {
-        exponential
-    };
-    best.unwrap_or_else(|| "0".to_string())
-}
-
-/// `text` cut to at most `max` bytes at a character boundary (the length limit of LO).
-pub(super) fn limit(text: &str, max: usize) -> String {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_string()
-}
-
-/// A UID of the form `2.25.<integer>` from a random version 4 UUID (PS3.5 B.2).
-pub fn random_uid() -> String {
-    let mut bits: u128 = rand::random();
-    // Version 4 in bits 76–79, variant 0b10 in bits 62–63 (RFC 9562 §5.4).
-    bits = (bits & !(0xF << 76)) | (0x4 << 76);
-    bits = (bits & !(0x3 << 62)) | (0x2 << 62);
-    format!("2.25.{bits}")
-}
-
-/// The current UTC date (YYYYMMDD) and time (HHMMSS) as DICOM DA and TM.
-pub(super) struct Timestamp {
-    pub(super) date: String,
-    pub(super) time: String,
-}
-
-impl Timestamp {
-    pub(super) fn now() -> Self {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-        let s = secs % 86_400;
-        Self {
-            date: format!("{y:04}{m:02}{d:02}"),
-            time: format!("{:02}{:02}{:02}", s / 3600, s / 60 % 60, s % 60),
-        }
-    }
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn uids_are_2_25_uuids_within_64_characters() {
-        for _ in 0..100 {
-            let uid = random_uid();
-            assert!(uid.len() <= 64, "{uid}");
-            let n: u128 = uid.strip_prefix("2.25.").unwrap().parse().unwrap();
-            assert_eq!((n >> 76) & 0xF, 4, "{uid}");
-            assert_eq!((n >> 62) & 0x3, 2, "{uid}");
-        }
-    }
 
     #[test]
     fn bits_pack_across_frames_without_padding() {
@@ -888,34 +651,5 @@ mod tests {
         let frames = [(0, 0), (0, 1), (0, 2)];
         let packed = pack_frames(&frames, 3, |_, z| [z == 2, false, z == 2].into_iter());
         assert_eq!(packed, vec![0b0100_0000, 0b1]);
-    }
-
-    #[test]
-    fn decimal_strings_fit_16_characters() {
-        for v in [
-            0.0,
-            -0.0,
-            1.0,
-            -100.0,
-            3.27,
-            0.1 + 0.2,
-            -123.456_789_012_345,
-            1e-20,
-            2.5e300,
-        ] {
-            let s = decimal_string(v);
-            assert!(s.len() <= 16, "{v}: {s}");
-            let back: f64 = s.parse().unwrap();
-            assert!((back - v).abs() <= 1e-12 * v.abs(), "{v}: {s}");
-        }
-        assert_eq!(decimal_string(-0.0), "0");
-        assert_eq!(decimal_string(3.27), "3.27");
-    }
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        assert_eq!(civil_from_days(20_454), (2026, 1, 1));
     }
 }

@@ -22,16 +22,16 @@
 use std::path::Path;
 
 use dicom_core::value::{PrimitiveValue, Value};
-use dicom_core::{DataElement, Tag, VR};
+use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
-use dicom_object::meta::FileMetaTableBuilder;
 use thiserror::Error;
 
-use super::seg::{
-    self, Code, EXPLICIT_VR_LITTLE_ENDIAN, SEGMENTATION_STORAGE, SourceSeries, Timestamp,
-    WrittenSeg, WrittenSegment, code, decimal_string, item, random_uid, sequence,
+use super::instance::{
+    Code, Elements, Kind, NewInstance, WriteError, code, decimal_string, item, random_uid,
+    sequence, source_references,
 };
+use super::seg::{self, SEGMENTATION_STORAGE, SourceSeries, WrittenSeg, WrittenSegment};
 use crate::classes::Role;
 use crate::findings::Finding;
 use crate::report::Report;
@@ -54,13 +54,8 @@ pub enum SrError {
     MissingAttribute(&'static str),
     #[error("SEG segment {0} is not a suspicious finding of the report")]
     SegmentMismatch(u16),
-    #[error("cannot build the file meta group: {0}")]
-    Meta(String),
-    #[error("cannot write {path}: {message}")]
-    Write {
-        path: std::path::PathBuf,
-        message: String,
-    },
+    #[error(transparent)]
+    Write(#[from] WriteError),
 }
 
 /// The identity of a written SR.
@@ -82,17 +77,9 @@ pub fn write_sr(
     algorithm_version: &str,
 ) -> Result<WrittenSr, SrError> {
     let (obj, written) = build(source, report, seg, algorithm_version)?;
-    let file = obj
-        .with_meta(FileMetaTableBuilder::new().transfer_syntax(EXPLICIT_VR_LITTLE_ENDIAN))
-        .map_err(|e| SrError::Meta(e.to_string()))?;
-    file.write_to_file(path).map_err(|e| SrError::Write {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    obj.write(path)?;
     Ok(written)
 }
-
-type Elements = Vec<(Tag, VR, Value<InMemDicomObject>)>;
 
 /// The SR data set (without its file meta group).
 fn build(
@@ -100,24 +87,13 @@ fn build(
     report: &Report,
     seg: &WrittenSeg,
     algorithm_version: &str,
-) -> Result<(InMemDicomObject, WrittenSr), SrError> {
+) -> Result<(NewInstance, WrittenSr), SrError> {
     let study_uid = source
         .patient_study
         .study_instance_uid
         .as_deref()
         .ok_or(SrError::MissingAttribute("StudyInstanceUID (0020,000D)"))?;
-    let mut references = Vec::with_capacity(source.instances.len());
-    for instance in &source.instances {
-        let class = instance
-            .sop_class_uid
-            .as_deref()
-            .ok_or(SrError::MissingAttribute("SOPClassUID (0008,0016)"))?;
-        let uid = instance
-            .sop_instance_uid
-            .as_deref()
-            .ok_or(SrError::MissingAttribute("SOPInstanceUID (0008,0018)"))?;
-        references.push((class, uid));
-    }
+    let references = source_references(source).map_err(SrError::MissingAttribute)?;
     let mut measured = Vec::with_capacity(seg.segments.len());
     for segment in &seg.segments {
         match report.findings.get(segment.finding) {
@@ -178,63 +154,17 @@ fn build(
         ),
     ];
 
-    let now = Timestamp::now();
-    let series_uid = random_uid();
-    let sop_uid = random_uid();
-    let mut obj = InMemDicomObject::new_empty();
-    let mut put = |tag: Tag, vr: VR, value: Value<InMemDicomObject>| {
-        obj.put(DataElement::new(tag, vr, value));
-    };
-    put(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192".into());
-    for (tag, value) in [
-        (tags::INSTANCE_CREATION_DATE, &now.date),
-        (tags::SERIES_DATE, &now.date),
-        (tags::CONTENT_DATE, &now.date),
-    ] {
-        put(tag, VR::DA, value.as_str().into());
-    }
-    for (tag, value) in [
-        (tags::INSTANCE_CREATION_TIME, &now.time),
-        (tags::SERIES_TIME, &now.time),
-        (tags::CONTENT_TIME, &now.time),
-    ] {
-        put(tag, VR::TM, value.as_str().into());
-    }
-    put(tags::TIMEZONE_OFFSET_FROM_UTC, VR::SH, "+0000".into());
-    put(
-        tags::SOP_CLASS_UID,
-        VR::UI,
-        COMPREHENSIVE_3D_SR_STORAGE.into(),
+    let mut obj = NewInstance::new(
+        &Kind {
+            sop_class_uid: COMPREHENSIVE_3D_SR_STORAGE,
+            modality: "SR",
+            series_number: SERIES_NUMBER,
+            series_description: "uptake measurement report",
+        },
+        &source.patient_study,
+        study_uid,
     );
-    put(tags::SOP_INSTANCE_UID, VR::UI, sop_uid.as_str().into());
-    put(tags::MODALITY, VR::CS, "SR".into());
-    put(tags::MANUFACTURER, VR::LO, "uptake".into());
-    put(tags::MANUFACTURER_MODEL_NAME, VR::LO, "uptake".into());
-    put(tags::DEVICE_SERIAL_NUMBER, VR::LO, "1".into());
-    put(
-        tags::SOFTWARE_VERSIONS,
-        VR::LO,
-        env!("CARGO_PKG_VERSION").into(),
-    );
-    put(
-        tags::SERIES_DESCRIPTION,
-        VR::LO,
-        "uptake measurement report".into(),
-    );
-    for (tag, vr, value) in seg::patient_study(&source.patient_study, study_uid) {
-        put(tag, vr, value);
-    }
-    put(
-        tags::SERIES_INSTANCE_UID,
-        VR::UI,
-        series_uid.as_str().into(),
-    );
-    put(
-        tags::SERIES_NUMBER,
-        VR::IS,
-        SERIES_NUMBER.to_string().into(),
-    );
-    put(tags::INSTANCE_NUMBER, VR::IS, "1".into());
+    let mut put = |tag: Tag, vr: VR, value: Value<InMemDicomObject>| obj.put(tag, vr, value);
     put(
         tags::REFERENCED_PERFORMED_PROCEDURE_STEP_SEQUENCE,
         VR::SQ,
@@ -315,8 +245,8 @@ fn build(
     put(tags::CONTENT_TEMPLATE_SEQUENCE, VR::SQ, template("1500"));
     put(tags::CONTENT_SEQUENCE, VR::SQ, sequence(root));
     let written = WrittenSr {
-        series_instance_uid: series_uid,
-        sop_instance_uid: sop_uid,
+        series_instance_uid: obj.series_instance_uid.clone(),
+        sop_instance_uid: obj.sop_instance_uid.clone(),
         measurement_groups: measured.len(),
     };
     Ok((obj, written))
