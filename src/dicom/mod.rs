@@ -1,6 +1,7 @@
 //! Reading DICOM image series: PET to Bq/mL with its SUV attributes (DESIGN S2), CT to HU;
-//! writing the suspicious findings as a DICOM SEG on the PET's grid (module [`seg`]) and the
-//! report as a DICOM SR measuring its segments (module [`sr`]).
+//! writing the suspicious findings as a DICOM SEG on the PET's grid (module [`seg`]), the
+//! report as a DICOM SR measuring its segments (module [`sr`]) and the findings picture as a
+//! secondary capture (module [`capture`]).
 //!
 //! One mechanism reads both: the files of a folder are scanned (headers only), one series is
 //! chosen by Modality (PT, CT) and SeriesInstanceUID, and its slices are decoded and stacked.
@@ -35,6 +36,7 @@
 //! an error naming the syntax: explicit VR big endian, JPEG (baseline, extended, lossless),
 //! JPEG-LS, JPEG 2000, HTJ2K and JPEG XL; decompress those first (`gdcmconv --raw`).
 
+pub mod capture;
 mod instance;
 mod part10;
 mod pet;

@@ -7,6 +7,7 @@ use crate::picture::{Image, View, mip, project_labels};
 use indicatif::{ProgressBar, ProgressStyle};
 use uptake::Tracer;
 use uptake::analyzer::{AnalyzeOptions, Analyzer, AnalyzerConfig, Device, Stage};
+use uptake::dicom::capture::Picture;
 use uptake::dicom::seg::{SegError, SourceSeries};
 use uptake::report::Report;
 use uptake::volume::{Volume, nifti};
@@ -106,8 +107,9 @@ pub struct Args {
     #[arg(long)]
     out: PathBuf,
     /// Also write the suspicious findings as a DICOM SEG (seg.dcm) into this folder, on the
-    /// grid of the PET series and referencing its instances, and the report as a DICOM SR
-    /// measuring its segments (sr.dcm) beside it (needs a DICOM --pet folder).
+    /// grid of the PET series and referencing its instances, the report as a DICOM SR
+    /// measuring its segments (sr.dcm) and the findings picture as a DICOM secondary capture
+    /// (findings.dcm) beside it (needs a DICOM --pet folder).
     #[arg(long, value_name = "DIR")]
     dicom_out: Option<PathBuf>,
     /// List every region in the table, not only the suspicious findings.
@@ -144,9 +146,9 @@ pub fn run(args: Args) -> CliResult {
     )?;
     let analyzer = make_analyzer(&args.analyzer)?;
     let report = analyze(&analyzer, &pet, &ct, args.tracer, &args.analyzer)?;
-    write_outputs(&args.out, &pet, &report)?;
+    let picture = write_outputs(&args.out, &pet, &report)?;
     if let (Some(dir), Some(source)) = (&args.dicom_out, &pet_source) {
-        write_dicom(dir, source, &report)?;
+        write_dicom(dir, source, &report, &picture)?;
     }
     out!("{}", report.summary_table(args.all))?;
     outln!("outputs in {}", args.out.display())?;
@@ -160,14 +162,36 @@ type Read = (Volume<f32>, Option<String>);
 /// it, what a SEG needs of the series.
 type ReadPet = (Volume<f32>, Option<String>, Option<SourceSeries>);
 
-/// seg.dcm in `dir`: the suspicious findings as a DICOM SEG, and sr.dcm: the report as a DICOM
-/// SR measuring the SEG's segments; a report without suspicious findings writes neither (a SEG
-/// needs a segment, and the SR refers to the SEG), with a note on stderr.
+/// In `dir`: findings.dcm, the findings picture as a DICOM secondary capture; seg.dcm, the
+/// suspicious findings as a DICOM SEG; and sr.dcm, the report as a DICOM SR measuring the SEG's
+/// segments. A report without suspicious findings writes no SEG and no SR (a SEG needs a
+/// segment, and the SR refers to the SEG), with a note on stderr.
 fn write_dicom(
     dir: &Path,
     source: &SourceSeries,
     report: &Report,
+    picture: &Image,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let path = dir.join("findings.dcm");
+    let rgb: Vec<u8> = picture.pixels.iter().flatten().copied().collect();
+    let capture = uptake::dicom::capture::write_secondary_capture(
+        &path,
+        &source.patient_study,
+        Picture {
+            width: picture.width,
+            height: picture.height,
+            rgb: &rgb,
+        },
+        "uptake findings picture",
+    )
+    .map_err(|e| format!("--dicom-out: {e}"))?;
+    eprintln!(
+        "DICOM secondary capture {}: {} × {} pixels (series {})",
+        path.display(),
+        picture.width,
+        picture.height,
+        capture.series_instance_uid
+    );
     let path = dir.join("seg.dcm");
     let version = format!("{} model {}", env!("CARGO_PKG_VERSION"), report.model.id);
     let seg = match uptake::dicom::seg::write_seg(&path, source, report, &version) {
@@ -322,12 +346,12 @@ pub fn analyze(
 }
 
 /// report.json, labels.nii.gz (every S4 region), subregions.nii.gz (every sub-region, when the
-/// analysis proposed them), suspicious.nii.gz (mask), findings.png.
+/// analysis proposed them), suspicious.nii.gz (mask), findings.png; returns the findings picture.
 pub fn write_outputs(
     out: &Path,
     pet: &Volume<f32>,
     report: &Report,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<Image, Box<dyn std::error::Error>> {
     super::prepare_output_folder(out)?;
     super::write_file(&out.join("report.json"), report.to_json()?)?;
     let labels = report
@@ -369,8 +393,9 @@ pub fn write_outputs(
             })
             .collect(),
     )?;
-    figure(pet, report, &finest)?.save_png(out.join("findings.png"))?;
-    Ok(())
+    let picture = figure(pet, report, &finest)?;
+    picture.save_png(out.join("findings.png"))?;
+    Ok(picture)
 }
 
 const OUTLINE: [u8; 3] = [220, 30, 30];
