@@ -59,10 +59,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut totals = Vec::new();
     let mut paper_totals = Vec::new();
-    let mut stages: Vec<(String, Vec<f64>)> = first
+    // Per stage: the default's times and the paper's (S4 only) times.
+    let mut stages: Vec<(String, Vec<f64>, Vec<f64>)> = first
         .timings
         .iter()
-        .map(|t| (t.stage.clone(), Vec::new()))
+        .map(|t| (t.stage.clone(), Vec::new(), Vec::new()))
         .collect();
     for _ in 0..runs {
         let start = Instant::now();
@@ -73,8 +74,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             slot.1.push(t.ms);
         }
         let start = Instant::now();
-        analyzer.analyze(&study.pet, &study.ct, Tracer::Psma, &paper)?;
+        let p = analyzer.analyze(&study.pet, &study.ct, Tracer::Psma, &paper)?;
         paper_totals.push(start.elapsed().as_secs_f64() * 1e3);
+        for (slot, t) in stages.iter_mut().zip(&p.timings) {
+            slot.2.push(t.ms);
+        }
     }
     let total = median(totals);
     let paper_total = median(paper_totals);
@@ -85,11 +89,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         first.findings.len(),
         analyzer.engine().threads()
     );
-    for (stage, ms) in stages {
+    println!(
+        "  {:<10} {:>11}  {:>6}  {:>11}",
+        "stage", "default", "share", "S4 only"
+    );
+    for (stage, ms, paper_ms) in stages {
         let m = median(ms);
-        println!("  {stage:<10} {m:8.1} ms  {:5.1} %", 100.0 * m / total);
+        let p = median(paper_ms);
+        println!(
+            "  {stage:<10} {m:8.1} ms  {:5.1} %  {p:8.1} ms",
+            100.0 * m / total
+        );
     }
-    println!("  {:<10} {total:8.1} ms (median of {runs})", "total");
+    println!(
+        "  {:<10} {total:8.1} ms  (median of {runs})  {paper_total:8.1} ms",
+        "total"
+    );
     println!(
         "  S4 regions only (--paper-regions): {paper_total:.1} ms; the sub-regions cost {:+.1} % \
          ({:.3}× the paper's analysis)",

@@ -49,8 +49,9 @@
 //! descending SUVmax (ties: the maximum's linear index).
 //!
 //! # Cost
-//! One volume-sized `u32` map (each voxel's position in its region, later the sub-region
-//! labels), the regions' voxel lists (4 bytes per region voxel) and, per region being
+//! One volume-sized `u32` map (each voxel's slot in the regions' voxel lists, later the
+//! sub-region labels; only the pages that hold region voxels are written), one pass over S4's
+//! label map, the regions' voxel lists (4 bytes per region voxel) and, per region being
 //! flooded, about 24 bytes per voxel. Regions are flooded in parallel; the result does not
 //! depend on the number of threads.
 
@@ -65,7 +66,7 @@ use super::sweep::{candidate_key, voxel_of};
 use super::{Region, RegionParams, Segmentation};
 use crate::volume::{Volume, VolumeError};
 
-/// Most bytes per PET voxel the stage allocates: the position map that becomes the label map
+/// Most bytes per PET voxel the stage allocates: the slot map that becomes the label map
 /// (4) and the regions' voxel lists (4), and per region voxel while its region floods at most
 /// 72 (69 counted): values, order, rank (4 each), two union-find forests (8 each), the ended components and
 /// references to the foci (12 + 8), the seeds or the caps' queue, marks and list (4 + 1 + 4 + 4)
@@ -240,40 +241,61 @@ pub fn subregions(
     let labels = segmentation.labels.data();
     let region_count = segmentation.regions.len();
 
-    // The voxels of each region in index order (a counting sort by label), and each voxel's
-    // position in its region's list.
+    // The voxels of each region in index order, placed by S4's voxel counts in one pass over the
+    // label map, and each voxel's slot: 1 + its place in the concatenated lists (0: no region),
+    // which names both its region and its position there. The slot map is the one volume-sized
+    // map of the stage: it becomes the sub-region label map, so only the pages holding region
+    // voxels are ever written (the zeroed allocation leaves the rest untouched).
     let mut start = vec![0usize; region_count + 1];
-    for &label in labels.iter().filter(|&&l| l != 0) {
-        let slot = start
-            .get_mut(label as usize - 1)
-            .filter(|_| label as usize <= region_count);
-        let slot = slot.ok_or_else(|| {
-            SubregionsError::Mismatch(format!("label {label} beyond {region_count} regions"))
-        })?;
-        *slot += 1;
+    for (r, region) in segmentation.regions.iter().enumerate() {
+        let count = usize::try_from(region.voxel_count).unwrap_or(usize::MAX);
+        start[r + 1] = start[r].saturating_add(count);
     }
-    // After the exclusive prefix sum, start[r − 1] .. start[r] are the voxels of region r.
-    let mut total = 0;
-    for slot in &mut start {
-        let count = *slot;
-        *slot = total;
-        total += count;
+    if start[region_count] > labels.len() {
+        return Err(SubregionsError::Mismatch(format!(
+            "the regions count {} voxels, the label map holds {}",
+            start[region_count],
+            labels.len()
+        )));
     }
-    let mut members = vec![0u32; total];
-    let mut position = vec![0u32; labels.len()];
+    let mut members = vec![0u32; start[region_count]];
+    let mut slots = vec![0u32; labels.len()];
     let mut cursor = start.clone();
-    for (index, &label) in labels.iter().enumerate().filter(|(_, l)| **l != 0) {
-        let slot = &mut cursor[label as usize - 1];
-        members[*slot] = index as u32;
-        position[index] = (*slot - start[label as usize - 1]) as u32;
-        *slot += 1;
+    for (index, &label) in labels.iter().enumerate() {
+        if label == 0 {
+            continue;
+        }
+        let r = label as usize - 1;
+        match cursor.get_mut(r) {
+            Some(slot) if r < region_count && *slot < start[r + 1] => {
+                members[*slot] = index as u32;
+                slots[index] = *slot as u32 + 1;
+                *slot += 1;
+            }
+            _ => {
+                return Err(SubregionsError::Mismatch(format!(
+                    "label {label}: beyond {region_count} regions or more voxels than its region \
+                     counts"
+                )));
+            }
+        }
+    }
+    if cursor[..region_count] != start[1..] {
+        return Err(SubregionsError::Mismatch(
+            "a region has fewer voxels in the label map than it counts".into(),
+        ));
     }
 
+    let steps = regions.connectivity.offsets();
+    let [nx, ny, _] = pet.dims();
     let flood = Flood {
         pet,
-        labels,
-        position: &position,
-        steps: regions.connectivity.offsets(),
+        slots: &slots,
+        linear_steps: steps
+            .iter()
+            .map(|&[dx, dy, dz]| dx + nx as isize * (dy + ny as isize * dz))
+            .collect(),
+        steps,
         seed_min_suv: regions.seed_min_suv,
         params,
     };
@@ -283,16 +305,22 @@ pub fn subregions(
             let voxels = &members[start[r]..start[r + 1]];
             let max = segmentation.regions[r].max_voxel;
             let max = geometry.index(max[0], max[1], max[2]);
-            (r as u32 + 1, flood.foci(r as u32 + 1, voxels, max))
+            let span = Span {
+                first: start[r] as u32,
+                len: voxels.len() as u32,
+            };
+            (r as u32 + 1, flood.foci(span, voxels, max))
         })
         .filter(|(_, foci)| !foci.is_empty())
         .collect();
     drop(flood);
-    drop(members);
 
     // Measure the foci as S4 measures its regions, numbered here in region order.
-    let mut sub_labels = position;
-    sub_labels.fill(0);
+    let mut sub_labels = slots;
+    for &index in &members {
+        sub_labels[index as usize] = 0;
+    }
+    drop(members);
     let mut focus_voxels = Vec::new();
     let mut about = Vec::new();
     for (parent, foci) in &found {
@@ -311,7 +339,6 @@ pub fn subregions(
         .iter()
         .map(|&index| candidate_key(data[index as usize], index as usize))
         .collect();
-    drop(focus_voxels);
     let (mut sub_labels, measured) =
         label_and_measure(pet, keys, sub_labels, about.len() as u32, |label| label);
 
@@ -329,9 +356,11 @@ pub fn subregions(
     for (rank, &i) in order.iter().enumerate() {
         new_id[i + 1] = first_id + rank as u32;
     }
-    for label in sub_labels.iter_mut().filter(|l| **l != 0) {
+    for &index in &focus_voxels {
+        let label = &mut sub_labels[index as usize];
         *label = new_id[*label as usize];
     }
+    drop(focus_voxels);
     let subregions = order
         .iter()
         .map(|&i| {
@@ -356,13 +385,30 @@ pub fn subregions(
 /// What flooding any region reads.
 struct Flood<'a> {
     pet: &'a Volume<f32>,
-    /// S4's label map.
-    labels: &'a [u32],
-    /// Each region voxel's position in its region's voxel list.
-    position: &'a [u32],
+    /// Each region voxel's slot (1 + its place in the regions' concatenated voxel lists).
+    slots: &'a [u32],
+    /// `steps` as linear offsets, for voxels away from the volume's faces.
+    linear_steps: Vec<isize>,
     steps: Vec<[isize; 3]>,
     seed_min_suv: f32,
     params: &'a SubregionParams,
+}
+
+/// The slots of one region's voxels: `first + 1 ..= first + len`.
+#[derive(Clone, Copy)]
+struct Span {
+    first: u32,
+    len: u32,
+}
+
+impl Span {
+    /// The position in the region's voxel list of the voxel in `slot`, if it is the region's.
+    #[inline]
+    fn position(self, slot: u32) -> Option<usize> {
+        // Slot 0 (no region) and slots below the span wrap to huge values.
+        let p = slot.wrapping_sub(self.first + 1);
+        (p < self.len).then_some(p as usize)
+    }
 }
 
 /// A component that ended where it met brighter uptake.
@@ -433,12 +479,21 @@ impl Flood<'_> {
         sum / weight
     }
 
-    /// Calls `visit(position)` for every neighbour of voxel `index` that belongs to region
-    /// `region`, with its position in the region's voxel list.
+    /// Calls `visit(position)` for every neighbour of voxel `index` that belongs to the region
+    /// of `span`, with its position in the region's voxel list.
     #[inline]
-    fn neighbours(&self, region: u32, index: usize, mut visit: impl FnMut(usize)) {
+    fn neighbours(&self, span: Span, index: usize, mut visit: impl FnMut(usize)) {
         let [nx, ny, nz] = self.pet.dims();
         let [x, y, z] = voxel_of(index, nx, ny);
+        if (1..nx - 1).contains(&x) && (1..ny - 1).contains(&y) && (1..nz - 1).contains(&z) {
+            // Away from the faces every step stays inside the volume.
+            for &step in &self.linear_steps {
+                if let Some(p) = span.position(self.slots[index.wrapping_add_signed(step)]) {
+                    visit(p);
+                }
+            }
+            return;
+        }
         for &[dx, dy, dz] in &self.steps {
             let (xn, yn, zn) = (
                 x.wrapping_add_signed(dx),
@@ -446,18 +501,19 @@ impl Flood<'_> {
                 z.wrapping_add_signed(dz),
             );
             // A step below 0 wraps to a huge value and fails the test as well.
-            if xn < nx && yn < ny && zn < nz {
-                let n = xn + nx * (yn + ny * zn);
-                if self.labels[n] == region {
-                    visit(self.position[n] as usize);
-                }
+            if xn < nx
+                && yn < ny
+                && zn < nz
+                && let Some(p) = span.position(self.slots[xn + nx * (yn + ny * zn)])
+            {
+                visit(p);
             }
         }
     }
 
-    /// The foci of region `region`, whose voxels are `voxels` (linear indices, ascending) and
-    /// whose SUVmax lies at linear index `max`.
-    fn foci(&self, region: u32, voxels: &[u32], max: usize) -> Vec<Focus> {
+    /// The foci of the region of `span`, whose voxels are `voxels` (linear indices, ascending)
+    /// and whose SUVmax lies at linear index `max`.
+    fn foci(&self, span: Span, voxels: &[u32], max: usize) -> Vec<Focus> {
         let n = voxels.len();
         if n < 2 {
             return Vec::new();
@@ -481,14 +537,7 @@ impl Flood<'_> {
         let mut ended = Vec::new();
         let mut roots = Vec::with_capacity(26);
         for (i, &p) in order.iter().enumerate() {
-            self.flooded_roots(
-                region,
-                voxels[p as usize],
-                i,
-                &rank,
-                &mut forest,
-                &mut roots,
-            );
+            self.flooded_roots(span, voxels[p as usize], i, &rank, &mut forest, &mut roots);
             let Some(&elder) = roots.iter().min() else {
                 continue;
             };
@@ -528,7 +577,7 @@ impl Flood<'_> {
 
         // Each region voxel's owner among the foci (1-based in `foci`; 0 = none), by rank.
         let mut owner = vec![0u32; n];
-        let max_rank = rank[self.position[max] as usize];
+        let max_rank = rank[(self.slots[max] - span.first - 1) as usize];
         match params.shape {
             SubregionShape::Cap => {
                 let level =
@@ -549,7 +598,7 @@ impl Flood<'_> {
                     while let Some(r) = queue.pop_front() {
                         cap.push(r);
                         let index = voxels[order[r as usize] as usize] as usize;
-                        self.neighbours(region, index, |q| {
+                        self.neighbours(span, index, |q| {
                             let nr = rank[q];
                             if !seen[nr as usize] && value[q] > level {
                                 seen[nr as usize] = true;
@@ -582,14 +631,7 @@ impl Flood<'_> {
                 }
                 let mut forest = RankForest::new(n);
                 for (i, &p) in order.iter().enumerate() {
-                    self.flooded_roots(
-                        region,
-                        voxels[p as usize],
-                        i,
-                        &rank,
-                        &mut forest,
-                        &mut roots,
-                    );
+                    self.flooded_roots(span, voxels[p as usize], i, &rank, &mut forest, &mut roots);
                     let Some(&elder) = roots.iter().min() else {
                         continue;
                     };
@@ -634,7 +676,7 @@ impl Flood<'_> {
     /// The distinct roots of the neighbours of voxel `index` (rank `i`) flooded before it.
     fn flooded_roots(
         &self,
-        region: u32,
+        span: Span,
         index: u32,
         i: usize,
         rank: &[u32],
@@ -642,7 +684,7 @@ impl Flood<'_> {
         roots: &mut Vec<u32>,
     ) {
         roots.clear();
-        self.neighbours(region, index as usize, |q| {
+        self.neighbours(span, index as usize, |q| {
             let r = rank[q];
             if (r as usize) < i {
                 let root = forest.find(r);
@@ -1009,6 +1051,23 @@ mod tests {
         );
         assert!(matches!(
             subregions(&other, &s4, &regions, &SubregionParams::default()),
+            Err(SubregionsError::Mismatch(_))
+        ));
+        // Regions whose voxel counts disagree with the label map, either way, or a label
+        // without a region.
+        for change in [1i64, -1, 1 << 40] {
+            let mut foreign = s4.clone();
+            let count = &mut foreign.regions[0].voxel_count;
+            *count = count.saturating_add_signed(change);
+            assert!(matches!(
+                subregions(&pet, &foreign, &regions, &SubregionParams::default()),
+                Err(SubregionsError::Mismatch(_))
+            ));
+        }
+        let mut foreign = s4.clone();
+        foreign.regions.pop();
+        assert!(matches!(
+            subregions(&pet, &foreign, &regions, &SubregionParams::default()),
             Err(SubregionsError::Mismatch(_))
         ));
     }
