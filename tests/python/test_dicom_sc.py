@@ -6,14 +6,13 @@ patient and study, for new series distinct from the SEG's and the SR's and, when
 installed, with `dciodvfy`.
 """
 
-import subprocess
-
 import numpy as np
 import pydicom
 import pytest
 from PIL import Image
 
-from test_dicom_seg import dciodvfy, pet_slices, study  # noqa: F401 (study is a fixture)
+from test_dicom_seg import (  # noqa: F401 (study is a fixture)
+    assert_copies_patient_and_study, assert_dciodvfy_finds_no_error, pet_slices, study)
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 
@@ -40,12 +39,7 @@ def test_the_pixels_are_the_findings_picture(capture, study):  # noqa: F811
 def test_the_capture_belongs_to_the_pet_study_in_a_series_of_its_own(capture, study):  # noqa: F811
     ds = pydicom.dcmread(capture)
     pet = pet_slices(study["pet"])[0]
-    assert ds.StudyInstanceUID == study["study_uid"]
-    assert ds.SpecificCharacterSet == "ISO_IR 192"
-    assert str(ds.PatientName) == "Müller^Jürgen"
-    for key in ("PatientID", "PatientBirthDate", "StudyDate", "StudyTime", "StudyID",
-                "AccessionNumber"):
-        assert ds[key].value == pet[key].value, key
+    assert_copies_patient_and_study(ds, pet, study["study_uid"])
     others = [pydicom.dcmread(study["seg"].parent / name) for name in ("seg.dcm", "sr.dcm")]
     series = {ds.SeriesInstanceUID, pet.SeriesInstanceUID} | {o.SeriesInstanceUID for o in others}
     assert len(series) == 4, "SC, PET, SEG and SR are four series"
@@ -66,13 +60,7 @@ def test_pydicom_round_trip(capture, tmp_path):
 
 
 def test_dciodvfy_finds_no_error(capture):
-    tool = dciodvfy()
-    if tool is None:
-        pytest.skip("dciodvfy (dicom3tools) is not installed")
-    proc = subprocess.run([str(tool), str(capture)], capture_output=True, text=True)
-    lines = (proc.stdout + proc.stderr).splitlines()
-    errors = [line for line in lines if line.startswith("Error")]
-    assert not errors, "\n".join(lines)
+    assert_dciodvfy_finds_no_error(capture)
 
 
 def test_a_study_without_suspicious_findings_still_gets_its_picture(study, tmp_path,  # noqa: F811

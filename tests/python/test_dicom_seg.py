@@ -145,12 +145,7 @@ def test_the_seg_belongs_to_the_pet_study(study):
     ds = pydicom.dcmread(study["seg"])
     pet = pet_slices(study["pet"])[0]
     assert ds.FrameOfReferenceUID == study["frame_uid"] == pet.FrameOfReferenceUID
-    assert ds.StudyInstanceUID == study["study_uid"]
-    assert ds.SpecificCharacterSet == "ISO_IR 192"
-    assert str(ds.PatientName) == "Müller^Jürgen"
-    for key in ("PatientID", "PatientBirthDate", "StudyDate", "StudyTime", "StudyID",
-                "AccessionNumber"):
-        assert ds[key].value == pet[key].value, key
+    assert_copies_patient_and_study(ds, pet, study["study_uid"])
     assert ds.SeriesInstanceUID.startswith("2.25.") and ds.SOPInstanceUID.startswith("2.25.")
     assert ds.SeriesInstanceUID != pet.SeriesInstanceUID
     assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
@@ -224,14 +219,29 @@ def dciodvfy():
     return found if pathlib.Path(found).exists() else None
 
 
-def test_dciodvfy_finds_no_error(study):
+def assert_dciodvfy_finds_no_error(path):
+    """dciodvfy reports no error for the object at `path` (the test skips without the tool)."""
     tool = dciodvfy()
     if tool is None:
         pytest.skip("dciodvfy (dicom3tools) is not installed")
-    proc = subprocess.run([str(tool), str(study["seg"])], capture_output=True, text=True)
+    proc = subprocess.run([str(tool), str(path)], capture_output=True, text=True)
     lines = (proc.stdout + proc.stderr).splitlines()
     errors = [line for line in lines if line.startswith("Error")]
     assert not errors, "\n".join(lines)
+
+
+def assert_copies_patient_and_study(ds, pet, study_uid):
+    """A written object carries the PET's patient and study, in UTF-8."""
+    assert ds.StudyInstanceUID == study_uid
+    assert ds.SpecificCharacterSet == "ISO_IR 192"
+    assert str(ds.PatientName) == "Müller^Jürgen"
+    for key in ("PatientID", "PatientBirthDate", "StudyDate", "StudyTime", "StudyID",
+                "AccessionNumber"):
+        assert ds[key].value == pet[key].value, key
+
+
+def test_dciodvfy_finds_no_error(study):
+    assert_dciodvfy_finds_no_error(study["seg"])
 
 
 def test_dicom_out_refuses_a_nifti_pet(tmp_path, run_uptake):
